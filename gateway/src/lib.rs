@@ -1,1 +1,4 @@
 //! placeholder
+
+/// Conversion between the wire `Job` and Faktory job JSON.
+pub mod job;
