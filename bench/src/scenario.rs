@@ -1,0 +1,380 @@
+//! What the benchmark runs: workloads, worker paths, link round-trip times,
+//! push modes, phase timings, and the full and short plans built from them.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The job type every benchmark job carries.
+pub const JOBTYPE: &str = "bench";
+
+/// What each job asks of its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// Handler returns at once; args are just the stamp.
+    Noop,
+    /// Handler sleeps 1 ms (timer resolution makes it 1-2 ms).
+    Sleep1ms,
+    /// Args of about 100 bytes (the background document's typical size).
+    Args100B,
+    /// Args of about 10 KiB.
+    Args10KiB,
+}
+
+impl Workload {
+    /// Short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Noop => "noop",
+            Workload::Sleep1ms => "1ms",
+            Workload::Args100B => "100B",
+            Workload::Args10KiB => "10KiB",
+        }
+    }
+
+    /// Length of the padding string added to the args.
+    pub fn padding_len(self) -> usize {
+        match self {
+            Workload::Noop | Workload::Sleep1ms => 0,
+            Workload::Args100B => 80,
+            Workload::Args10KiB => 10 * 1024 - 20,
+        }
+    }
+
+    /// How long the handler works.
+    pub fn handler_time(self) -> Option<Duration> {
+        match self {
+            Workload::Sleep1ms => Some(Duration::from_millis(1)),
+            _ => None,
+        }
+    }
+
+    /// The most jobs the producer keeps queued, bounding memory to about
+    /// 100 MB of args.
+    pub fn max_backlog(self) -> u64 {
+        match self {
+            Workload::Args10KiB => 10_000,
+            _ => 100_000,
+        }
+    }
+}
+
+/// How workers reach Faktory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkerPath {
+    /// `faktory` crate workers connected straight to Faktory (one
+    /// connection per slot), across the link.
+    Direct {
+        /// Concurrent job slots.
+        slots: usize,
+    },
+    /// Worker-SDK workers on one gRPC stream to the gateway across the link;
+    /// the gateway sits next to Faktory.
+    Gateway {
+        /// Handler concurrency of the SDK worker.
+        concurrency: usize,
+    },
+}
+
+impl WorkerPath {
+    /// Handler concurrency, whatever the path.
+    pub fn concurrency(self) -> usize {
+        match self {
+            WorkerPath::Direct { slots } => slots,
+            WorkerPath::Gateway { concurrency } => concurrency,
+        }
+    }
+
+    /// Short name for tables.
+    pub fn name(self) -> String {
+        match self {
+            WorkerPath::Direct { slots } => format!("direct-{slots}"),
+            WorkerPath::Gateway { concurrency } => format!("gateway-{concurrency}"),
+        }
+    }
+}
+
+/// One throughput scenario.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Scenario {
+    /// How workers reach Faktory.
+    pub path: WorkerPath,
+    /// Round-trip time of the link between workers and Faktory (direct) or
+    /// the gateway (gateway path). Zero means no proxy at all.
+    pub rtt: Duration,
+    /// What the jobs do.
+    pub workload: Workload,
+}
+
+impl Scenario {
+    /// A unique, readable name, also used as the scenario's queue.
+    pub fn name(&self) -> String {
+        format!(
+            "{} rtt={}ms {}",
+            self.path.name(),
+            self.rtt.as_millis(),
+            self.workload.name()
+        )
+    }
+
+    /// A Faktory queue name unique to this scenario.
+    pub fn queue(&self) -> String {
+        format!(
+            "bench-{}-{}ms-{}",
+            self.path.name(),
+            self.rtt.as_millis(),
+            self.workload.name()
+        )
+    }
+
+    /// Whether this is the co-located direct reference for its workload.
+    pub fn is_reference(&self) -> bool {
+        self.rtt.is_zero()
+            && self.path
+                == WorkerPath::Direct {
+                    slots: REFERENCE_SLOTS,
+                }
+    }
+}
+
+/// Slots of the co-located direct reference, and the gateway path's handler
+/// concurrency.
+pub const REFERENCE_SLOTS: usize = 50;
+
+/// Who pushes in a push scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushSide {
+    /// `PUSHB` (or `PUSH` for single jobs) straight to Faktory.
+    Direct,
+    /// The gateway's `Push` RPC.
+    Gateway,
+}
+
+/// How jobs are submitted in a push scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PushMode {
+    /// One caller, sequential calls of `size` jobs each.
+    Batch {
+        /// Jobs per call.
+        size: usize,
+    },
+    /// Many callers at once, each making sequential single-job calls (the
+    /// gateway coalesces them into `PUSHB`s; direct callers each use their
+    /// own connection).
+    Concurrent {
+        /// Callers.
+        callers: usize,
+    },
+}
+
+impl PushMode {
+    /// Short name for tables.
+    pub fn name(self) -> String {
+        match self {
+            PushMode::Batch { size } => format!("batch {size}"),
+            PushMode::Concurrent { callers } => format!("{callers} x single"),
+        }
+    }
+}
+
+/// One push scenario.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PushScenario {
+    /// Who pushes.
+    pub side: PushSide,
+    /// How.
+    pub mode: PushMode,
+}
+
+/// How long each phase of a scenario lasts.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Timing {
+    /// Running before the measurement window opens (prefetch ramps up,
+    /// connections settle).
+    pub warmup: Duration,
+    /// The throughput measurement window.
+    pub measure: Duration,
+    /// The paced latency phase.
+    pub latency: Duration,
+    /// Longest wait for connections and for a backlog to drain.
+    pub settle_limit: Duration,
+}
+
+/// Everything one benchmark invocation runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `"full"` or `"short"`.
+    pub mode: &'static str,
+    /// Throughput scenarios, in order.
+    pub scenarios: Vec<Scenario>,
+    /// Push scenarios, in order.
+    pub pushes: Vec<PushScenario>,
+    /// Whether to run the CPU-cost comparison.
+    pub cpu_cost: bool,
+    /// Phase timings.
+    pub timing: Timing,
+}
+
+const fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+impl Plan {
+    /// The full plan: every RTT, path and workload. A few minutes.
+    pub fn full() -> Plan {
+        let mut scenarios = Vec::new();
+        for rtt in [ms(0), ms(10), ms(50), ms(200)] {
+            for path in paths() {
+                scenarios.push(Scenario {
+                    path,
+                    rtt,
+                    workload: Workload::Noop,
+                });
+            }
+        }
+        for workload in [Workload::Sleep1ms, Workload::Args100B, Workload::Args10KiB] {
+            scenarios.push(Scenario {
+                path: reference(),
+                rtt: ms(0),
+                workload,
+            });
+            for path in paths() {
+                scenarios.push(Scenario {
+                    path,
+                    rtt: ms(50),
+                    workload,
+                });
+            }
+            scenarios.push(Scenario {
+                path: gateway(),
+                rtt: ms(200),
+                workload,
+            });
+        }
+        let mut pushes = Vec::new();
+        for mode in [
+            PushMode::Batch { size: 1 },
+            PushMode::Batch { size: 100 },
+            PushMode::Batch { size: 1000 },
+            PushMode::Concurrent { callers: 200 },
+        ] {
+            for side in [PushSide::Direct, PushSide::Gateway] {
+                pushes.push(PushScenario { side, mode });
+            }
+        }
+        Plan {
+            mode: "full",
+            scenarios,
+            pushes,
+            cpu_cost: true,
+            timing: Timing {
+                warmup: ms(2000),
+                measure: ms(5000),
+                latency: ms(2000),
+                settle_limit: ms(30_000),
+            },
+        }
+    }
+
+    /// The short plan for CI: the core scenarios with brief phases.
+    pub fn short() -> Plan {
+        let scenarios = vec![
+            Scenario {
+                path: reference(),
+                rtt: ms(0),
+                workload: Workload::Noop,
+            },
+            Scenario {
+                path: reference(),
+                rtt: ms(50),
+                workload: Workload::Noop,
+            },
+            Scenario {
+                path: WorkerPath::Direct { slots: 500 },
+                rtt: ms(50),
+                workload: Workload::Noop,
+            },
+            Scenario {
+                path: gateway(),
+                rtt: ms(50),
+                workload: Workload::Noop,
+            },
+            Scenario {
+                path: gateway(),
+                rtt: ms(200),
+                workload: Workload::Noop,
+            },
+        ];
+        let pushes = vec![
+            PushScenario {
+                side: PushSide::Direct,
+                mode: PushMode::Batch { size: 100 },
+            },
+            PushScenario {
+                side: PushSide::Gateway,
+                mode: PushMode::Batch { size: 100 },
+            },
+        ];
+        Plan {
+            mode: "short",
+            scenarios,
+            pushes,
+            cpu_cost: true,
+            timing: Timing {
+                warmup: ms(1000),
+                measure: ms(1500),
+                latency: ms(500),
+                settle_limit: ms(20_000),
+            },
+        }
+    }
+}
+
+fn reference() -> WorkerPath {
+    WorkerPath::Direct {
+        slots: REFERENCE_SLOTS,
+    }
+}
+
+fn gateway() -> WorkerPath {
+    WorkerPath::Gateway {
+        concurrency: REFERENCE_SLOTS,
+    }
+}
+
+fn paths() -> [WorkerPath; 3] {
+    [reference(), WorkerPath::Direct { slots: 500 }, gateway()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_has_a_reference_in_each_plan() {
+        for plan in [Plan::full(), Plan::short()] {
+            for scenario in &plan.scenarios {
+                assert!(
+                    plan.scenarios
+                        .iter()
+                        .any(|s| s.is_reference() && s.workload == scenario.workload),
+                    "{} lacks a reference",
+                    scenario.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn queues_are_unique() {
+        let plan = Plan::full();
+        let mut queues: Vec<_> = plan.scenarios.iter().map(Scenario::queue).collect();
+        queues.sort();
+        queues.dedup();
+        assert_eq!(queues.len(), plan.scenarios.len());
+    }
+}
