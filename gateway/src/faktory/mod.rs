@@ -1,0 +1,21 @@
+//! The Faktory protocol layer: everything the gateway says to Faktory goes through here.
+//!
+//! Layout:
+//! - [`url`]: [`FaktoryUrl`], parsed from `FAKTORY_URL`.
+//! - [`resp`]: the incremental RESP reply parser ([`ReplyParser`], [`Reply`]).
+//! - [`error`]: [`Error`], [`ServerError`], [`TlsError`].
+//! - [`command`]: encoding of the command lines into a reused write buffer, [`FailCommand`].
+//! - [`handshake`]: `HI`/`HELLO`, password hashing, [`Identity`].
+//! - [`transport`]: the TCP or TLS byte stream under a connection.
+//! - [`connection`]: [`Connection`], one authenticated connection with pipelined commands.
+//! - [`backoff`]: [`Backoff`] and [`connect_with_retry`].
+//!
+//! Jobs are raw JSON bytes in both directions; the gateway parses what it needs itself.
+
+pub mod error;
+pub mod resp;
+pub mod url;
+
+pub use error::{Error, ServerError, TlsError};
+pub use resp::{ParseError, Reply, ReplyParser};
+pub use url::FaktoryUrl;
