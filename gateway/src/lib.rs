@@ -1,5 +1,8 @@
 //! placeholder
 
+/// The delivery path: Faktory jobs to remote workers over `Work` streams.
+pub mod delivery;
+
 /// Conversion between the wire `Job` and Faktory job JSON.
 pub mod job;
 

@@ -1,0 +1,1072 @@
+//! The dispatcher: the delivery path's one piece of shared state and the
+//! rules that act on it. It knows every session (queues, jobtypes, window,
+//! unfinished jobs), every lease (jobs reserved at Faktory for the gateway),
+//! the jobs waiting for a session, the settlements waiting for a relay
+//! connection, and how much to fetch for which queue list.
+//!
+//! It does no I/O and never waits: session, fetcher and relay tasks call it
+//! under a short `parking_lot` lock and are woken through `Notify`s. That
+//! keeps every rule here testable with plain function calls.
+//!
+//! Rules, in one place:
+//! - A job goes to a non-draining session that serves its queue, runs its
+//!   jobtype (empty jobtypes = any), accepts its size, and has open window;
+//!   among those, the one with the most open window.
+//! - A job is never handed to a worker with less than the lease margin left
+//!   on its reservation; it is released back to Faktory instead.
+//! - A job waiting in the gateway is released (PUSH copy + ACK, no retry used)
+//!   after the redelivery grace, unless workers serve its queue but none runs
+//!   its jobtype: then it is FAILed with `NoWorkerForJobtype` after the
+//!   unknown-jobtype grace. FAIL (visible in Faktory's retry set, with a
+//!   backoff) is chosen over releasing because a release brings the job back a
+//!   second later to wait again, pinning fetch capacity forever when no such
+//!   worker ever comes; the retry's backoff gives a new worker time to appear.
+//! - A job larger than every matching worker accepts is FAILed at once with
+//!   `JobTooLarge`.
+//! - Fetch demand for a queue list is the open window of the sessions with
+//!   exactly that list, minus jobs already waiting for those queues, minus
+//!   FETCHes already in flight for it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use faktory_gateway_proto::v1::{Delivery, Drain, RejectedResult};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::batch::fits_alone;
+use super::hello::SessionSpec;
+use super::lease::{Holder, Lease};
+use super::settle::{ERRTYPE_JOB_TOO_LARGE, ERRTYPE_NO_WORKER, Settle, SettleKind};
+use super::window::Window;
+use crate::job::from_faktory_json;
+
+/// Reason sent back for a result naming a jid the gateway does not hold.
+pub(crate) const REASON_UNKNOWN_JID: &str = "unknown jid";
+/// Reason sent back for a failure without errtype.
+pub(crate) const REASON_ERRTYPE_REQUIRED: &str = "errtype is required";
+
+/// Time limits the dispatcher applies.
+#[derive(Debug, Clone)]
+pub(crate) struct Rules {
+    /// How long a job may wait in the gateway for a session before it is
+    /// released back to Faktory.
+    pub(crate) redelivery_grace: Duration,
+    /// How long a job whose jobtype no connected worker runs may wait before
+    /// it is failed with `NoWorkerForJobtype`.
+    pub(crate) unknown_jobtype_grace: Duration,
+    /// Least reservation time a job must have left to be delivered.
+    pub(crate) lease_margin: Duration,
+    /// Largest window a session gets.
+    pub(crate) max_window: u32,
+    /// Deepest FETCH pipeline on one connection.
+    pub(crate) max_fetch_depth: usize,
+}
+
+/// What a session task needs to know about its registration.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionTicket {
+    /// The session's id.
+    pub(crate) id: u64,
+    /// Notified when the session has something to send.
+    pub(crate) wake: Arc<Notify>,
+    /// The window in force.
+    pub(crate) window: u32,
+}
+
+/// What a session should send next.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    /// Jobs to deliver, with their encoded sizes.
+    pub(crate) deliveries: Vec<(Delivery, usize)>,
+    /// A drain notice, when one is due.
+    pub(crate) drain: Option<Drain>,
+}
+
+/// A fetch a fetcher task may perform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FetchClaim {
+    /// The queue list, in priority order.
+    pub(crate) queues: Vec<String>,
+    /// How many FETCHes to pipeline.
+    pub(crate) depth: usize,
+}
+
+#[derive(Debug)]
+struct SessionSlot {
+    spec: SessionSpec,
+    window: Window,
+    /// Jobs assigned to this session and not yet finished (sent or not).
+    unfinished: HashSet<String>,
+    /// Assigned jobs not yet taken by the session task, in order.
+    outbox: Vec<String>,
+    wake: Arc<Notify>,
+    draining: bool,
+    drain: Option<Drain>,
+}
+
+impl SessionSlot {
+    fn open(&self) -> usize {
+        if self.draining {
+            0
+        } else {
+            self.window.open(self.unfinished.len())
+        }
+    }
+
+    fn matches(&self, queue: &str, jobtype: &str) -> bool {
+        !self.draining && self.spec.serves_queue(queue) && self.spec.runs(jobtype)
+    }
+}
+
+enum Pick {
+    Session(u64),
+    Wait,
+    TooLarge,
+}
+
+/// The delivery path's shared state. See the module docs for the rules.
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    rules: Rules,
+    sessions: HashMap<u64, SessionSlot>,
+    next_session: u64,
+    leases: HashMap<String, Lease>,
+    next_seq: u64,
+    /// Jids of leases held by nobody, oldest first; every entry's lease is
+    /// `Holder::Pending`.
+    pending: VecDeque<String>,
+    /// Jobs the released-by session should not get back, by jid.
+    avoid: HashMap<String, u64>,
+    settles: VecDeque<Settle>,
+    fetching: bool,
+    accepting: bool,
+    drain_notice: Option<Drain>,
+    in_flight: HashMap<Vec<String>, usize>,
+    depth: HashMap<Vec<String>, usize>,
+    fetch_wake: Arc<Notify>,
+    settle_wake: Arc<Notify>,
+    changed: Arc<Notify>,
+}
+
+impl Dispatcher {
+    /// An empty dispatcher: fetching on, accepting sessions.
+    pub(crate) fn new(rules: Rules) -> Dispatcher {
+        Dispatcher {
+            rules,
+            sessions: HashMap::new(),
+            next_session: 1,
+            leases: HashMap::new(),
+            next_seq: 1,
+            pending: VecDeque::new(),
+            avoid: HashMap::new(),
+            settles: VecDeque::new(),
+            fetching: true,
+            accepting: true,
+            drain_notice: None,
+            in_flight: HashMap::new(),
+            depth: HashMap::new(),
+            fetch_wake: Arc::new(Notify::new()),
+            settle_wake: Arc::new(Notify::new()),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notified (all waiters) when fetch demand may have grown.
+    pub(crate) fn fetch_wake(&self) -> Arc<Notify> {
+        self.fetch_wake.clone()
+    }
+
+    /// Notified (all waiters) when settlements are queued.
+    pub(crate) fn settle_wake(&self) -> Arc<Notify> {
+        self.settle_wake.clone()
+    }
+
+    /// Notified (all waiters) when jobs finish or sessions go away.
+    pub(crate) fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    // ----- sessions -------------------------------------------------------
+
+    /// Registers a session, or `None` when the gateway is shutting down.
+    pub(crate) fn register(&mut self, spec: SessionSpec) -> Option<SessionTicket> {
+        if !self.accepting {
+            return None;
+        }
+        let id = self.next_session;
+        self.next_session += 1;
+        let window = Window::new(spec.window, self.rules.max_window);
+        let wake = Arc::new(Notify::new());
+        let drain = self.drain_notice.clone();
+        if drain.is_some() {
+            wake.notify_one();
+        }
+        self.sessions.insert(
+            id,
+            SessionSlot {
+                spec,
+                window,
+                unfinished: HashSet::new(),
+                outbox: Vec::new(),
+                wake: wake.clone(),
+                draining: drain.is_some(),
+                drain,
+            },
+        );
+        self.fill(Instant::now());
+        self.fetch_wake.notify_waiters();
+        Some(SessionTicket {
+            id,
+            wake,
+            window: window.size(),
+        })
+    }
+
+    /// Removes a session whose stream ended. Its unfinished jobs go to other
+    /// sessions at once (attempt raised for those it had received), or wait
+    /// for one up to the redelivery grace.
+    pub(crate) fn unregister(&mut self, id: u64) {
+        let Some(slot) = self.sessions.remove(&id) else {
+            return;
+        };
+        let now = Instant::now();
+        let unsent: HashSet<&String> = slot.outbox.iter().collect();
+        let mut back = Vec::with_capacity(slot.unfinished.len());
+        // Unsent jobs first, in their order, then the delivered ones.
+        for jid in slot
+            .outbox
+            .iter()
+            .chain(slot.unfinished.iter().filter(|j| !unsent.contains(j)))
+        {
+            let Some(lease) = self.leases.get_mut(jid) else {
+                continue;
+            };
+            if lease.holder != Holder::Session(id) {
+                continue;
+            }
+            if !unsent.contains(jid) {
+                lease.attempt += 1;
+            }
+            lease.holder = Holder::Pending { since: now };
+            back.push(jid.clone());
+        }
+        if !back.is_empty() {
+            debug!(
+                session = id,
+                jobs = back.len(),
+                "redelivering jobs of a closed session"
+            );
+        }
+        for jid in back.into_iter().rev() {
+            self.pending.push_front(jid);
+        }
+        self.fill(now);
+        self.fetch_wake.notify_waiters();
+        self.changed.notify_waiters();
+    }
+
+    /// Changes a session's window.
+    pub(crate) fn set_window(&mut self, id: u64, requested: u32) -> u32 {
+        let max = self.rules.max_window;
+        let Some(slot) = self.sessions.get_mut(&id) else {
+            return 0;
+        };
+        slot.window = Window::new(requested, max);
+        let size = slot.window.size();
+        self.fill(Instant::now());
+        self.fetch_wake.notify_waiters();
+        size
+    }
+
+    /// Takes what session `id` should send: its newly assigned jobs and any
+    /// drain notice.
+    pub(crate) fn take_outgoing(&mut self, id: u64) -> Outgoing {
+        let Some(slot) = self.sessions.get_mut(&id) else {
+            return Outgoing::default();
+        };
+        let deliveries = slot
+            .outbox
+            .drain(..)
+            .filter_map(|jid| {
+                let lease = self.leases.get(&jid)?;
+                (lease.holder == Holder::Session(id))
+                    .then(|| (lease.delivery(), lease.delivery_len))
+            })
+            .collect();
+        Outgoing {
+            deliveries,
+            drain: slot.drain.take(),
+        }
+    }
+
+    /// Whether any session still holds unfinished jobs.
+    pub(crate) fn sessions_hold_jobs(&self) -> bool {
+        self.sessions.values().any(|s| !s.unfinished.is_empty())
+    }
+
+    /// Number of open sessions.
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    // ----- results from workers -------------------------------------------
+
+    /// Acks from a worker (any session may ack any jid it was given, e.g.
+    /// after reconnecting). Returns the ones refused.
+    pub(crate) fn ack(&mut self, jids: Vec<String>) -> Vec<RejectedResult> {
+        let mut rejected = Vec::new();
+        for jid in jids {
+            match self.detach(&jid) {
+                Some(seq) => self.settles.push_back(Settle {
+                    jid,
+                    seq,
+                    kind: SettleKind::Ack,
+                }),
+                None => rejected.push(reject(jid, REASON_UNKNOWN_JID)),
+            }
+        }
+        self.after_results();
+        rejected
+    }
+
+    /// Failures from a worker. A failure without errtype is refused and its
+    /// job stays unfinished.
+    pub(crate) fn fail(
+        &mut self,
+        failures: Vec<faktory_gateway_proto::v1::JobFailure>,
+    ) -> Vec<RejectedResult> {
+        let mut rejected = Vec::new();
+        for f in failures {
+            if f.errtype.is_empty() {
+                rejected.push(reject(f.jid, REASON_ERRTYPE_REQUIRED));
+                continue;
+            }
+            match self.detach(&f.jid) {
+                Some(seq) => self.settles.push_back(Settle {
+                    jid: f.jid,
+                    seq,
+                    kind: SettleKind::Fail {
+                        errtype: f.errtype,
+                        message: f.message,
+                        backtrace: f.backtrace,
+                    },
+                }),
+                None => rejected.push(reject(f.jid, REASON_UNKNOWN_JID)),
+            }
+        }
+        self.after_results();
+        rejected
+    }
+
+    /// Jobs a worker gives back unstarted: they go to another session (not
+    /// `from`), attempt raised, or back to Faktory after the redelivery grace.
+    pub(crate) fn release(&mut self, from: u64, jids: Vec<String>) -> Vec<RejectedResult> {
+        let now = Instant::now();
+        let mut rejected = Vec::new();
+        let mut back = Vec::new();
+        for jid in jids {
+            let Some(lease) = self.leases.get_mut(&jid) else {
+                rejected.push(reject(jid, REASON_UNKNOWN_JID));
+                continue;
+            };
+            match lease.holder {
+                Holder::Session(s) => {
+                    if let Some(slot) = self.sessions.get_mut(&s) {
+                        slot.unfinished.remove(&jid);
+                    }
+                    lease.attempt += 1;
+                    lease.holder = Holder::Pending { since: now };
+                    self.avoid.insert(jid.clone(), from);
+                    back.push(jid);
+                }
+                // Already waiting for a session: nothing to do.
+                Holder::Pending { .. } => {}
+                Holder::Settling => rejected.push(reject(jid, REASON_UNKNOWN_JID)),
+            }
+        }
+        for jid in back.into_iter().rev() {
+            self.pending.push_front(jid);
+        }
+        self.fill(now);
+        self.fetch_wake.notify_waiters();
+        self.changed.notify_waiters();
+        rejected
+    }
+
+    /// Takes a lease away from whoever holds it, for settling. `None` when
+    /// the jid is unknown or already settling.
+    fn detach(&mut self, jid: &str) -> Option<u64> {
+        let lease = self.leases.get_mut(jid)?;
+        match lease.holder {
+            Holder::Settling => return None,
+            Holder::Session(s) => {
+                if let Some(slot) = self.sessions.get_mut(&s) {
+                    slot.unfinished.remove(jid);
+                }
+            }
+            Holder::Pending { .. } => {
+                self.pending.retain(|j| j != jid);
+                self.avoid.remove(jid);
+            }
+        }
+        lease.holder = Holder::Settling;
+        Some(lease.seq)
+    }
+
+    fn after_results(&mut self) {
+        self.fill(Instant::now());
+        self.fetch_wake.notify_waiters();
+        self.settle_wake.notify_waiters();
+        self.changed.notify_waiters();
+    }
+
+    // ----- fetching ---------------------------------------------------------
+
+    /// Claims a fetch against open window, or `None` when nothing should be
+    /// fetched now. The caller must report back with [`Dispatcher::fetched`]
+    /// or [`Dispatcher::fetch_failed`].
+    pub(crate) fn claim_fetch(&mut self) -> Option<FetchClaim> {
+        if !self.fetching {
+            return None;
+        }
+        let mut open: HashMap<&Vec<String>, usize> = HashMap::new();
+        for slot in self.sessions.values() {
+            let o = slot.open();
+            if o > 0 {
+                *open.entry(&slot.spec.queues).or_default() += o;
+            }
+        }
+        let mut best: Option<(&Vec<String>, usize)> = None;
+        for (queues, open) in open {
+            let waiting = self
+                .pending
+                .iter()
+                .filter_map(|jid| self.leases.get(jid))
+                .filter(|l| queues.iter().any(|q| q == l.job.queue()))
+                .count();
+            let in_flight = self.in_flight.get(queues).copied().unwrap_or(0);
+            let demand = open.saturating_sub(waiting + in_flight);
+            if demand > 0 && best.is_none_or(|(q, d)| demand > d || (demand == d && queues < q)) {
+                best = Some((queues, demand));
+            }
+        }
+        let (queues, demand) = best?;
+        let queues = queues.clone();
+        let depth = self
+            .depth
+            .get(&queues)
+            .copied()
+            .unwrap_or(1)
+            .min(demand)
+            .min(self.rules.max_fetch_depth)
+            .max(1);
+        *self.in_flight.entry(queues.clone()).or_default() += depth;
+        Some(FetchClaim { queues, depth })
+    }
+
+    fn end_claim(&mut self, claim: &FetchClaim) {
+        if let Some(n) = self.in_flight.get_mut(&claim.queues) {
+            *n = n.saturating_sub(claim.depth);
+            if *n == 0 {
+                self.in_flight.remove(&claim.queues);
+            }
+        }
+    }
+
+    /// Records the jobs a claimed fetch returned; FETCHes were sent at
+    /// `fetched_at` (`fetched_unix_ms` on the wall clock). Adapts the
+    /// pipeline depth: deeper when every FETCH returned a job, 1 when none
+    /// did.
+    pub(crate) fn fetched(
+        &mut self,
+        claim: &FetchClaim,
+        raws: Vec<Bytes>,
+        fetched_at: Instant,
+        fetched_unix_ms: i64,
+    ) {
+        self.end_claim(claim);
+        let got = raws.len();
+        let depth = self.depth.entry(claim.queues.clone()).or_insert(1);
+        *depth = if got >= claim.depth {
+            (*depth)
+                .max(claim.depth * 2)
+                .min(self.rules.max_fetch_depth)
+        } else {
+            got.max(1)
+        };
+        for raw in raws {
+            let job = match from_faktory_json(raw) {
+                Ok(job) => job,
+                Err(e) => {
+                    // Without a jid nothing can be done with it; Faktory's
+                    // reservation expiry will retry it.
+                    warn!(error = %e, "fetched job is not valid job JSON; left to Faktory's reservation expiry");
+                    continue;
+                }
+            };
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let jid = job.jid().to_owned();
+            let lease = Lease::new(job, seq, fetched_at, fetched_unix_ms);
+            if let Some(old) = self.leases.insert(jid.clone(), lease) {
+                // Faktory handed out the same jid again (its reservation of
+                // the old one expired, or a release copy came back): the new
+                // reservation is the one that counts.
+                warn!(jid = %jid, "fetched a job the gateway already held; replacing its lease");
+                match old.holder {
+                    Holder::Session(s) => {
+                        if let Some(slot) = self.sessions.get_mut(&s) {
+                            slot.unfinished.remove(&jid);
+                        }
+                    }
+                    Holder::Pending { .. } => self.pending.retain(|j| *j != jid),
+                    Holder::Settling => {}
+                }
+            }
+            self.pending.push_back(jid);
+        }
+        self.fill(Instant::now());
+        self.changed.notify_waiters();
+    }
+
+    /// Records that a claimed fetch failed (nothing was received).
+    pub(crate) fn fetch_failed(&mut self, claim: &FetchClaim) {
+        self.end_claim(claim);
+        self.depth.insert(claim.queues.clone(), 1);
+        self.fetch_wake.notify_waiters();
+    }
+
+    /// Stops all fetching (Faktory said quiet, or shutdown).
+    pub(crate) fn stop_fetching(&mut self) {
+        self.fetching = false;
+        self.fetch_wake.notify_waiters();
+    }
+
+    /// Whether FETCHes are still claimed and not reported back.
+    pub(crate) fn fetches_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    // ----- assignment ------------------------------------------------------
+
+    /// Hands waiting jobs to sessions with room.
+    fn fill(&mut self, now: Instant) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut open_total: usize = self.sessions.values().map(SessionSlot::open).sum();
+        if open_total == 0 {
+            return;
+        }
+        let mut keep = VecDeque::with_capacity(self.pending.len());
+        while let Some(jid) = self.pending.pop_front() {
+            if open_total == 0 {
+                keep.push_back(jid);
+                keep.extend(self.pending.drain(..));
+                break;
+            }
+            let Some(lease) = self.leases.get_mut(&jid) else {
+                continue;
+            };
+            if !matches!(lease.holder, Holder::Pending { .. }) {
+                continue;
+            }
+            if lease.remaining(now) < self.rules.lease_margin {
+                debug!(jid = %jid, "reservation too close to its end to deliver; releasing");
+                lease.holder = Holder::Settling;
+                self.settles.push_back(release_of(lease));
+                self.avoid.remove(&jid);
+                self.settle_wake.notify_waiters();
+                continue;
+            }
+            match pick(&self.sessions, lease, self.avoid.get(&jid).copied()) {
+                Pick::Session(id) => {
+                    let slot = self.sessions.get_mut(&id).expect("picked session exists");
+                    lease.holder = Holder::Session(id);
+                    slot.unfinished.insert(jid.clone());
+                    slot.outbox.push(jid.clone());
+                    slot.wake.notify_one();
+                    self.avoid.remove(&jid);
+                    open_total -= 1;
+                }
+                Pick::Wait => keep.push_back(jid),
+                Pick::TooLarge => {
+                    warn!(jid = %jid, bytes = lease.delivery_len, "job larger than any matching worker accepts; failing it");
+                    lease.holder = Holder::Settling;
+                    let message = format!(
+                        "job of {} bytes exceeds the max_message_bytes of every worker for queue {:?} and jobtype {:?}",
+                        lease.delivery_len,
+                        lease.job.queue(),
+                        lease.job.jobtype()
+                    );
+                    self.settles.push_back(Settle::gateway_fail(
+                        jid.clone(),
+                        lease.seq,
+                        ERRTYPE_JOB_TOO_LARGE,
+                        message,
+                    ));
+                    self.avoid.remove(&jid);
+                    self.settle_wake.notify_waiters();
+                }
+            }
+        }
+        self.pending = keep;
+    }
+
+    /// Applies the waiting-time rules to jobs no session took: releases or
+    /// fails those past their grace or too close to their reservation's end.
+    pub(crate) fn sweep(&mut self, now: Instant) {
+        let mut keep = VecDeque::with_capacity(self.pending.len());
+        let mut queued = false;
+        while let Some(jid) = self.pending.pop_front() {
+            let Some(lease) = self.leases.get_mut(&jid) else {
+                continue;
+            };
+            let Holder::Pending { since } = lease.holder else {
+                continue;
+            };
+            let queue = lease.job.queue();
+            let jobtype = lease.job.jobtype();
+            let served = self
+                .sessions
+                .values()
+                .any(|s| !s.draining && s.spec.serves_queue(queue));
+            let runnable = self.sessions.values().any(|s| s.matches(queue, jobtype));
+            let waited = now.saturating_duration_since(since);
+            let settle = if lease.remaining(now) < self.rules.lease_margin {
+                Some(release_of(lease))
+            } else if served && !runnable {
+                (waited >= self.rules.unknown_jobtype_grace).then(|| {
+                    warn!(jid = %jid, jobtype, queue, "no connected worker runs this jobtype; failing the job");
+                    Settle::gateway_fail(
+                        jid.clone(),
+                        lease.seq,
+                        ERRTYPE_NO_WORKER,
+                        format!(
+                            "no worker connected to the gateway runs jobtype {jobtype:?} on queue {queue:?} (waited {} s)",
+                            waited.as_secs()
+                        ),
+                    )
+                })
+            } else {
+                (waited >= self.rules.redelivery_grace).then(|| release_of(lease))
+            };
+            match settle {
+                Some(settle) => {
+                    lease.holder = Holder::Settling;
+                    self.avoid.remove(&jid);
+                    self.settles.push_back(settle);
+                    queued = true;
+                }
+                None => keep.push_back(jid),
+            }
+        }
+        self.pending = keep;
+        if queued {
+            self.settle_wake.notify_waiters();
+            self.fetch_wake.notify_waiters();
+        }
+    }
+
+    // ----- settling ---------------------------------------------------------
+
+    /// Takes up to `max` settlements for a relay connection.
+    pub(crate) fn take_settlements(&mut self, max: usize) -> Vec<Settle> {
+        let n = max.min(self.settles.len());
+        self.settles.drain(..n).collect()
+    }
+
+    /// Puts settlements a relay could not send back at the front, in order.
+    pub(crate) fn requeue(&mut self, settles: Vec<Settle>) {
+        for s in settles.into_iter().rev() {
+            self.settles.push_front(s);
+        }
+        self.settle_wake.notify_waiters();
+    }
+
+    /// Forgets leases whose settlement Faktory has received.
+    pub(crate) fn settled(&mut self, done: impl IntoIterator<Item = (String, u64)>) {
+        for (jid, seq) in done {
+            if self
+                .leases
+                .get(&jid)
+                .is_some_and(|l| l.seq == seq && l.holder == Holder::Settling)
+            {
+                self.leases.remove(&jid);
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Number of leases not yet settled at Faktory.
+    pub(crate) fn lease_count(&self) -> usize {
+        self.leases.len()
+    }
+
+    /// Whether settlements are waiting for a relay.
+    pub(crate) fn has_settlements(&self) -> bool {
+        !self.settles.is_empty()
+    }
+
+    // ----- draining ---------------------------------------------------------
+
+    /// Sends `drain` to every session (and to sessions opened later) and
+    /// stops delivering to them. With `refuse_new`, new sessions are refused.
+    pub(crate) fn drain_sessions(&mut self, drain: Drain, refuse_new: bool) {
+        if refuse_new {
+            self.accepting = false;
+        }
+        for slot in self.sessions.values_mut() {
+            slot.draining = true;
+            slot.drain = Some(drain.clone());
+            slot.wake.notify_one();
+        }
+        self.drain_notice = Some(drain);
+        self.fetch_wake.notify_waiters();
+    }
+
+    /// Releases every job not already settling back to Faktory: the jobs
+    /// waiting in the gateway and those still at workers (whose results, if
+    /// they come later, are answered as unknown).
+    pub(crate) fn release_everything(&mut self) {
+        self.pending.clear();
+        self.avoid.clear();
+        for slot in self.sessions.values_mut() {
+            slot.unfinished.clear();
+            slot.outbox.clear();
+        }
+        let mut n = 0;
+        for lease in self.leases.values_mut() {
+            if lease.holder != Holder::Settling {
+                lease.holder = Holder::Settling;
+                self.settles.push_back(release_of(lease));
+                n += 1;
+            }
+        }
+        if n > 0 {
+            debug!(jobs = n, "releasing held jobs back to Faktory");
+        }
+        self.settle_wake.notify_waiters();
+        self.changed.notify_waiters();
+    }
+}
+
+fn reject(jid: String, reason: &str) -> RejectedResult {
+    RejectedResult {
+        jid,
+        reason: reason.to_owned(),
+    }
+}
+
+fn release_of(lease: &Lease) -> Settle {
+    Settle {
+        jid: lease.jid().to_owned(),
+        seq: lease.seq,
+        kind: SettleKind::Release {
+            raw: lease.job.raw.clone(),
+        },
+    }
+}
+
+fn pick(sessions: &HashMap<u64, SessionSlot>, lease: &Lease, avoid: Option<u64>) -> Pick {
+    let (queue, jobtype) = (lease.job.queue(), lease.job.jobtype());
+    let mut matched = false;
+    let mut fits = false;
+    let mut best: Option<(usize, u64)> = None;
+    for (&id, slot) in sessions {
+        if !slot.matches(queue, jobtype) {
+            continue;
+        }
+        matched = true;
+        if !fits_alone(lease.delivery_len, slot.spec.max_message_bytes) {
+            continue;
+        }
+        fits = true;
+        if avoid == Some(id) {
+            continue;
+        }
+        let open = slot.open();
+        if open > 0 && best.is_none_or(|(o, i)| open > o || (open == o && id < i)) {
+            best = Some((open, id));
+        }
+    }
+    match best {
+        Some((_, id)) => Pick::Session(id),
+        None if matched && !fits => Pick::TooLarge,
+        None => Pick::Wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faktory_gateway_proto::v1::JobFailure;
+
+    fn rules() -> Rules {
+        Rules {
+            redelivery_grace: Duration::from_secs(5),
+            unknown_jobtype_grace: Duration::from_secs(30),
+            lease_margin: Duration::from_secs(10),
+            max_window: 1000,
+            max_fetch_depth: 16,
+        }
+    }
+
+    fn spec(queues: &[&str], jobtypes: &[&str], window: u32) -> SessionSpec {
+        SessionSpec {
+            worker_id: "w".into(),
+            hostname: String::new(),
+            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+            jobtypes: jobtypes.iter().map(|t| (*t).to_owned()).collect(),
+            window,
+            max_message_bytes: 4 << 20,
+        }
+    }
+
+    fn raw(jid: &str, queue: &str, jobtype: &str) -> Bytes {
+        Bytes::from(format!(
+            r#"{{"jid":"{jid}","type":"{jobtype}","queue":"{queue}","args":[]}}"#
+        ))
+    }
+
+    fn jids(out: &Outgoing) -> Vec<String> {
+        out.deliveries
+            .iter()
+            .map(|(d, _)| d.job.as_ref().unwrap().jid.clone())
+            .collect()
+    }
+
+    /// Claims a fetch for `queues` and feeds it `jobs`.
+    fn feed(d: &mut Dispatcher, jobs: Vec<Bytes>) {
+        let claim = d.claim_fetch().expect("demand");
+        d.fetched(&claim, jobs, Instant::now(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fetch_demand_follows_open_window() {
+        let mut d = Dispatcher::new(rules());
+        assert_eq!(d.claim_fetch(), None, "no sessions, no fetch");
+        let s = d.register(spec(&["a", "b"], &[], 3)).unwrap();
+        let c1 = d.claim_fetch().unwrap();
+        assert_eq!(
+            c1,
+            FetchClaim {
+                queues: vec!["a".into(), "b".into()],
+                depth: 1
+            }
+        );
+        // Full return deepens the pipeline, bounded by demand.
+        d.fetched(&c1, vec![raw("j1", "a", "t")], Instant::now(), 0);
+        let c2 = d.claim_fetch().unwrap();
+        assert_eq!(c2.depth, 2);
+        assert_eq!(d.claim_fetch(), None, "window of 3 is covered");
+        d.fetched(&c2, vec![], Instant::now(), 0);
+        // Empty return: back to depth 1.
+        assert_eq!(d.claim_fetch().unwrap().depth, 1);
+        assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn distinct_queue_lists_fetch_separately() {
+        let mut d = Dispatcher::new(rules());
+        d.register(spec(&["a"], &[], 1)).unwrap();
+        d.register(spec(&["b"], &[], 2)).unwrap();
+        let first = d.claim_fetch().unwrap();
+        let second = d.claim_fetch().unwrap();
+        let mut lists = vec![first.queues, second.queues];
+        lists.sort();
+        assert_eq!(lists, vec![vec!["a".to_owned()], vec!["b".to_owned()]]);
+        // b had 2 open: one more claim for it.
+        assert_eq!(d.claim_fetch().unwrap().queues, vec!["b".to_owned()]);
+        assert_eq!(d.claim_fetch(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn routes_by_queue_jobtype_and_most_open_window() {
+        let mut d = Dispatcher::new(rules());
+        let x = d.register(spec(&["q"], &["x"], 5)).unwrap();
+        let any_small = d.register(spec(&["q"], &[], 1)).unwrap();
+        let any_big = d.register(spec(&["q"], &[], 4)).unwrap();
+        feed(
+            &mut d,
+            vec![
+                raw("j1", "q", "y"),
+                raw("j2", "q", "x"),
+                raw("j3", "q", "y"),
+            ],
+        );
+        assert_eq!(jids(&d.take_outgoing(x.id)), vec!["j2"]);
+        assert_eq!(jids(&d.take_outgoing(any_big.id)), vec!["j1", "j3"]);
+        assert!(d.take_outgoing(any_small.id).deliveries.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_the_window_and_results_reopen_it() {
+        let mut d = Dispatcher::new(rules());
+        let s = d.register(spec(&["q"], &[], 2)).unwrap();
+        let claim = d.claim_fetch().unwrap();
+        let jobs = (0..4).map(|i| raw(&format!("j{i}"), "q", "t")).collect();
+        d.fetched(&claim, jobs, Instant::now(), 0);
+        assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j0", "j1"]);
+        assert_eq!(d.claim_fetch(), None);
+        assert!(d.ack(vec!["j0".into()]).is_empty());
+        assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j2"]);
+        let rejected = d.fail(vec![JobFailure {
+            jid: "j1".into(),
+            ..JobFailure::default()
+        }]);
+        assert_eq!(rejected[0].reason, REASON_ERRTYPE_REQUIRED);
+        assert!(
+            d.take_outgoing(s.id).deliveries.is_empty(),
+            "j1 still unfinished"
+        );
+        let rejected = d.fail(vec![JobFailure {
+            jid: "j1".into(),
+            errtype: "E".into(),
+            ..JobFailure::default()
+        }]);
+        assert!(rejected.is_empty());
+        assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j3"]);
+        // Window lowered below what is held: nothing more until results come.
+        d.set_window(s.id, 1);
+        assert_eq!(d.ack(vec!["nope".into()])[0].reason, REASON_UNKNOWN_JID);
+        assert_eq!(
+            d.ack(vec!["j0".into()])[0].reason,
+            REASON_UNKNOWN_JID,
+            "already acked"
+        );
+        let settles = d.take_settlements(10);
+        let kinds: Vec<_> = settles.iter().map(|s| (s.jid.as_str(), &s.kind)).collect();
+        assert_eq!(kinds[0], ("j0", &SettleKind::Ack));
+        assert_eq!(kinds[1].0, "j1");
+        assert!(matches!(kinds[1].1, SettleKind::Fail { errtype, .. } if errtype == "E"));
+        d.settled(settles.into_iter().map(|s| (s.jid, s.seq)));
+        assert_eq!(d.lease_count(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_session_jobs_go_to_another_with_attempt_raised() {
+        let mut d = Dispatcher::new(rules());
+        let a = d.register(spec(&["q"], &[], 2)).unwrap();
+        feed(&mut d, vec![raw("j1", "q", "t"), raw("j2", "q", "t")]);
+        assert_eq!(jids(&d.take_outgoing(a.id)), vec!["j1", "j2"]);
+        d.unregister(a.id);
+        // Nobody there: they wait.
+        assert!(!d.has_settlements());
+        let b = d.register(spec(&["q"], &[], 5)).unwrap();
+        let out = d.take_outgoing(b.id);
+        assert_eq!(out.deliveries.len(), 2);
+        assert!(out.deliveries.iter().all(|(del, _)| del.attempt == 2));
+        // A reconnected worker's late ack for a redelivered job is accepted.
+        assert!(d.ack(vec!["j1".into()]).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_jobs_are_released_after_the_grace() {
+        let mut d = Dispatcher::new(rules());
+        let a = d.register(spec(&["q"], &[], 1)).unwrap();
+        feed(&mut d, vec![raw("j1", "q", "t")]);
+        d.take_outgoing(a.id);
+        d.unregister(a.id);
+        d.sweep(Instant::now() + Duration::from_secs(4));
+        assert!(!d.has_settlements());
+        d.sweep(Instant::now() + Duration::from_secs(5));
+        let settles = d.take_settlements(10);
+        assert_eq!(settles.len(), 1);
+        assert!(matches!(settles[0].kind, SettleKind::Release { .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn released_jobs_go_to_another_session() {
+        let mut d = Dispatcher::new(rules());
+        let a = d.register(spec(&["q"], &[], 5)).unwrap();
+        feed(&mut d, vec![raw("j1", "q", "t")]);
+        d.take_outgoing(a.id);
+        assert!(d.release(a.id, vec!["j1".into()]).is_empty());
+        assert!(
+            d.take_outgoing(a.id).deliveries.is_empty(),
+            "not back to the releaser"
+        );
+        let b = d.register(spec(&["q"], &[], 1)).unwrap();
+        let out = d.take_outgoing(b.id);
+        assert_eq!(out.deliveries[0].0.attempt, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_jobtype_fails_after_its_grace() {
+        let mut d = Dispatcher::new(rules());
+        d.register(spec(&["q"], &["x"], 5)).unwrap();
+        feed(&mut d, vec![raw("j1", "q", "y")]);
+        d.sweep(Instant::now() + Duration::from_secs(29));
+        assert!(!d.has_settlements(), "redelivery grace does not apply");
+        d.sweep(Instant::now() + Duration::from_secs(30));
+        let settles = d.take_settlements(10);
+        assert!(
+            matches!(&settles[0].kind, SettleKind::Fail { errtype, .. } if errtype == ERRTYPE_NO_WORKER)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn oversize_jobs_fail_at_once() {
+        let mut d = Dispatcher::new(rules());
+        let mut small = spec(&["q"], &[], 5);
+        small.max_message_bytes = 1024;
+        d.register(small).unwrap();
+        let big = format!(
+            r#"{{"jid":"big","type":"t","queue":"q","args":["{}"]}}"#,
+            "x".repeat(2000)
+        );
+        feed(&mut d, vec![Bytes::from(big)]);
+        let settles = d.take_settlements(10);
+        assert!(
+            matches!(&settles[0].kind, SettleKind::Fail { errtype, .. } if errtype == ERRTYPE_JOB_TOO_LARGE)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_near_their_deadline_are_released_not_delivered() {
+        let mut d = Dispatcher::new(rules());
+        let s = d.register(spec(&["q"], &[], 5)).unwrap();
+        let claim = d.claim_fetch().unwrap();
+        let fetched_long_ago = Instant::now();
+        tokio::time::advance(Duration::from_secs(55)).await;
+        let short = Bytes::from_static(br#"{"jid":"j1","type":"t","queue":"q","reserve_for":60}"#);
+        d.fetched(&claim, vec![short], fetched_long_ago, 0);
+        assert!(d.take_outgoing(s.id).deliveries.is_empty());
+        assert!(matches!(
+            d.take_settlements(1)[0].kind,
+            SettleKind::Release { .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_then_release_everything() {
+        let mut d = Dispatcher::new(rules());
+        let s = d.register(spec(&["q"], &[], 5)).unwrap();
+        feed(&mut d, vec![raw("j1", "q", "t")]);
+        let drain = Drain {
+            deadline_unix_ms: 5,
+            reason: "shutdown".into(),
+        };
+        d.stop_fetching();
+        d.drain_sessions(drain.clone(), true);
+        assert_eq!(d.claim_fetch(), None);
+        let out = d.take_outgoing(s.id);
+        assert_eq!(out.drain, Some(drain));
+        assert!(d.register(spec(&["q"], &[], 1)).is_none());
+        assert!(d.sessions_hold_jobs());
+        d.release_everything();
+        assert!(!d.sessions_hold_jobs());
+        let settles = d.take_settlements(10);
+        assert_eq!(settles.len(), 1);
+        d.requeue(settles);
+        let settles = d.take_settlements(10);
+        d.settled(settles.into_iter().map(|s| (s.jid, s.seq)));
+        assert_eq!(d.lease_count(), 0);
+        assert!(d.ack(vec!["j1".into()])[0].reason == REASON_UNKNOWN_JID);
+    }
+}
