@@ -81,7 +81,9 @@ impl Error {
             | Error::Closed
             | Error::Broken
             | Error::Timeout { .. } => true,
-            Error::Tls(e) => matches!(e, TlsError::Handshake(_)),
+            // InvalidData is rustls refusing the certificate: retrying will not change that.
+            Error::Tls(TlsError::Handshake(e)) => e.kind() != io::ErrorKind::InvalidData,
+            Error::Tls(_) => false,
             Error::InvalidUrl { .. }
             | Error::Server(_)
             | Error::Auth { .. }

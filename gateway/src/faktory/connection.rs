@@ -1,0 +1,463 @@
+//! [`Connection`]: one authenticated connection to Faktory, with pipelined batch commands, and
+//! [`ConnectOptions`].
+//!
+//! Every operation encodes its whole batch into one reused write buffer, writes it with a single
+//! flush, then reads exactly one reply per command in order. Replies are parsed straight out of
+//! the read buffer; fetched jobs are slices of it, not copies.
+//!
+//! Cancellation: dropping an operation's future half-way (or any I/O, timeout or protocol
+//! failure) leaves the request/reply stream out of step, so the connection marks itself broken
+//! and every later call returns [`Error::Broken`]; callers reconnect (see
+//! [`connect_with_retry`](super::connect_with_retry)). Faktory's per-command error replies do
+//! not break the connection.
+
+use std::{collections::HashMap, fmt, path::PathBuf, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::command::{self, FailCommand};
+use super::error::{Error, ServerError};
+use super::handshake::{self, Identity};
+use super::resp::{DEFAULT_MAX_REPLY, Reply, ReplyParser};
+use super::transport::Transport;
+use super::url::FaktoryUrl;
+
+/// Read buffer growth step; also the initial size of both buffers.
+const BUFFER_CHUNK: usize = 64 * 1024;
+
+/// How to connect, beyond the URL.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// An extra CA certificate file (PEM) trusted in addition to the webpki roots, for
+    /// Faktory servers with self-signed certificates (`tcp+tls://` only).
+    pub tls_ca: Option<PathBuf>,
+    /// Deadline for TCP connect, TLS handshake and the HI/HELLO exchange together.
+    pub connect_timeout: Duration,
+    /// Deadline for the replies to a batch of non-blocking commands.
+    pub io_timeout: Duration,
+    /// How long Faktory blocks one FETCH on empty queues (2 s in Faktory); a pipelined fetch of
+    /// depth `d` waits up to `d * fetch_block + io_timeout`.
+    pub fetch_block: Duration,
+    /// Largest single reply accepted.
+    pub max_reply: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            tls_ca: None,
+            connect_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(30),
+            fetch_block: Duration::from_secs(2),
+            max_reply: DEFAULT_MAX_REPLY,
+        }
+    }
+}
+
+/// What Faktory said to a `BEAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeatState {
+    /// Carry on.
+    Ok,
+    /// Stop fetching new jobs; finish the ones in hand.
+    Quiet,
+    /// Finish up and exit.
+    Terminate,
+}
+
+/// One authenticated connection to Faktory over TCP or TLS. Owned by one task at a time.
+pub struct Connection {
+    transport: Transport,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    parser: ReplyParser,
+    io_timeout: Duration,
+    fetch_block: Duration,
+    /// Set while an exchange is in progress and left set if it does not finish cleanly.
+    broken: bool,
+    endpoint: String,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("endpoint", &self.endpoint)
+            .field("tls", &self.transport.is_tls())
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Connects with [`ConnectOptions::default`]; see [`Connection::connect_with`].
+    ///
+    /// # Errors
+    /// As [`Connection::connect_with`].
+    pub async fn connect(
+        url: &FaktoryUrl,
+        identity: Option<&Identity>,
+    ) -> Result<Connection, Error> {
+        Connection::connect_with(url, identity, &ConnectOptions::default()).await
+    }
+
+    /// Connects, runs the TLS handshake for `tcp+tls://`, and authenticates: reads `HI`, answers
+    /// `HELLO` (with the password hash when Faktory asks for one) and expects `+OK`. With an
+    /// `identity` the connection registers a Faktory worker process that must [`beat`](Self::beat).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the server cannot be reached, [`Error::Tls`] for TLS problems,
+    /// [`Error::Auth`] for a wrong or missing password, [`Error::Timeout`] after
+    /// `connect_timeout`, [`Error::UnexpectedReply`]/[`Error::Protocol`] when the peer does not
+    /// speak Faktory.
+    pub async fn connect_with(
+        url: &FaktoryUrl,
+        identity: Option<&Identity>,
+        options: &ConnectOptions,
+    ) -> Result<Connection, Error> {
+        let connect = async {
+            let transport = Transport::open(url, options.tls_ca.as_deref()).await?;
+            let mut conn = Connection {
+                transport,
+                read_buf: BytesMut::with_capacity(BUFFER_CHUNK),
+                write_buf: BytesMut::with_capacity(BUFFER_CHUNK),
+                parser: ReplyParser::new(options.max_reply),
+                io_timeout: options.io_timeout,
+                fetch_block: options.fetch_block,
+                broken: true,
+                endpoint: url.to_string(),
+            };
+            let greeting = conn.read_reply().await?;
+            let hello = handshake::answer_hi(&greeting, url, identity)?;
+            command::hello(&mut conn.write_buf, &hello);
+            conn.send().await?;
+            handshake::check_hello_reply(conn.read_reply().await?, hello.has_password())?;
+            conn.broken = false;
+            Ok(conn)
+        };
+        let conn = with_deadline("connect", options.connect_timeout, connect).await?;
+        tracing::debug!(url = %url, wid = identity.map(|i| i.wid.as_str()), "connected to faktory");
+        Ok(conn)
+    }
+
+    /// Whether an earlier failure left this connection unusable (every call returns
+    /// [`Error::Broken`]); reconnect.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// `PUSH` one job (raw JSON object).
+    ///
+    /// # Errors
+    /// [`Error::Server`] when Faktory refuses the job (the connection stays usable); connection
+    /// errors otherwise.
+    pub async fn push(&mut self, job_json: &[u8]) -> Result<(), Error> {
+        self.begin()?;
+        command::push(&mut self.write_buf, job_json);
+        let reply = self.exchange_one("PUSH").await?;
+        expect_ok("PUSH", reply)
+    }
+
+    /// `PUSHB` a JSON array of jobs. Faktory pushes every valid job and reports the others:
+    /// the returned map holds jid → Faktory's error for the failed jobs only (empty when all
+    /// were pushed).
+    ///
+    /// # Errors
+    /// [`Error::Server`] when Faktory refuses the whole batch (e.g. invalid JSON); connection
+    /// errors otherwise.
+    pub async fn push_bulk(
+        &mut self,
+        jobs_json_array: &[u8],
+    ) -> Result<HashMap<String, String>, Error> {
+        self.begin()?;
+        command::push_bulk(&mut self.write_buf, jobs_json_array);
+        let reply = self.exchange_one("PUSHB").await?;
+        let text = match reply {
+            Reply::Error(line) => return Err(Error::Server(ServerError::from_line(&line))),
+            Reply::Simple(ref t) | Reply::Bulk(Some(ref t)) => t.clone(),
+            other => return Err(unexpected("PUSHB", &other)),
+        };
+        if text.as_ref() == b"{}" || text.as_ref() == b"OK" {
+            return Ok(HashMap::new());
+        }
+        let failures: HashMap<String, serde_json::Value> = serde_json::from_slice(&text)
+            .map_err(|_| unexpected("PUSHB", &Reply::Bulk(Some(text.clone()))))?;
+        Ok(failures
+            .into_iter()
+            .map(|(jid, why)| match why {
+                serde_json::Value::String(s) => (jid, s),
+                other => (jid, other.to_string()),
+            })
+            .collect())
+    }
+
+    /// Writes `depth` `FETCH` commands for `queues` (tried in order) back to back, then reads
+    /// `depth` replies; returns the raw JSON of each job received, in order (empty replies are
+    /// skipped). On empty queues each FETCH blocks about [`ConnectOptions::fetch_block`], so
+    /// choose `depth` by what the queues hold.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for no queues or a queue name with whitespace;
+    /// [`Error::Server`] when every reply was an error; connection errors otherwise. An error
+    /// reply among received jobs is logged and the jobs are returned, as they are reserved.
+    pub async fn fetch(&mut self, queues: &[String], depth: usize) -> Result<Vec<Bytes>, Error> {
+        command::check_queues(queues)?;
+        self.begin()?;
+        if depth == 0 {
+            return Ok(Vec::new());
+        }
+        command::fetch(&mut self.write_buf, queues, depth);
+        let mut jobs = Vec::with_capacity(depth);
+        let mut first_error = None;
+        let limit = self.io_timeout + self.fetch_block.saturating_mul(depth as u32);
+        self.exchange("FETCH", depth, limit, |reply| match reply {
+            Reply::Bulk(Some(job)) => jobs.push(job),
+            Reply::Bulk(None) => {}
+            Reply::Error(line) => {
+                first_error.get_or_insert(Error::Server(ServerError::from_line(&line)));
+            }
+            other => {
+                first_error.get_or_insert(unexpected("FETCH", &other));
+            }
+        })
+        .await?;
+        match first_error {
+            Some(e) if jobs.is_empty() => Err(e),
+            Some(e) => {
+                tracing::warn!(error = %e, jobs = jobs.len(), "faktory returned an error among fetched jobs");
+                Ok(jobs)
+            }
+            None => Ok(jobs),
+        }
+    }
+
+    /// `ACK`s every jid in one pipelined batch; one result per jid, in order. Faktory answers
+    /// `+OK` even for unknown jids.
+    ///
+    /// # Errors
+    /// Connection errors, or [`Error::UnexpectedReply`] when a reply is neither `+OK` nor an
+    /// error (the outcome of the batch is then unknown).
+    pub async fn ack_many(
+        &mut self,
+        jids: &[String],
+    ) -> Result<Vec<Result<(), ServerError>>, Error> {
+        self.begin()?;
+        for jid in jids {
+            command::ack(&mut self.write_buf, jid);
+        }
+        self.exchange_ok_many("ACK", jids.len()).await
+    }
+
+    /// `FAIL`s every job in one pipelined batch; one result per job, in order (a FAIL of a jid
+    /// Faktory does not hold reserved is `Err(ServerError { kind: "ERR", message: "Job not found" })`).
+    ///
+    /// # Errors
+    /// As [`Connection::ack_many`].
+    pub async fn fail_many(
+        &mut self,
+        fails: &[FailCommand],
+    ) -> Result<Vec<Result<(), ServerError>>, Error> {
+        self.begin()?;
+        for fail in fails {
+            command::fail(&mut self.write_buf, fail);
+        }
+        self.exchange_ok_many("FAIL", fails.len()).await
+    }
+
+    /// `BEAT` for worker process `wid` (the identity this connection or another one said HELLO
+    /// with).
+    ///
+    /// # Errors
+    /// [`Error::Server`] when Faktory does not know the wid; connection errors otherwise.
+    pub async fn beat(&mut self, wid: &str) -> Result<BeatState, Error> {
+        self.begin()?;
+        command::beat(&mut self.write_buf, wid);
+        let reply = self.exchange_one("BEAT").await?;
+        #[derive(Deserialize)]
+        struct Beat {
+            state: String,
+        }
+        match reply {
+            Reply::Simple(ref ok) if ok.as_ref() == b"OK" => Ok(BeatState::Ok),
+            Reply::Error(line) => Err(Error::Server(ServerError::from_line(&line))),
+            Reply::Simple(ref json) | Reply::Bulk(Some(ref json)) => {
+                match serde_json::from_slice::<Beat>(json).map(|b| b.state) {
+                    Ok(s) if s == "quiet" => Ok(BeatState::Quiet),
+                    Ok(s) if s == "terminate" => Ok(BeatState::Terminate),
+                    Ok(s) if s.is_empty() => Ok(BeatState::Ok),
+                    _ => Err(unexpected("BEAT", &reply)),
+                }
+            }
+            other => Err(unexpected("BEAT", &other)),
+        }
+    }
+
+    /// `INFO`: Faktory's server statistics as JSON.
+    ///
+    /// # Errors
+    /// Connection errors, or [`Error::UnexpectedReply`] when the reply is not JSON.
+    pub async fn info(&mut self) -> Result<serde_json::Value, Error> {
+        self.begin()?;
+        command::bare(&mut self.write_buf, "INFO");
+        match self.exchange_one("INFO").await? {
+            Reply::Error(line) => Err(Error::Server(ServerError::from_line(&line))),
+            reply => match reply.text().map(|t| serde_json::from_slice(t)) {
+                Some(Ok(json)) => Ok(json),
+                _ => Err(unexpected("INFO", &reply)),
+            },
+        }
+    }
+
+    /// Sends one raw command line (without CRLF) and returns Faktory's reply, for commands this
+    /// type has no method for (e.g. `FLUSH` in tests). Error replies are returned as
+    /// [`Reply::Error`], not as `Err`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the line contains CR or LF; connection errors otherwise.
+    pub async fn call(&mut self, line: &[u8]) -> Result<Reply, Error> {
+        if line.iter().any(|&b| b == b'\r' || b == b'\n') {
+            return Err(Error::InvalidInput {
+                reason: "a command line cannot contain cr or lf".to_owned(),
+            });
+        }
+        self.begin()?;
+        self.write_buf.extend_from_slice(line);
+        self.write_buf.extend_from_slice(b"\r\n");
+        self.exchange_one("command").await
+    }
+
+    /// Says `END` and closes the connection. Faktory does not reply to END.
+    ///
+    /// # Errors
+    /// [`Error::Broken`] if the connection was already unusable; I/O errors while sending.
+    pub async fn end(mut self) -> Result<(), Error> {
+        self.begin()?;
+        command::bare(&mut self.write_buf, "END");
+        let io_timeout = self.io_timeout;
+        with_deadline("END", io_timeout, async {
+            self.send().await?;
+            // Faktory closes its end right away; a failed TLS close_notify is harmless here.
+            let _ = self.transport.shutdown().await;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Checks the connection is usable and starts a fresh batch in the write buffer.
+    fn begin(&mut self) -> Result<(), Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        self.write_buf.clear();
+        Ok(())
+    }
+
+    /// Sends one buffered command and reads its reply.
+    async fn exchange_one(&mut self, command: &'static str) -> Result<Reply, Error> {
+        let mut reply = None;
+        self.exchange(command, 1, self.io_timeout, |r| reply = Some(r))
+            .await?;
+        // exchange read exactly one reply.
+        reply.ok_or(Error::Closed)
+    }
+
+    /// Sends buffered commands that each answer `+OK` or an error; one result per command.
+    async fn exchange_ok_many(
+        &mut self,
+        command: &'static str,
+        count: usize,
+    ) -> Result<Vec<Result<(), ServerError>>, Error> {
+        let mut results = Vec::with_capacity(count);
+        let mut odd = None;
+        self.exchange(command, count, self.io_timeout, |reply| match reply {
+            Reply::Simple(ref ok) if ok.as_ref() == b"OK" => results.push(Ok(())),
+            Reply::Error(line) => results.push(Err(ServerError::from_line(&line))),
+            other => {
+                odd.get_or_insert(unexpected(command, &other));
+            }
+        })
+        .await?;
+        match odd {
+            Some(e) => Err(e),
+            None => Ok(results),
+        }
+    }
+
+    /// Writes the write buffer with one flush, then hands `count` replies to `on_reply` in
+    /// order, all within `limit`. The connection is marked broken unless this completes.
+    async fn exchange(
+        &mut self,
+        command: &'static str,
+        count: usize,
+        limit: Duration,
+        mut on_reply: impl FnMut(Reply),
+    ) -> Result<(), Error> {
+        if count == 0 {
+            return Ok(());
+        }
+        self.broken = true;
+        with_deadline(command, limit, async {
+            self.send().await?;
+            for _ in 0..count {
+                on_reply(self.read_reply().await?);
+            }
+            Ok(())
+        })
+        .await?;
+        self.broken = false;
+        Ok(())
+    }
+
+    /// Writes the whole write buffer and flushes once.
+    async fn send(&mut self) -> Result<(), Error> {
+        self.transport.write_all(&self.write_buf).await?;
+        self.transport.flush().await?;
+        self.write_buf.clear();
+        Ok(())
+    }
+
+    /// Reads until one complete reply is buffered and takes it off.
+    async fn read_reply(&mut self) -> Result<Reply, Error> {
+        loop {
+            if let Some(reply) = self.parser.parse(&mut self.read_buf)? {
+                return Ok(reply);
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < BUFFER_CHUNK / 4 {
+                self.read_buf.reserve(BUFFER_CHUNK);
+            }
+            if self.transport.read_buf(&mut self.read_buf).await? == 0 {
+                return Err(Error::Closed);
+            }
+        }
+    }
+}
+
+async fn with_deadline<T>(
+    operation: &'static str,
+    limit: Duration,
+    fut: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout {
+            operation,
+            after: limit,
+        }),
+    }
+}
+
+fn unexpected(command: &'static str, reply: &Reply) -> Error {
+    Error::UnexpectedReply {
+        command,
+        reply: reply.summary(),
+    }
+}
+
+fn expect_ok(command: &'static str, reply: Reply) -> Result<(), Error> {
+    match reply {
+        Reply::Simple(ref ok) if ok.as_ref() == b"OK" => Ok(()),
+        Reply::Error(line) => Err(Error::Server(ServerError::from_line(&line))),
+        other => Err(unexpected(command, &other)),
+    }
+}
