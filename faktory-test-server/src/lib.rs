@@ -1,1 +1,69 @@
-//! placeholder
+//! A Faktory protocol test server: an in-process stand-in for real Faktory 1.10 in tests and
+//! benchmarks, faithful to what a client can observe (replies, error texts, job encoding,
+//! retry/backoff/dead rules, reservation expiry, worker heartbeats, FETCH blocking), with a
+//! virtual clock so time-dependent behaviour can be tested in milliseconds.
+//!
+//! # Layout
+//! - `config.rs`: [`ServerConfig`], [`TlsIdentity`].
+//! - `server.rs`: [`TestServer`]: binding, accept loop, periodic ticker, stop/restart listener.
+//! - `handle.rs`: [`ServerHandle`]: inspection and control for tests (`advance_clock`, quiet...).
+//! - `connection.rs`: one task per connection: handshake, read/execute/write loop, FETCH waits.
+//! - `auth.rs`: `HI` greeting, `HELLO` parsing, password hash.
+//! - `command.rs`: parsing a command line.
+//! - `execute.rs`: what each command does and replies.
+//! - `resp.rs`: RESP reply encoding.
+//! - `job.rs`: the job record, normalised like Faktory's Go struct.
+//! - `store.rs`: queues, reservations, scheduled/retry/dead sets, failure handling.
+//! - `workers.rs`: worker processes, BEAT, quiet/terminate, heartbeat reaping.
+//! - `clock.rs`: the virtual clock and Faktory's timestamp format.
+//! - `shared.rs`: state shared by connections, ticker and handle; periodic tasks; INFO.
+//! - `counters.rs`: [`Counters`].
+//! - `tls.rs`: rustls acceptor.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use faktory_test_server::TestServer;
+//!
+//! let server = TestServer::start().await?;
+//! let url = server.url(); // "tcp://127.0.0.1:PORT": hand this to the code under test
+//! # let _ = url;
+//! let handle = server.handle();
+//! handle.advance_clock(Duration::from_secs(60)); // retries, expiries, heartbeats: at once
+//! assert_eq!(handle.queue_len("default"), 0);
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Where it knowingly differs from Faktory
+//! - Storage is in memory; there is no Redis, no persistence, no web UI.
+//! - `MUTATE` and `QUEUE` are not implemented (they answer `-ERR unknown command`).
+//! - Numbers in `args`/`custom` keep their exact JSON form; Go would round-trip them through
+//!   float64.
+//! - Worker state (quiet/terminate) applies to every connection of a wid.
+//! - Command lines longer than [`ServerConfig::max_line`] are refused and the connection closed.
+
+mod auth;
+mod clock;
+mod command;
+mod config;
+mod connection;
+mod counters;
+mod execute;
+mod handle;
+mod job;
+mod resp;
+mod server;
+mod shared;
+mod store;
+mod tls;
+mod workers;
+
+pub use auth::password_hash;
+pub use config::{ServerConfig, TlsIdentity};
+pub use counters::Counters;
+pub use handle::{ServerHandle, WorkerInfo};
+pub use server::TestServer;
+pub use tls::TlsError;
+pub use workers::WorkerState;

@@ -1,0 +1,279 @@
+//! One client connection: handshake, then a read → execute → write loop.
+//!
+//! Commands are executed in order. Replies collect in one buffer that is written once per read
+//! batch, so a pipelined burst of FETCH/ACK costs one read and one write. A FETCH that finds
+//! nothing first flushes the replies before it, then blocks (real time) until a job arrives or
+//! the fetch timeout passes; commands pipelined behind it wait, as in Faktory.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, HelloError};
+use crate::execute::{self, Step};
+use crate::resp;
+use crate::shared::Shared;
+use crate::workers::HelloInfo;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Decrements a counter when dropped.
+struct Gauge<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Gauge<'a> {
+    fn up(counter: &'a std::sync::atomic::AtomicUsize) -> Gauge<'a> {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Gauge(counter)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why the connection loop ended.
+#[derive(Debug)]
+enum End {
+    /// Peer closed, END, protocol violation or I/O error.
+    Done,
+}
+
+/// Serves one accepted socket until it closes or `close` is cancelled.
+pub(crate) async fn serve<S>(mut stream: S, shared: Arc<Shared>, close: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _socket = Gauge::up(&shared.open_sockets);
+    let id = shared.next_connection_id();
+    let mut input = Input::new();
+    let hello = tokio::select! {
+        // Cancellation-safe: dropping the handshake just drops the socket.
+        _ = close.cancelled() => return,
+        hello = tokio::time::timeout(
+            shared.config.handshake_timeout,
+            handshake(&mut stream, &shared, &mut input),
+        ) => hello,
+    };
+    let Ok(Some(hello)) = hello else {
+        return;
+    };
+    let wid = hello.wid.clone();
+    if !wid.is_empty() {
+        let now = shared.clock.now();
+        shared
+            .state
+            .lock()
+            .workers
+            .register(hello, id, close.clone(), now);
+    }
+    let _connection = Gauge::up(&shared.connections);
+    let _ = command_loop(&mut stream, &shared, &wid, &mut input, &close).await;
+    if !wid.is_empty() {
+        shared.state.lock().workers.remove_connection(&wid, id);
+    }
+}
+
+/// Sends HI, reads and checks HELLO, answers `+OK`. `None` means the socket must be closed.
+async fn handshake<S>(stream: &mut S, shared: &Shared, input: &mut Input) -> Option<HelloInfo>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let password = shared.config.password.as_deref();
+    let (hi, challenge) = auth::greeting(password);
+    stream
+        .write_all(format!("{hi}\r\n").as_bytes())
+        .await
+        .ok()?;
+    let line = loop {
+        if let Some(line) = input.take_line() {
+            break line;
+        }
+        if input.len() > shared.config.max_line {
+            return None;
+        }
+        if input.read_from(stream).await.ok()? == 0 {
+            return None;
+        }
+    };
+    match auth::check_hello(&line, password, challenge.as_ref()) {
+        Ok(info) => {
+            stream.write_all(b"+OK\r\n").await.ok()?;
+            Some(info)
+        }
+        Err(HelloError::InvalidPassword) => {
+            let _ = stream.write_all(b"-ERR Invalid password\r\n").await;
+            let _ = stream.shutdown().await;
+            None
+        }
+        Err(HelloError::BadPreamble | HelloError::BadJson) => None,
+    }
+}
+
+async fn command_loop<S>(
+    stream: &mut S,
+    shared: &Shared,
+    wid: &str,
+    input: &mut Input,
+    close: &CancellationToken,
+) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    loop {
+        while let Some(line) = input.take_line() {
+            match execute::execute(shared, wid, &line, &mut out) {
+                Step::Continue => {}
+                Step::Close => {
+                    flush(stream, &mut out).await?;
+                    return Err(End::Done);
+                }
+                Step::WaitForJob(queues) => {
+                    flush(stream, &mut out).await?;
+                    wait_for_job(shared, wid, &queues, &mut out, close).await?;
+                }
+                Step::SleepThenNothing => {
+                    flush(stream, &mut out).await?;
+                    tokio::select! {
+                        _ = close.cancelled() => return Err(End::Done),
+                        _ = tokio::time::sleep(shared.config.fetch_block) => resp::null(&mut out),
+                    }
+                }
+            }
+        }
+        if input.len() > shared.config.max_line {
+            resp::err(
+                &mut out,
+                &format!("command line longer than {} bytes", shared.config.max_line),
+            );
+            let _ = flush(stream, &mut out).await;
+            return Err(End::Done);
+        }
+        flush(stream, &mut out).await?;
+        let read = tokio::select! {
+            // Cancellation-safe: read_buf either read bytes into `input` or did nothing.
+            _ = close.cancelled() => return Err(End::Done),
+            read = input.read_from(stream) => read,
+        };
+        match read {
+            Ok(0) | Err(_) => return Err(End::Done),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Blocks a FETCH until a job arrives in one of `queues` or the fetch timeout passes.
+async fn wait_for_job(
+    shared: &Shared,
+    wid: &str,
+    queues: &[String],
+    out: &mut Vec<u8>,
+    close: &CancellationToken,
+) -> Result<(), End> {
+    let deadline = tokio::time::Instant::now() + shared.config.fetch_block;
+    loop {
+        let notified = shared.jobs_ready.notified();
+        tokio::pin!(notified);
+        // Register interest before looking, so a push between the look and the wait wakes us.
+        notified.as_mut().enable();
+        if execute::try_fetch(shared, wid, queues, out) {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = close.cancelled() => return Err(End::Done),
+            _ = tokio::time::sleep_until(deadline) => {
+                resp::null(out);
+                return Ok(());
+            }
+            _ = &mut notified => {}
+        }
+    }
+}
+
+async fn flush<S>(stream: &mut S, out: &mut Vec<u8>) -> Result<(), End>
+where
+    S: AsyncWrite + Unpin,
+{
+    if out.is_empty() {
+        return Ok(());
+    }
+    let result = stream.write_all(out).await;
+    out.clear();
+    if out.capacity() > 4 * 1024 * 1024 {
+        out.shrink_to(READ_CHUNK);
+    }
+    result.map_err(|_| End::Done)?;
+    stream.flush().await.map_err(|_| End::Done)
+}
+
+/// Bytes read from the socket, remembering how far a partial line has been scanned so a huge
+/// line arriving in many reads is scanned once, not once per read.
+struct Input {
+    buf: BytesMut,
+    scanned: usize,
+}
+
+impl Input {
+    fn new() -> Input {
+        Input {
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            scanned: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Splits the next complete line off, without its `\n` or `\r\n`.
+    fn take_line(&mut self) -> Option<BytesMut> {
+        match take_line(&mut self.buf, self.scanned) {
+            Some(line) => {
+                self.scanned = 0;
+                Some(line)
+            }
+            None => {
+                self.scanned = self.buf.len();
+                None
+            }
+        }
+    }
+
+    async fn read_from<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        stream.read_buf(&mut self.buf).await
+    }
+}
+
+/// Splits the next complete line off `input` (searching from `from`), without its `\n` or
+/// `\r\n`.
+fn take_line(input: &mut BytesMut, from: usize) -> Option<BytesMut> {
+    let newline = from + input[from..].iter().position(|&b| b == b'\n')?;
+    let mut line = input.split_to(newline + 1);
+    line.truncate(newline);
+    if line.last() == Some(&b'\r') {
+        line.truncate(newline - 1);
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_on_newline() {
+        let mut input = BytesMut::from(&b"INFO\r\nEND\npartial"[..]);
+        assert_eq!(&take_line(&mut input, 0).unwrap()[..], b"INFO");
+        assert_eq!(&take_line(&mut input, 0).unwrap()[..], b"END");
+        assert!(take_line(&mut input, 0).is_none());
+        assert_eq!(&input[..], b"partial");
+    }
+}

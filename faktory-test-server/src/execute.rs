@@ -1,0 +1,209 @@
+//! What each command does: validate like Faktory, change state, append the reply.
+//!
+//! Handlers write RESP into the connection's output buffer and return a [`Step`] telling the
+//! connection whether to go on, close, or wait (a FETCH that found nothing blocks, and with it
+//! every command pipelined behind it on that connection, exactly as in Faktory).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+
+use serde::Deserialize;
+
+use crate::clock::format_rfc3339_nano;
+use crate::command::Command;
+use crate::job::{FailPayload, Job};
+use crate::resp;
+use crate::shared::Shared;
+use crate::workers::WorkerState;
+
+/// What the connection does after a command.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Reply written; read the next command.
+    Continue,
+    /// Close the connection (END).
+    Close,
+    /// FETCH found nothing: block up to the fetch timeout for a job from these queues.
+    WaitForJob(Vec<String>),
+    /// FETCH from a quiet or terminated worker: sleep the fetch timeout, then `$-1`.
+    SleepThenNothing,
+}
+
+/// The BEAT body (`server.ClientBeat`).
+#[derive(Debug, Deserialize)]
+struct Beat {
+    #[serde(default)]
+    wid: Option<String>,
+    #[serde(default)]
+    current_state: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    rss_kb: Option<i64>,
+}
+
+/// Executes one command line of a connection registered as `wid` ("" for producers).
+pub(crate) fn execute(shared: &Shared, wid: &str, line: &[u8], out: &mut Vec<u8>) -> Step {
+    let command = Command::parse(line);
+    if !matches!(command, Command::Unknown(_)) {
+        shared.commands.fetch_add(1, Ordering::Relaxed);
+    }
+    match command {
+        Command::End => return Step::Close,
+        Command::Push(arg) => push(shared, arg, out),
+        Command::PushBulk(arg) => push_bulk(shared, arg, out),
+        Command::Fetch(queues) => return fetch(shared, wid, &queues, out),
+        Command::Ack(arg) => ack(shared, arg, out),
+        Command::Fail(arg) => fail(shared, arg, out),
+        Command::Beat(arg) => beat(shared, arg, out),
+        Command::Info => {
+            let info = shared.info().to_string();
+            resp::bulk(out, info.as_bytes());
+        }
+        Command::Flush => {
+            tracing::info!("flushing dataset");
+            shared.state.lock().store.flush();
+            resp::ok(out);
+        }
+        Command::Enterprise(subsystem) => resp::err(
+            out,
+            &format!("{subsystem} subsystem is only available in Faktory Enterprise"),
+        ),
+        Command::Unknown(verb) => resp::err(out, &format!("unknown command {verb}")),
+    }
+    Step::Continue
+}
+
+fn push(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
+    let job: Job = match serde_json::from_slice(arg) {
+        Ok(job) => job,
+        Err(e) => return resp::err(out, &format!("invalid JSON: {e}")),
+    };
+    let now = shared.clock.now();
+    let result = shared.state.lock().store.push(job, now);
+    match result {
+        Ok(()) => {
+            shared.jobs_ready.notify_waiters();
+            resp::ok(out);
+        }
+        Err(message) => resp::err(out, &message),
+    }
+}
+
+fn push_bulk(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
+    let jobs: Vec<Job> = match serde_json::from_slice(arg) {
+        Ok(jobs) => jobs,
+        Err(e) => return resp::err(out, &format!("invalid JSON: {e}")),
+    };
+    let now = shared.clock.now();
+    // PUSHB stamps one creation time for the whole batch.
+    let created_at = format_rfc3339_nano(now);
+    let mut failed = BTreeMap::new();
+    {
+        let mut state = shared.state.lock();
+        for mut job in jobs {
+            if job.created_at.is_empty() {
+                job.created_at.clone_from(&created_at);
+            }
+            let jid = job.jid.clone();
+            if let Err(message) = state.store.push(job, now) {
+                failed.insert(jid, message);
+            }
+        }
+    }
+    shared.jobs_ready.notify_waiters();
+    if failed.is_empty() {
+        resp::bulk(out, b"{}");
+    } else {
+        let map = serde_json::to_vec(&failed).unwrap_or_default();
+        resp::bulk(out, &map);
+    }
+}
+
+fn fetch(shared: &Shared, wid: &str, queues: &[&str], out: &mut Vec<u8>) -> Step {
+    if queues.is_empty() {
+        resp::err(out, "must call fetch with at least one queue");
+        return Step::Continue;
+    }
+    let now = shared.clock.now();
+    let mut state = shared.state.lock();
+    if !wid.is_empty() && state.workers.state(wid) != WorkerState::Running {
+        return Step::SleepThenNothing;
+    }
+    match state.store.fetch(queues, wid, now) {
+        Some(json) => {
+            resp::bulk(out, json);
+            Step::Continue
+        }
+        None => Step::WaitForJob(queues.iter().map(|q| (*q).to_owned()).collect()),
+    }
+}
+
+/// One non-blocking FETCH attempt for a waiting connection; `true` if a job was written.
+pub(crate) fn try_fetch(shared: &Shared, wid: &str, queues: &[String], out: &mut Vec<u8>) -> bool {
+    let queues: Vec<&str> = queues.iter().map(String::as_str).collect();
+    let now = shared.clock.now();
+    let mut state = shared.state.lock();
+    match state.store.fetch(&queues, wid, now) {
+        Some(json) => {
+            resp::bulk(out, json);
+            true
+        }
+        None => false,
+    }
+}
+
+fn ack(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
+    let invalid = || format!("invalid ACK {}", String::from_utf8_lossy(arg));
+    let body: HashMap<String, String> = match serde_json::from_slice(arg) {
+        Ok(body) => body,
+        Err(_) => return resp::err(out, &invalid()),
+    };
+    let Some(jid) = body.get("jid") else {
+        return resp::err(out, &invalid());
+    };
+    shared.state.lock().store.ack(jid);
+    resp::ok(out);
+}
+
+fn fail(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
+    let payload: FailPayload = match serde_json::from_slice(arg) {
+        Ok(payload) => payload,
+        Err(_) => {
+            return resp::err(
+                out,
+                &format!("invalid FAIL {}", String::from_utf8_lossy(arg)),
+            );
+        }
+    };
+    let now = shared.clock.now();
+    let result = shared.state.lock().store.fail(payload, now);
+    match result {
+        Ok(()) => resp::ok(out),
+        Err(message) => resp::err(out, &message),
+    }
+}
+
+fn beat(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
+    let beat: Beat = match serde_json::from_slice(arg) {
+        Ok(beat) => beat,
+        Err(_) => {
+            return resp::err(
+                out,
+                &format!("invalid BEAT {}", String::from_utf8_lossy(arg)),
+            );
+        }
+    };
+    let wid = beat.wid.unwrap_or_default();
+    let now = shared.clock.now();
+    let state =
+        shared
+            .state
+            .lock()
+            .workers
+            .beat(&wid, beat.current_state.as_deref().unwrap_or(""), now);
+    match state.map(WorkerState::signal_name) {
+        None => resp::err(out, &format!("unknown worker {wid}")),
+        Some(None) => resp::ok(out),
+        Some(Some(signal)) => resp::bulk(out, format!(r#"{{"state":"{signal}"}}"#).as_bytes()),
+    }
+}
