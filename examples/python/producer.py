@@ -25,10 +25,7 @@ pb, pb_grpc = gateway_stubs.load()
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gateway", default=os.environ.get("GATEWAY_URL", gateway_stubs.DEFAULT_GATEWAY_URL),
-                   help="gateway URL, http://host:port or https://host:port (env GATEWAY_URL)")
-    p.add_argument("--token", default=os.environ.get("GATEWAY_PRODUCER_TOKEN"),
-                   help="bearer token for Push (env GATEWAY_PRODUCER_TOKEN)")
+    gateway_stubs.add_connection_args(p, "GATEWAY_PRODUCER_TOKEN")
     p.add_argument("--count", type=int, default=1000, help="jobs to push")
     p.add_argument("--batch", type=int, default=500, help="jobs per Push call")
     p.add_argument("--parallel", type=int, default=4, help="Push calls in flight")

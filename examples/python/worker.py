@@ -413,10 +413,7 @@ class Session:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gateway", default=os.environ.get("GATEWAY_URL", gateway_stubs.DEFAULT_GATEWAY_URL),
-                   help="gateway URL, http://host:port or https://host:port (env GATEWAY_URL)")
-    p.add_argument("--token", default=os.environ.get("GATEWAY_WORKER_TOKEN"),
-                   help="bearer token for Work (env GATEWAY_WORKER_TOKEN)")
+    gateway_stubs.add_connection_args(p, "GATEWAY_WORKER_TOKEN")
     p.add_argument("--worker-id", default=f"python-{socket.gethostname()}-{os.getpid()}")
     p.add_argument("--queues", nargs="+", default=["default"], help="queues, highest priority first")
     p.add_argument("--jobtypes", nargs="*", default=sorted(HANDLERS),

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Runs the Python and Node examples against a live gateway in front of the Faktory test server
+# and checks that every job they pushed completed:
+#
+#   1. the gateway answers gRPC health (grpc.health.v1) with SERVING;
+#   2. Python producer -> Python worker: the worker acks exactly the jids the producer was given,
+#      keeps within its window, has nothing rejected, and Faktory (INFO) then counts every job
+#      processed with nothing left queued or reserved;
+#   3. Node producer -> Python worker: the same;
+#   4. SIGTERM to the gateway with a worker attached: the worker is told to drain and the gateway
+#      exits 0 within its grace period.
+#
+# Needs cargo, python3 (pip) and node (npm); installs the pinned Python and npm dependencies if
+# missing. Every step has a time limit; background processes are killed on exit.
+# Closing line: "check-other-languages: N passed, N failed".
+#
+#   examples/check-other-languages.sh            # PY_JOBS=2000 NODE_JOBS=1000 by default
+
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PY_JOBS="${PY_JOBS:-2000}"
+NODE_JOBS="${NODE_JOBS:-1000}"
+PY="$EXAMPLES/python"
+
+build_binaries faktory-test-server faktory-gateway
+ensure_python_requirements "$PY/requirements.txt"
+ensure_node_modules "$EXAMPLES/node"
+python3 "$PY/gateway_stubs.py" >/dev/null
+
+start_test_server faktory-test-server
+GATEWAY_PORT="$(free_port)"
+GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
+start_bg gateway env RUST_LOG="${RUST_LOG:-info}" "$TARGET_DIR/debug/faktory-gateway" \
+    --faktory-url "$FAKTORY_URL" --listen "127.0.0.1:$GATEWAY_PORT" --metrics-listen off
+GATEWAY_PID="${BG_PIDS[-1]}"
+wait_port "$GATEWAY_PORT" 60
+log "gateway at $GATEWAY_URL"
+
+# 1. Health.
+if timeout 60 python3 "$PY/health.py" --gateway "$GATEWAY_URL" --wait 30; then
+    pass "gateway gRPC health is SERVING"
+else
+    fail "gateway gRPC health is SERVING"
+fi
+
+# run_round NAME JOBS PROCESSED_SO_FAR PRODUCER...: starts a Python worker expecting JOBS jobs,
+# runs the producer (which must write the jids it got to $WORK/NAME-pushed.txt), then checks.
+run_round() {
+    local name="$1" jobs="$2" processed="$3"; shift 3
+    start_bg "$name-worker" timeout 150 python3 "$PY/worker.py" --gateway "$GATEWAY_URL" \
+        --expect "$jobs" --timeout 120 --concurrency 8 --jids-out "$WORK/$name-done.txt"
+    local worker_pid="${BG_PIDS[-1]}"
+    if ! timeout 120 "$@" --gateway "$GATEWAY_URL" --count "$jobs" \
+        --jids-out "$WORK/$name-pushed.txt" >"$WORK/$name-producer.log" 2>&1; then
+        fail "$name: producer pushed $jobs jobs, all accepted"
+        cat "$WORK/$name-producer.log"
+        kill "$worker_pid" 2>/dev/null || true
+        return
+    fi
+    pass "$name: producer pushed $jobs jobs, all accepted ($(tail -n 1 "$WORK/$name-producer.log"))"
+
+    local status=0
+    wait "$worker_pid" || status=$?
+    local summary
+    summary="$(grep '^{' "$WORK/$name-worker.log" | tail -n 1 || true)"
+    if [[ $status -eq 0 ]]; then
+        pass "$name: worker acked $jobs jobs and exited cleanly ($summary)"
+    else
+        fail "$name: worker acked $jobs jobs and exited cleanly (exit $status: $summary)"
+        tail -n 20 "$WORK/$name-worker.log"
+        return
+    fi
+
+    if diff <(sort -u "$WORK/$name-pushed.txt") <(sort -u "$WORK/$name-done.txt") >"$WORK/$name.diff"; then
+        pass "$name: the acked jids are exactly the pushed jids"
+    else
+        fail "$name: the acked jids are exactly the pushed jids ($(grep -c '^[<>]' "$WORK/$name.diff") differ)"
+    fi
+
+    if python3 - "$summary" <<'PY'
+import json, sys
+s = json.loads(sys.argv[1])
+problems = {k: s[k] for k in ("window_violations", "rejected", "failed", "duplicates") if s[k]}
+sys.exit(f"worker saw {problems}" if problems else 0)
+PY
+    then
+        pass "$name: window kept, no result rejected, no duplicate delivery"
+    else
+        fail "$name: window kept, no result rejected, no duplicate delivery"
+    fi
+
+    local info
+    if info="$(timeout 60 python3 "$EXAMPLES/faktory_info.py" "$FAKTORY_URL" \
+        --wait-processed "$((processed + jobs))" --timeout 45)"; then
+        pass "$name: Faktory processed every job, nothing queued or reserved"
+    else
+        fail "$name: Faktory processed every job, nothing queued or reserved ($info)"
+    fi
+}
+
+# 2. Python producer -> Python worker.
+run_round python "$PY_JOBS" 0 python3 "$PY/producer.py" --batch 250 --parallel 4
+# 3. Node producer -> Python worker.
+run_round node "$NODE_JOBS" "$PY_JOBS" node "$EXAMPLES/node/producer.js" --batch 250 --parallel 4
+
+# 4. Graceful shutdown: a connected worker is told to drain; the gateway exits 0.
+start_bg drain-worker timeout 120 python3 "$PY/worker.py" --gateway "$GATEWAY_URL" --timeout 100
+DRAIN_WORKER_PID="${BG_PIDS[-1]}"
+deadline=$((SECONDS + 30))
+until grep -q "session .*: window" "$WORK/drain-worker.log" 2>/dev/null; do
+    if ((SECONDS > deadline)); then break; fi
+    sleep 0.2
+done
+kill -TERM "$GATEWAY_PID"
+gateway_status=0
+# The gateway's default shutdown grace is 25 s; allow it plus a margin.
+if timeout 60 tail --pid="$GATEWAY_PID" -f /dev/null; then
+    wait "$GATEWAY_PID" || gateway_status=$?
+else
+    gateway_status=timeout
+fi
+if [[ "$gateway_status" == 0 ]]; then
+    pass "gateway exits 0 on SIGTERM"
+else
+    fail "gateway exits 0 on SIGTERM (status $gateway_status)"
+fi
+if grep -q "drain: shutdown" "$WORK/drain-worker.log"; then
+    pass "worker received a drain notice (reason shutdown)"
+else
+    fail "worker received a drain notice (reason shutdown)"
+    tail -n 20 "$WORK/drain-worker.log"
+fi
+kill -TERM "$DRAIN_WORKER_PID" 2>/dev/null || true
+
+finish check-other-languages
