@@ -1,1 +1,95 @@
-//! placeholder
+//! Write [Faktory](https://contribsys.com/faktory/) workers that run anywhere:
+//! one gRPC stream to a Faktory Gateway instead of one Faktory connection per
+//! handler slot.
+//!
+//! The worker opens a single `Work` stream, receives jobs in batches, runs
+//! them on up to `concurrency` handlers at once and sends acks and fails back
+//! in batches. Latency is hidden by prefetch, not by slots: the window the
+//! worker asks for is `concurrency + prefetch`, where prefetch follows the
+//! measured bandwidth-delay product (completion rate × round-trip time, with
+//! headroom, capped by [`WorkerBuilder::max_prefetch`]) and shrinks when
+//! handlers are slow. Unstarted prefetched jobs are released on shutdown, so
+//! the buffer costs neither jobs nor Faktory retries.
+//!
+//! The worker survives real networks: heartbeats on the stream, a quiet stream
+//! is torn down, reconnects back off exponentially with jitter, and results
+//! not confirmed by the gateway are sent again on the next stream.
+//!
+//! # Example
+//! ```no_run
+//! use faktory_gateway_worker::{Job, JobError, Worker};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Add {
+//!     a: i64,
+//!     b: i64,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let worker = Worker::builder()
+//!         .gateway("http://127.0.0.1:7421") // default: GATEWAY_URL
+//!         .queues(["critical", "default"])
+//!         .concurrency(20) // default: WORKER_CONCURRENCY, else 10
+//!         .register("add", |job: Job| async move {
+//!             let (Add { a, b },) = job.args()?;
+//!             if a.checked_add(b).is_none() {
+//!                 return Err(JobError::new("Overflow", format!("{a} + {b} overflows")));
+//!             }
+//!             Ok(())
+//!         })
+//!         .register_blocking("resize", |job: Job| {
+//!             let (path,): (String,) = job.args()?;
+//!             std::fs::metadata(&path)?; // CPU or blocking work runs on the blocking pool
+//!             Ok(())
+//!         })
+//!         .with_graceful_shutdown(async {
+//!             let _ = tokio::signal::ctrl_c().await;
+//!         })
+//!         .build()?;
+//!     let stats = worker.stats();
+//!     let reason = worker.run().await?;
+//!     println!("stopped: {reason:?}, {:?}", stats.snapshot());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Layout
+//! - [`builder`](WorkerBuilder): options and handler registration (`builder.rs`).
+//! - [`Worker`] and [`StopReason`]: the reconnect loop (`worker.rs`).
+//! - [`Job`]: what a handler receives (`job.rs`).
+//! - [`JobError`]: how failures and panics are reported (`failure.rs`).
+//! - [`StatsHandle`] / [`Stats`]: counters (`stats.rs`).
+//! - [`Error`]: build and fatal errors (`error.rs`).
+//! - Internal: `session.rs` (one stream: deliveries, results, heartbeats,
+//!   drain), `state.rs` (what outlives a stream: running handlers,
+//!   unconfirmed results), `flow.rs` (adaptive window), `results.rs` (result
+//!   batching and confirmation), `handler.rs` (async/blocking handlers, panic
+//!   capture), `connect.rs` (endpoint, handshake), `backoff.rs`,
+//!   `settings.rs` (defaults and environment variables).
+
+mod backoff;
+mod builder;
+mod connect;
+mod error;
+mod failure;
+mod flow;
+mod handler;
+mod job;
+mod results;
+mod session;
+mod settings;
+mod state;
+mod stats;
+mod worker;
+
+pub use builder::WorkerBuilder;
+pub use error::Error;
+pub use failure::JobError;
+pub use job::{ArgsError, Job};
+pub use stats::{Stats, StatsHandle};
+pub use worker::{StopReason, Worker};
+
+/// The contract's generated types, for callers who push jobs or inspect
+/// deliveries (`faktory_gateway_proto::v1`).
+pub use faktory_gateway_proto::v1 as proto;

@@ -1,0 +1,143 @@
+//! Opening the `Work` stream: endpoint options (TLS, HTTP/2 keepalive and
+//! flow-control windows sized for slow links), the bearer token and the
+//! `Hello`/`Welcome` handshake.
+
+use std::time::Duration;
+
+use faktory_gateway_proto::v1::{
+    self, gateway_client::GatewayClient, gateway_message, worker_message,
+};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use crate::Error;
+use crate::settings::Settings;
+
+/// How long the gateway may take to answer `Hello`.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued towards the gateway before senders wait.
+const OUTBOUND_CAPACITY: usize = 256;
+/// HTTP/2 windows: large enough for the bandwidth-delay product of slow links
+/// (a 200 ms link at 50 MB/s), so HTTP/2 flow control never caps throughput.
+const H2_STREAM_WINDOW: u32 = 8 << 20;
+const H2_CONNECTION_WINDOW: u32 = 16 << 20;
+
+/// An open stream after a successful handshake.
+pub(crate) struct Stream {
+    pub(crate) outbound: mpsc::Sender<v1::WorkerMessage>,
+    pub(crate) inbound: tonic::Streaming<v1::GatewayMessage>,
+    pub(crate) welcome: v1::Welcome,
+}
+
+/// Why opening a stream failed.
+pub(crate) enum ConnectError {
+    /// Worth retrying later (gateway down, shutting down, timeout).
+    Transient(String),
+    /// Retrying cannot help.
+    Fatal(Error),
+}
+
+/// Builds the endpoint once; `Endpoint::connect` is then called per attempt.
+pub(crate) fn endpoint(settings: &Settings) -> Result<Endpoint, Error> {
+    let invalid = |source| Error::Endpoint {
+        url: settings.gateway.clone(),
+        source,
+    };
+    let mut endpoint = Endpoint::from_shared(settings.gateway.clone())
+        .map_err(invalid)?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .keep_alive_while_idle(true)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW);
+    if settings.gateway.starts_with("https://") || settings.tls_ca_pem.is_some() {
+        let mut tls = ClientTlsConfig::new();
+        if let Some(pem) = &settings.tls_ca_pem {
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        if let Some(domain) = &settings.tls_domain {
+            tls = tls.domain_name(domain.clone());
+        }
+        endpoint = endpoint.tls_config(tls).map_err(invalid)?;
+    }
+    Ok(endpoint)
+}
+
+/// Connects, sends `hello` and waits for the `Welcome`.
+pub(crate) async fn open(
+    endpoint: &Endpoint,
+    settings: &Settings,
+    hello: v1::Hello,
+) -> Result<Stream, ConnectError> {
+    let channel: Channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| ConnectError::Transient(format!("connect: {e}")))?;
+    let max = settings.max_message_bytes as usize;
+    let mut client = GatewayClient::new(channel)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
+    let (outbound, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let hello = v1::WorkerMessage {
+        kind: Some(worker_message::Kind::Hello(hello)),
+    };
+    // The gateway answers the call only after reading the hello, so it must be
+    // queued before the call is made.
+    outbound
+        .send(hello)
+        .await
+        .map_err(|_| ConnectError::Transient("outbound closed".into()))?;
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let Some(token) = &settings.token {
+        let value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+            ConnectError::Fatal(Error::InvalidSetting {
+                name: "token",
+                reason: "not valid in an HTTP header".into(),
+            })
+        })?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    let response = tokio::time::timeout(WELCOME_TIMEOUT, client.work(request))
+        .await
+        .map_err(|_| ConnectError::Transient("no response to hello".into()))?
+        .map_err(classify)?;
+    let mut inbound = response.into_inner();
+    let first = tokio::time::timeout(WELCOME_TIMEOUT, inbound.next())
+        .await
+        .map_err(|_| ConnectError::Transient("no welcome".into()))?;
+    match first {
+        Some(Ok(v1::GatewayMessage {
+            kind: Some(gateway_message::Kind::Welcome(welcome)),
+        })) => Ok(Stream {
+            outbound,
+            inbound,
+            welcome,
+        }),
+        Some(Ok(other)) => Err(ConnectError::Transient(format!(
+            "expected welcome, got {other:?}"
+        ))),
+        Some(Err(status)) => Err(classify(status)),
+        None => Err(ConnectError::Transient(
+            "stream closed before welcome".into(),
+        )),
+    }
+}
+
+/// Sorts a gRPC status into "retry later" and "give up".
+pub(crate) fn classify(status: tonic::Status) -> ConnectError {
+    use tonic::Code;
+    match status.code() {
+        Code::Unauthenticated
+        | Code::PermissionDenied
+        | Code::InvalidArgument
+        | Code::Unimplemented
+        | Code::FailedPrecondition => ConnectError::Fatal(Error::Refused { status }),
+        _ => ConnectError::Transient(format!("{:?}: {}", status.code(), status.message())),
+    }
+}

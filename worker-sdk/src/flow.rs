@@ -1,0 +1,235 @@
+//! Flow control: how many jobs the worker asks the gateway to keep in flight.
+//!
+//! The window is `concurrency + prefetch`. `concurrency` keeps every handler
+//! slot busy; `prefetch` hides the link's latency. With prefetch 0, every slot
+//! waits a full round trip between jobs, so throughput is capped at
+//! `concurrency / RTT`. Prefetch therefore tracks the bandwidth-delay product:
+//! the measured completion rate × the measured round-trip time × [`HEADROOM`],
+//! capped by `max_prefetch` and by what the gateway accepts.
+//!
+//! The estimate is self-correcting in both directions:
+//! - while the window limits throughput, the rate is `window / RTT`, so the
+//!   target prefetch is `HEADROOM × window` and the window grows geometrically
+//!   until something else (handlers, the gateway) becomes the limit;
+//! - when handlers are slow, the rate is `concurrency / job time`, so prefetch
+//!   falls to `HEADROOM × concurrency × RTT / job time`: long jobs are not
+//!   hoarded in this worker's buffer while other workers idle.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How much more than the measured bandwidth-delay product to prefetch; covers
+/// bursts, the result flush delay and estimation noise.
+pub(crate) const HEADROOM: f64 = 2.0;
+
+/// The shortest period over which a completion rate is measured.
+pub(crate) const SAMPLE_PERIOD: Duration = Duration::from_millis(200);
+
+/// Adaptive window state; persists across reconnects.
+#[derive(Debug, Clone)]
+pub(crate) struct FlowControl {
+    concurrency: u32,
+    max_prefetch: u32,
+    max_window: u32,
+    /// Smoothed RTT (TCP-style EWMA, gain 1/8).
+    srtt: Option<Duration>,
+    /// Smoothed completions per second.
+    rate: f64,
+    completed_in_sample: u64,
+    sample_start: Instant,
+    /// The window the gateway was last told.
+    advertised: Option<u32>,
+}
+
+impl FlowControl {
+    pub(crate) fn new(concurrency: u32, max_prefetch: u32, now: Instant) -> FlowControl {
+        FlowControl {
+            concurrency: concurrency.max(1),
+            max_prefetch,
+            max_window: u32::MAX,
+            srtt: None,
+            rate: 0.0,
+            completed_in_sample: 0,
+            sample_start: now,
+            advertised: None,
+        }
+    }
+
+    /// The gateway's largest accepted window (from `Welcome`).
+    pub(crate) fn set_max_window(&mut self, max_window: u32) {
+        if max_window > 0 {
+            self.max_window = max_window;
+        }
+    }
+
+    /// Records a round-trip measurement.
+    pub(crate) fn on_rtt(&mut self, rtt: Duration) {
+        self.srtt = Some(match self.srtt {
+            None => rtt,
+            Some(srtt) => (srtt * 7 + rtt) / 8,
+        });
+    }
+
+    /// The smoothed round-trip time, if measured.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// Records `n` finished jobs.
+    pub(crate) fn on_completed(&mut self, n: u64) {
+        self.completed_in_sample += n;
+    }
+
+    /// Folds the completions since the last sample into the rate, if at least
+    /// [`SAMPLE_PERIOD`] has passed. Rises quickly, falls slowly: a rate that
+    /// is too low costs throughput at once, one that is too high only a
+    /// slightly larger buffer for a while.
+    pub(crate) fn sample(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.sample_start);
+        if elapsed < SAMPLE_PERIOD {
+            return;
+        }
+        let measured = self.completed_in_sample as f64 / elapsed.as_secs_f64();
+        let gain = if measured > self.rate { 0.5 } else { 0.2 };
+        self.rate += gain * (measured - self.rate);
+        self.completed_in_sample = 0;
+        self.sample_start = now;
+    }
+
+    /// The prefetch the measurements call for.
+    pub(crate) fn prefetch(&self) -> u32 {
+        let Some(rtt) = self.srtt else { return 0 };
+        let bdp = (self.rate * rtt.as_secs_f64() * HEADROOM).ceil();
+        let room = self.max_window.saturating_sub(self.concurrency);
+        (bdp.min(u32::MAX as f64) as u32)
+            .min(self.max_prefetch)
+            .min(room)
+    }
+
+    /// The window the measurements call for: `concurrency + prefetch`, at
+    /// least 1 and at most the gateway's maximum.
+    pub(crate) fn window(&self) -> u32 {
+        self.concurrency
+            .saturating_add(self.prefetch())
+            .clamp(1, self.max_window.max(1))
+    }
+
+    /// Records that the gateway was told `window` (in `Hello` or an update).
+    pub(crate) fn advertised(&mut self, window: u32) {
+        self.advertised = Some(window);
+    }
+
+    /// A new window worth telling the gateway about: it differs from the one
+    /// advertised by at least an eighth (or reaches a bound exactly), so noise
+    /// does not turn into a stream of updates.
+    pub(crate) fn take_update(&mut self) -> Option<u32> {
+        let current = self.advertised?;
+        let target = self.window();
+        let delta = target.abs_diff(current);
+        let at_bound = target == self.concurrency.min(self.max_window)
+            || target == self.concurrency.saturating_add(self.max_prefetch);
+        if delta == 0 || (delta < (current / 8).max(1) && !at_bound) {
+            return None;
+        }
+        self.advertised = Some(target);
+        Some(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Simulates a window-limited worker: every RTT, `window` jobs finish.
+    fn run_window_limited(
+        flow: &mut FlowControl,
+        start: Instant,
+        rtt: Duration,
+        periods: u32,
+    ) -> Instant {
+        let mut now = start;
+        for _ in 0..periods {
+            flow.on_rtt(rtt);
+            let per_period = SAMPLE_PERIOD.as_secs_f64() / rtt.as_secs_f64();
+            flow.on_completed((flow.window() as f64 * per_period) as u64);
+            now += SAMPLE_PERIOD;
+            flow.sample(now);
+            if let Some(window) = flow.take_update() {
+                assert!(window >= 1);
+            }
+        }
+        now
+    }
+
+    #[test]
+    fn no_measurements_means_window_is_concurrency() {
+        let flow = FlowControl::new(50, 1000, Instant::now());
+        assert_eq!(flow.window(), 50);
+    }
+
+    #[test]
+    fn window_grows_past_the_latency_bound_up_to_the_cap() {
+        let start = Instant::now();
+        let mut flow = FlowControl::new(50, 1000, start);
+        flow.advertised(flow.window());
+        run_window_limited(&mut flow, start, 50 * MS, 30);
+        assert_eq!(flow.window(), 1050, "grows until max_prefetch caps it");
+    }
+
+    #[test]
+    fn prefetch_off_keeps_window_at_concurrency() {
+        let start = Instant::now();
+        let mut flow = FlowControl::new(50, 0, start);
+        flow.advertised(flow.window());
+        run_window_limited(&mut flow, start, 50 * MS, 30);
+        assert_eq!(flow.window(), 50);
+        assert_eq!(flow.take_update(), None);
+    }
+
+    #[test]
+    fn slow_handlers_shrink_prefetch() {
+        let start = Instant::now();
+        let mut flow = FlowControl::new(10, 1000, start);
+        flow.advertised(flow.window());
+        let now = run_window_limited(&mut flow, start, 50 * MS, 20);
+        assert!(
+            flow.window() > 200,
+            "fast jobs: big window, got {}",
+            flow.window()
+        );
+        // Now jobs are slow: 15 jobs/s, BDP = 15 × 0.05 = 0.75.
+        let mut now = now;
+        for _ in 0..100 {
+            flow.on_completed(3);
+            now += SAMPLE_PERIOD;
+            flow.sample(now);
+        }
+        assert_eq!(flow.prefetch(), 2, "ceil(15/s × 50 ms × 2)");
+        assert_eq!(flow.take_update(), Some(12));
+    }
+
+    #[test]
+    fn gateway_maximum_and_small_changes_are_respected() {
+        let start = Instant::now();
+        let mut flow = FlowControl::new(10, 5, start);
+        flow.set_max_window(12);
+        flow.advertised(10);
+        run_window_limited(&mut flow, start, 50 * MS, 10);
+        assert_eq!(flow.window(), 12);
+        assert_eq!(
+            flow.take_update(),
+            None,
+            "already told the gateway 12 via the loop"
+        );
+        let mut flow = FlowControl::new(100, 1000, start);
+        flow.advertised(100);
+        flow.on_rtt(10 * MS);
+        flow.on_completed(100); // 500 jobs/s -> prefetch 10: under 1/8 of 100
+        flow.sample(start + SAMPLE_PERIOD);
+        assert_eq!(flow.window(), 105);
+        assert_eq!(flow.take_update(), None);
+    }
+}

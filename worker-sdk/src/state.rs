@@ -1,0 +1,199 @@
+//! [`WorkerState`]: what outlives a single stream — running handlers, results
+//! not yet confirmed, flow-control measurements and the shutdown clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use faktory_gateway_proto::v1;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::flow::FlowControl;
+use crate::handler::{self, Handlers};
+use crate::results::{Report, Results};
+use crate::settings::Settings;
+use crate::stats::{Counter, Gauge};
+use crate::{Job, JobError, StatsHandle};
+
+/// Errtype of jobs still running when the shutdown timeout ran out.
+pub(crate) const SHUTDOWN_TIMEOUT_ERRTYPE: &str = "WorkerShutdownTimeout";
+
+/// A finished handler run, sent from the job's task to the stream owner.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    jid: String,
+    result: Result<(), JobError>,
+    backtrace_lines: usize,
+}
+
+/// State shared by consecutive streams of one worker.
+pub(crate) struct WorkerState {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) handlers: Arc<Handlers>,
+    pub(crate) stats: StatsHandle,
+    /// Running handlers by jid.
+    pub(crate) running: HashMap<String, AbortHandle>,
+    outcomes_tx: mpsc::Sender<Outcome>,
+    pub(crate) outcomes_rx: mpsc::Receiver<Outcome>,
+    pub(crate) results: Results,
+    pub(crate) flow: FlowControl,
+    /// Cancelled when the caller's shutdown signal fires.
+    pub(crate) shutdown: CancellationToken,
+    /// Set when shutdown is first noticed: running handlers have until then.
+    pub(crate) shutdown_deadline: Option<Instant>,
+}
+
+impl WorkerState {
+    pub(crate) fn new(
+        settings: Arc<Settings>,
+        handlers: Arc<Handlers>,
+        stats: StatsHandle,
+        shutdown: CancellationToken,
+    ) -> WorkerState {
+        // Every running handler sends exactly one outcome and there are never
+        // more than `concurrency` of them, so senders never wait.
+        let (outcomes_tx, outcomes_rx) = mpsc::channel(settings.concurrency + 1);
+        let max_prefetch = settings.max_prefetch;
+        let concurrency = u32::try_from(settings.concurrency).unwrap_or(u32::MAX);
+        WorkerState {
+            results: Results::new(settings.flush_count, settings.flush_delay),
+            flow: FlowControl::new(concurrency, max_prefetch, Instant::now()),
+            settings,
+            handlers,
+            stats,
+            running: HashMap::new(),
+            outcomes_tx,
+            outcomes_rx,
+            shutdown,
+            shutdown_deadline: None,
+        }
+    }
+
+    /// Whether shutdown was requested; starts the shutdown clock the first
+    /// time it is seen.
+    pub(crate) fn shutting_down(&mut self) -> bool {
+        if !self.shutdown.is_cancelled() {
+            return false;
+        }
+        if self.shutdown_deadline.is_none() {
+            self.shutdown_deadline = Some(Instant::now() + self.settings.shutdown_timeout);
+        }
+        true
+    }
+
+    /// Whether a handler slot is free.
+    pub(crate) fn has_free_slot(&self) -> bool {
+        self.running.len() < self.settings.concurrency
+    }
+
+    /// Starts `job`'s handler on its own task, in a span carrying its jid,
+    /// jobtype and attempt. Returns `false` (and starts nothing) if no handler
+    /// is registered for the jobtype.
+    pub(crate) fn start(&mut self, job: Job) -> bool {
+        let Some(handler) = self.handlers.get(job.jobtype()).cloned() else {
+            return false;
+        };
+        let span = info_span!(
+            "job",
+            jid = %job.jid(),
+            jobtype = %job.jobtype(),
+            queue = %job.queue(),
+            attempt = job.attempt(),
+        );
+        let jid = job.jid().to_owned();
+        let task_jid = jid.clone();
+        let backtrace_lines = job.backtrace_lines();
+        let tx = self.outcomes_tx.clone();
+        let task = tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let result = handler::run(handler, job).await;
+                match &result {
+                    Ok(()) => debug!(elapsed = ?started.elapsed(), "job done"),
+                    Err(error) => warn!(
+                        errtype = %error.errtype(),
+                        message = %error.message(),
+                        elapsed = ?started.elapsed(),
+                        "job failed"
+                    ),
+                }
+                // The receiver lives as long as the worker; if it is gone the
+                // worker stopped and nobody wants the result.
+                let outcome = Outcome {
+                    jid: task_jid,
+                    result,
+                    backtrace_lines,
+                };
+                let _ = tx.send(outcome).await;
+            }
+            .instrument(span),
+        );
+        self.running.insert(jid, task.abort_handle());
+        self.stats.add(Counter::Started, 1);
+        self.update_running_gauge();
+        true
+    }
+
+    /// Turns a handler's outcome into a queued result. Outcomes of jobs no
+    /// longer tracked (failed by the shutdown timeout) are dropped.
+    pub(crate) fn absorb(&mut self, outcome: Outcome) {
+        if self.running.remove(&outcome.jid).is_none() {
+            return;
+        }
+        self.flow.on_completed(1);
+        let report = match outcome.result {
+            Ok(()) => {
+                self.stats.add(Counter::Succeeded, 1);
+                Report::Ack(outcome.jid)
+            }
+            Err(error) => {
+                self.stats.add(Counter::Failed, 1);
+                if error.errtype() == "panic" {
+                    self.stats.add(Counter::Panicked, 1);
+                }
+                let (errtype, message, backtrace) = error.into_parts(outcome.backtrace_lines);
+                Report::Fail(v1::JobFailure {
+                    jid: outcome.jid,
+                    errtype,
+                    message,
+                    backtrace,
+                })
+            }
+        };
+        self.results.push(report, Instant::now());
+        self.update_running_gauge();
+    }
+
+    /// Aborts every running handler and reports its job as failed with
+    /// [`SHUTDOWN_TIMEOUT_ERRTYPE`]. Returns how many there were.
+    pub(crate) fn time_out_running(&mut self) -> usize {
+        let now = Instant::now();
+        let timed_out: Vec<(String, AbortHandle)> = self.running.drain().collect();
+        for (jid, task) in &timed_out {
+            task.abort();
+            warn!(jid = %jid, "job still running at the shutdown timeout");
+            self.results.push(
+                Report::Fail(v1::JobFailure {
+                    jid: jid.clone(),
+                    errtype: SHUTDOWN_TIMEOUT_ERRTYPE.into(),
+                    message: format!(
+                        "still running when the worker's shutdown timeout ({:?}) ran out",
+                        self.settings.shutdown_timeout
+                    ),
+                    backtrace: Vec::new(),
+                }),
+                now,
+            );
+        }
+        self.stats.add(Counter::TimedOut, timed_out.len() as u64);
+        self.update_running_gauge();
+        timed_out.len()
+    }
+
+    fn update_running_gauge(&self) {
+        self.stats.set(Gauge::Running, self.running.len() as u64);
+    }
+}

@@ -1,0 +1,254 @@
+//! [`Worker`]: the reconnect loop around sessions, and why it stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use faktory_gateway_proto::v1;
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+use tracing::{info, warn};
+
+use crate::backoff::Backoff;
+use crate::connect::{self, ConnectError};
+use crate::handler::Handlers;
+use crate::session::{self, SessionEnd};
+use crate::settings::Settings;
+use crate::state::WorkerState;
+use crate::{Error, StatsHandle, WorkerBuilder};
+
+/// A worker process's connection to a Faktory Gateway; build one with
+/// [`Worker::builder`], then [`run`](Worker::run) it.
+pub struct Worker {
+    settings: Arc<Settings>,
+    endpoint: Endpoint,
+    handlers: Arc<Handlers>,
+    shutdown: Option<BoxFuture<'static, ()>>,
+    stats: StatsHandle,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("gateway", &self.settings.gateway)
+            .field("worker_id", &self.settings.worker_id)
+            .field("concurrency", &self.settings.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`Worker::run`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The shutdown signal fired and the worker finished cleanly: every
+    /// started job finished and every result was confirmed by the gateway.
+    Shutdown,
+    /// The shutdown signal fired but the shutdown timeout ran out.
+    ShutdownTimedOut {
+        /// Jobs still running; reported failed with errtype
+        /// `WorkerShutdownTimeout` if a stream was open.
+        abandoned: usize,
+        /// Results not confirmed by the gateway (the gateway redelivers
+        /// those jobs, so they may run again).
+        unconfirmed: usize,
+    },
+}
+
+impl Worker {
+    /// Starts configuring a worker.
+    pub fn builder() -> WorkerBuilder {
+        WorkerBuilder::default()
+    }
+
+    pub(crate) fn new(
+        settings: Settings,
+        endpoint: Endpoint,
+        handlers: Handlers,
+        shutdown: Option<BoxFuture<'static, ()>>,
+        stats: StatsHandle,
+    ) -> Worker {
+        Worker {
+            settings: Arc::new(settings),
+            endpoint,
+            handlers: Arc::new(handlers),
+            shutdown,
+            stats,
+        }
+    }
+
+    /// The worker's counters; keep the handle to read them while it runs.
+    pub fn stats(&self) -> StatsHandle {
+        self.stats.clone()
+    }
+
+    /// This worker's id as sent to the gateway.
+    pub fn worker_id(&self) -> &str {
+        &self.settings.worker_id
+    }
+
+    /// Runs until the shutdown signal fires (forever without one),
+    /// reconnecting with backoff whenever the stream breaks.
+    ///
+    /// Fails only when the gateway refuses the worker in a way retrying cannot
+    /// fix (bad token, invalid hello).
+    pub async fn run(self) -> Result<StopReason, Error> {
+        let shutdown = CancellationToken::new();
+        let _signal = self.shutdown.map(|signal| {
+            let shutdown = shutdown.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                signal.await;
+                shutdown.cancel();
+            }))
+        });
+        let mut state = WorkerState::new(
+            self.settings.clone(),
+            self.handlers.clone(),
+            self.stats,
+            shutdown,
+        );
+        let mut backoff = Backoff::new(self.settings.reconnect_min, self.settings.reconnect_max);
+        info!(
+            worker_id = %self.settings.worker_id,
+            gateway = %self.settings.gateway,
+            concurrency = self.settings.concurrency,
+            "worker starting"
+        );
+        loop {
+            if let Some(reason) = stopped_while_disconnected(&mut state) {
+                return Ok(reason);
+            }
+            let hello = hello(&mut state, &self.handlers);
+            let opened = tokio::select! {
+                opened = connect::open(&self.endpoint, &self.settings, hello) => opened,
+                () = absorb_until_deadline(&mut state) => continue,
+            };
+            let delay = match opened {
+                Ok(stream) => {
+                    backoff.reset();
+                    match session::run(&mut state, stream).await {
+                        SessionEnd::Finished => return Ok(StopReason::Shutdown),
+                        SessionEnd::TimedOut {
+                            abandoned,
+                            unconfirmed,
+                        } => {
+                            return Ok(StopReason::ShutdownTimedOut {
+                                abandoned,
+                                unconfirmed,
+                            });
+                        }
+                        SessionEnd::Drained => {
+                            info!("drained for the gateway; reconnecting");
+                            backoff.next_delay()
+                        }
+                        SessionEnd::Lost(reason) => {
+                            warn!(%reason, "work stream lost; reconnecting");
+                            backoff.next_delay()
+                        }
+                    }
+                }
+                Err(ConnectError::Fatal(error)) => return Err(error),
+                Err(ConnectError::Transient(reason)) => {
+                    let delay = backoff.next_delay();
+                    warn!(%reason, retry_in = ?delay, "cannot open work stream");
+                    delay
+                }
+            };
+            pause(&mut state, delay).await;
+        }
+    }
+}
+
+/// The `Hello` for the next stream; while shutting down the window is the
+/// minimum, since the stream is only opened to deliver results.
+fn hello(state: &mut WorkerState, handlers: &Handlers) -> v1::Hello {
+    let window = if state.shutting_down() {
+        1
+    } else {
+        state.flow.window()
+    };
+    let settings = &state.settings;
+    let mut jobtypes: Vec<String> = handlers.keys().cloned().collect();
+    jobtypes.sort();
+    v1::Hello {
+        worker_id: settings.worker_id.clone(),
+        hostname: settings.hostname.clone(),
+        labels: settings.labels.clone(),
+        queues: settings.queues.clone(),
+        jobtypes,
+        window,
+        max_message_bytes: settings.max_message_bytes,
+    }
+}
+
+/// While no stream is open: stop when a shutdown has nothing left to report,
+/// or when its time is up.
+fn stopped_while_disconnected(state: &mut WorkerState) -> Option<StopReason> {
+    if !state.shutting_down() {
+        return None;
+    }
+    if state.running.is_empty() && state.results.is_settled() {
+        return Some(StopReason::Shutdown);
+    }
+    let deadline = state.shutdown_deadline?;
+    if Instant::now() < deadline {
+        return None;
+    }
+    let abandoned = state.time_out_running();
+    Some(StopReason::ShutdownTimedOut {
+        abandoned,
+        unconfirmed: state.results.unconfirmed(),
+    })
+}
+
+/// Waits `delay` before reconnecting, collecting finished handlers' results;
+/// cut short when shutdown starts or a shutdown has nothing left to wait for.
+async fn pause(state: &mut WorkerState, delay: Duration) {
+    let until = Instant::now() + delay;
+    loop {
+        let was_shutting_down = state.shutting_down();
+        if was_shutting_down && state.running.is_empty() {
+            return;
+        }
+        // `recv` and `cancelled` are cancellation-safe; the sleep is re-armed.
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => return,
+            Some(outcome) = state.outcomes_rx.recv() => state.absorb(outcome),
+            () = state.shutdown.cancelled(), if !was_shutting_down => {}
+        }
+    }
+}
+
+/// Resolves when a shutdown's deadline passes (never otherwise), collecting
+/// finished handlers' results meanwhile; bounds connection attempts during
+/// shutdown.
+async fn absorb_until_deadline(state: &mut WorkerState) {
+    loop {
+        let deadline = state
+            .shutting_down()
+            .then_some(state.shutdown_deadline)
+            .flatten();
+        tokio::select! {
+            Some(outcome) = state.outcomes_rx.recv() => state.absorb(outcome),
+            () = state.shutdown.cancelled(), if deadline.is_none() => {}
+            () = sleep_until_opt(deadline) => return,
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Aborts the wrapped task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
