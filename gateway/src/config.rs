@@ -1,0 +1,525 @@
+//! [`Config`]: every gateway option, parsed by clap from flags with
+//! environment-variable fallbacks. `faktory-gateway --help` lists each option
+//! with its variable and default.
+//!
+//! Names: the variables DESIGN.md fixes (`FAKTORY_URL`, `GATEWAY_LISTEN`,
+//! `FETCH_CONCURRENCY`, `BATCH_MAX_SIZE`, `BATCH_MAX_DELAY_MS`,
+//! `BATCH_AUTO_ENABLED`) keep their names; every other option reads
+//! `GATEWAY_<FLAG_NAME>`. A bad value makes parsing fail with a message naming
+//! the option and its variable. `Debug` never shows tokens or the Faktory
+//! password.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+use clap::builder::BoolishValueParser;
+
+use crate::faktory::FaktoryUrl;
+
+/// Where the Prometheus metrics endpoint listens, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    /// No metrics endpoint.
+    Off,
+    /// Serve `GET /metrics` on this address.
+    Addr(SocketAddr),
+}
+
+impl FromStr for MetricsListen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            Ok(MetricsListen::Off)
+        } else {
+            s.trim().parse().map(MetricsListen::Addr)
+        }
+    }
+}
+
+impl fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsListen::Off => f.write_str("off"),
+            MetricsListen::Addr(addr) => addr.fmt(f),
+        }
+    }
+}
+
+/// A secret string (bearer token). `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The gateway's configuration.
+///
+/// Build it with `Config::parse()` in the binary and
+/// `Config::try_parse_from(["faktory-gateway", "--faktory-url", url, ..])` in
+/// tests (never by setting environment variables).
+#[derive(Clone, Parser)]
+#[command(
+    name = "faktory-gateway",
+    version,
+    about = "A gRPC gateway that runs beside Faktory and streams jobs in bulk to remote workers."
+)]
+pub struct Config {
+    /// Faktory server: tcp://[:password@]host[:port] or tcp+tls://...
+    #[arg(
+        long,
+        env = "FAKTORY_URL",
+        value_name = "FAKTORY_URL",
+        default_value = "tcp://localhost:7419"
+    )]
+    pub faktory_url: FaktoryUrl,
+
+    /// PEM file of extra CA certificates to trust for tcp+tls:// Faktory
+    /// (the web PKI roots are always trusted).
+    #[arg(
+        long,
+        env = "GATEWAY_FAKTORY_TLS_CA",
+        value_name = "GATEWAY_FAKTORY_TLS_CA"
+    )]
+    pub faktory_tls_ca: Option<PathBuf>,
+
+    /// How long one Faktory command may take before the gateway gives up on
+    /// it (pushes answer UNAVAILABLE), in milliseconds.
+    #[arg(long, env = "GATEWAY_FAKTORY_TIMEOUT_MS", value_name = "GATEWAY_FAKTORY_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub faktory_timeout_ms: u64,
+
+    /// Address of the gRPC server.
+    #[arg(
+        long,
+        env = "GATEWAY_LISTEN",
+        value_name = "GATEWAY_LISTEN",
+        default_value = "0.0.0.0:7421"
+    )]
+    pub listen: SocketAddr,
+
+    /// Number of Faktory connections fetching jobs for workers.
+    #[arg(long, env = "FETCH_CONCURRENCY", value_name = "FETCH_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub fetch_concurrency: u32,
+
+    /// Most jobs in one coalesced PUSHB (also the size from which a Push call
+    /// is sent on its own, without waiting).
+    #[arg(long, env = "BATCH_MAX_SIZE", value_name = "BATCH_MAX_SIZE", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_max_size: u32,
+
+    /// Longest time a Push waits for others to share its PUSHB, in
+    /// milliseconds. Only an upper bound: a batch leaves as soon as a producer
+    /// connection is free.
+    #[arg(long, env = "BATCH_MAX_DELAY_MS", value_name = "BATCH_MAX_DELAY_MS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub batch_max_delay_ms: u64,
+
+    /// Coalesce concurrent Push calls into shared PUSHBs (true/false). When
+    /// off, each call is its own PUSHB.
+    #[arg(long, env = "BATCH_AUTO_ENABLED", value_name = "BATCH_AUTO_ENABLED", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub batch_auto_enabled: bool,
+
+    /// Most bytes of job JSON in one PUSHB; bigger batches are split.
+    #[arg(long, env = "GATEWAY_BATCH_MAX_BYTES", value_name = "GATEWAY_BATCH_MAX_BYTES", default_value_t = 4 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub batch_max_bytes: u32,
+
+    /// Number of Faktory connections pushing jobs.
+    #[arg(long, env = "GATEWAY_PRODUCER_CONNECTIONS", value_name = "GATEWAY_PRODUCER_CONNECTIONS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub producer_connections: u32,
+
+    /// Number of Faktory connections relaying ACKs and FAILs.
+    #[arg(long, env = "GATEWAY_ACK_CONNECTIONS", value_name = "GATEWAY_ACK_CONNECTIONS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub ack_connections: u32,
+
+    /// Most jobs in one Push call; more is refused with INVALID_ARGUMENT.
+    #[arg(long, env = "GATEWAY_MAX_JOBS_PER_PUSH", value_name = "GATEWAY_MAX_JOBS_PER_PUSH", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_jobs_per_push: u32,
+
+    /// Most bytes of one job's Faktory JSON; bigger jobs are INVALID.
+    #[arg(long, env = "GATEWAY_MAX_JOB_BYTES", value_name = "GATEWAY_MAX_JOB_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(256..))]
+    pub max_job_bytes: u32,
+
+    /// Largest gRPC message the gateway accepts (decode limit), in bytes.
+    #[arg(long, env = "GATEWAY_MAX_MESSAGE_BYTES", value_name = "GATEWAY_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_message_bytes: u32,
+
+    /// Largest window (unfinished jobs) a worker may ask for.
+    #[arg(long, env = "GATEWAY_MAX_WINDOW", value_name = "GATEWAY_MAX_WINDOW", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_window: u32,
+
+    /// How often workers should send heartbeats, in milliseconds.
+    #[arg(long, env = "GATEWAY_HEARTBEAT_INTERVAL_MS", value_name = "GATEWAY_HEARTBEAT_INTERVAL_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_interval_ms: u64,
+
+    /// A Work stream silent this long is dead and its jobs are redelivered,
+    /// in milliseconds.
+    #[arg(long, env = "GATEWAY_HEARTBEAT_TIMEOUT_MS", value_name = "GATEWAY_HEARTBEAT_TIMEOUT_MS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_timeout_ms: u64,
+
+    /// How long a new Work stream may take to send its hello, in milliseconds.
+    #[arg(long, env = "GATEWAY_HELLO_TIMEOUT_MS", value_name = "GATEWAY_HELLO_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub hello_timeout_ms: u64,
+
+    /// How long jobs of a vanished worker wait for another matching worker
+    /// before being released back to Faktory, in milliseconds.
+    #[arg(
+        long,
+        env = "GATEWAY_REDELIVERY_GRACE_MS",
+        value_name = "GATEWAY_REDELIVERY_GRACE_MS",
+        default_value_t = 10_000
+    )]
+    pub redelivery_grace_ms: u64,
+
+    /// How long a job whose jobtype no connected worker handles is held before
+    /// being released or failed (NoWorkerForJobtype), in milliseconds.
+    #[arg(
+        long,
+        env = "GATEWAY_UNKNOWN_JOBTYPE_GRACE_MS",
+        value_name = "GATEWAY_UNKNOWN_JOBTYPE_GRACE_MS",
+        default_value_t = 30_000
+    )]
+    pub unknown_jobtype_grace_ms: u64,
+
+    /// Least reservation time a job must have left to be delivered, in
+    /// milliseconds.
+    #[arg(
+        long,
+        env = "GATEWAY_LEASE_MARGIN_MS",
+        value_name = "GATEWAY_LEASE_MARGIN_MS",
+        default_value_t = 10_000
+    )]
+    pub lease_margin_ms: u64,
+
+    /// On shutdown, how long workers get to finish before their jobs are
+    /// released back to Faktory, in milliseconds.
+    #[arg(
+        long,
+        env = "GATEWAY_SHUTDOWN_GRACE_MS",
+        value_name = "GATEWAY_SHUTDOWN_GRACE_MS",
+        default_value_t = 25_000
+    )]
+    pub shutdown_grace_ms: u64,
+
+    /// Address of the Prometheus metrics endpoint (GET /metrics), or "off".
+    #[arg(
+        long,
+        env = "GATEWAY_METRICS_LISTEN",
+        value_name = "GATEWAY_METRICS_LISTEN",
+        default_value = "0.0.0.0:9421"
+    )]
+    pub metrics_listen: MetricsListen,
+
+    /// Bearer token producers must send to call Push. Unset: Push is open.
+    #[arg(
+        long,
+        env = "GATEWAY_PRODUCER_TOKEN",
+        value_name = "GATEWAY_PRODUCER_TOKEN",
+        hide_env_values = true
+    )]
+    pub producer_token: Option<Secret>,
+
+    /// Bearer token workers must send to open Work. Unset: Work is open.
+    #[arg(
+        long,
+        env = "GATEWAY_WORKER_TOKEN",
+        value_name = "GATEWAY_WORKER_TOKEN",
+        hide_env_values = true
+    )]
+    pub worker_token: Option<Secret>,
+
+    /// PEM certificate chain for TLS on the gRPC port (needs --tls-key).
+    #[arg(
+        long,
+        env = "GATEWAY_TLS_CERT",
+        value_name = "GATEWAY_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for TLS on the gRPC port (needs --tls-cert).
+    #[arg(
+        long,
+        env = "GATEWAY_TLS_KEY",
+        value_name = "GATEWAY_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// The gateway's Faktory worker id (wid). Default: random, chosen at start.
+    #[arg(long, env = "GATEWAY_WID", value_name = "GATEWAY_WID", default_value_t = random_wid(), hide_default_value = true)]
+    pub wid: String,
+
+    /// Labels the gateway shows in Faktory's UI, comma-separated.
+    #[arg(
+        long,
+        env = "GATEWAY_LABELS",
+        value_name = "GATEWAY_LABELS",
+        value_delimiter = ',',
+        default_value = "faktory-gateway"
+    )]
+    pub labels: Vec<String>,
+}
+
+/// A random Faktory wid: 16 lowercase hex characters.
+fn random_wid() -> String {
+    hex::encode(rand::random::<[u8; 8]>())
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+impl Config {
+    /// [`Config::batch_max_delay_ms`] as a duration.
+    pub fn batch_max_delay(&self) -> Duration {
+        ms(self.batch_max_delay_ms)
+    }
+
+    /// [`Config::faktory_timeout_ms`] as a duration.
+    pub fn faktory_timeout(&self) -> Duration {
+        ms(self.faktory_timeout_ms)
+    }
+
+    /// [`Config::heartbeat_interval_ms`] as a duration.
+    pub fn heartbeat_interval(&self) -> Duration {
+        ms(self.heartbeat_interval_ms)
+    }
+
+    /// [`Config::heartbeat_timeout_ms`] as a duration.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        ms(self.heartbeat_timeout_ms)
+    }
+
+    /// [`Config::hello_timeout_ms`] as a duration.
+    pub fn hello_timeout(&self) -> Duration {
+        ms(self.hello_timeout_ms)
+    }
+
+    /// [`Config::redelivery_grace_ms`] as a duration.
+    pub fn redelivery_grace(&self) -> Duration {
+        ms(self.redelivery_grace_ms)
+    }
+
+    /// [`Config::unknown_jobtype_grace_ms`] as a duration.
+    pub fn unknown_jobtype_grace(&self) -> Duration {
+        ms(self.unknown_jobtype_grace_ms)
+    }
+
+    /// [`Config::lease_margin_ms`] as a duration.
+    pub fn lease_margin(&self) -> Duration {
+        ms(self.lease_margin_ms)
+    }
+
+    /// [`Config::shutdown_grace_ms`] as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        ms(self.shutdown_grace_ms)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Written out so that a new field cannot leak a secret by accident:
+        // tokens are `Secret`s and the URL's Debug redacts the password.
+        f.debug_struct("Config")
+            .field("faktory_url", &self.faktory_url)
+            .field("faktory_tls_ca", &self.faktory_tls_ca)
+            .field("faktory_timeout_ms", &self.faktory_timeout_ms)
+            .field("listen", &self.listen)
+            .field("fetch_concurrency", &self.fetch_concurrency)
+            .field("batch_max_size", &self.batch_max_size)
+            .field("batch_max_delay_ms", &self.batch_max_delay_ms)
+            .field("batch_auto_enabled", &self.batch_auto_enabled)
+            .field("batch_max_bytes", &self.batch_max_bytes)
+            .field("producer_connections", &self.producer_connections)
+            .field("ack_connections", &self.ack_connections)
+            .field("max_jobs_per_push", &self.max_jobs_per_push)
+            .field("max_job_bytes", &self.max_job_bytes)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_window", &self.max_window)
+            .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
+            .field("heartbeat_timeout_ms", &self.heartbeat_timeout_ms)
+            .field("hello_timeout_ms", &self.hello_timeout_ms)
+            .field("redelivery_grace_ms", &self.redelivery_grace_ms)
+            .field("unknown_jobtype_grace_ms", &self.unknown_jobtype_grace_ms)
+            .field("lease_margin_ms", &self.lease_margin_ms)
+            .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("producer_token", &self.producer_token)
+            .field("worker_token", &self.worker_token)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("wid", &self.wid)
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Parses flags only: the environment of the test run (a `FAKTORY_URL`
+    /// pointing at a real server, say) must not change the outcome.
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        use clap::FromArgMatches;
+        let cmd = Config::command().mut_args(|a| a.env(None));
+        let matches = cmd
+            .try_get_matches_from(std::iter::once("faktory-gateway").chain(args.iter().copied()))?;
+        Config::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.faktory_url.host(), "localhost");
+        assert_eq!(c.faktory_url.port(), 7419);
+        assert_eq!(c.listen, "0.0.0.0:7421".parse().unwrap());
+        assert_eq!(c.fetch_concurrency, 8);
+        assert_eq!(c.batch_max_size, 100);
+        assert_eq!(c.batch_max_delay(), Duration::from_millis(5));
+        assert!(c.batch_auto_enabled);
+        assert_eq!(c.producer_connections, 4);
+        assert_eq!(c.ack_connections, 2);
+        assert_eq!(c.max_jobs_per_push, 10_000);
+        assert_eq!(c.max_job_bytes, 1 << 20);
+        assert_eq!(c.max_message_bytes, 16 << 20);
+        assert_eq!(c.max_window, 10_000);
+        assert_eq!(c.heartbeat_interval(), Duration::from_secs(5));
+        assert_eq!(c.heartbeat_timeout(), Duration::from_secs(20));
+        assert_eq!(c.hello_timeout(), Duration::from_secs(10));
+        assert_eq!(c.redelivery_grace(), Duration::from_secs(10));
+        assert_eq!(c.unknown_jobtype_grace(), Duration::from_secs(30));
+        assert_eq!(c.lease_margin(), Duration::from_secs(10));
+        assert_eq!(c.shutdown_grace(), Duration::from_secs(25));
+        assert_eq!(c.metrics_listen, "0.0.0.0:9421".parse().unwrap());
+        assert!(c.producer_token.is_none() && c.worker_token.is_none());
+        assert!(c.tls_cert.is_none() && c.tls_key.is_none());
+        assert_eq!(c.wid.len(), 16);
+        assert_eq!(c.labels, vec!["faktory-gateway"]);
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let c = parse(&[
+            "--faktory-url",
+            "tcp+tls://:pw@faktory:7000",
+            "--batch-auto-enabled",
+            "false",
+            "--metrics-listen",
+            "off",
+            "--labels",
+            "a,b",
+            "--wid",
+            "w1",
+            "--producer-token",
+            "p",
+        ])
+        .unwrap();
+        assert!(c.faktory_url.is_tls());
+        assert_eq!(c.faktory_url.password(), Some("pw"));
+        assert!(!c.batch_auto_enabled);
+        assert_eq!(c.metrics_listen, MetricsListen::Off);
+        assert_eq!(c.labels, vec!["a", "b"]);
+        assert_eq!(c.wid, "w1");
+        assert_eq!(c.producer_token.as_ref().map(Secret::expose), Some("p"));
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        for (flag, value) in [
+            ("--fetch-concurrency", "0"),
+            ("--fetch-concurrency", "many"),
+            ("--batch-max-size", "-1"),
+            ("--batch-auto-enabled", "maybe"),
+            ("--listen", "nowhere"),
+            ("--faktory-url", "http://x"),
+            ("--metrics-listen", "on"),
+        ] {
+            let arg = format!("{flag}={value}");
+            let text = parse(&[&arg]).unwrap_err().to_string();
+            assert!(text.contains(flag), "{arg}: {text}");
+        }
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err(), "cert needs key");
+        // The message names the environment variable as well as the flag.
+        let text = parse(&["--producer-connections=x"])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("GATEWAY_PRODUCER_CONNECTIONS"), "{text}");
+    }
+
+    #[test]
+    fn every_option_names_its_variable() {
+        let cmd = Config::command();
+        for arg in cmd.get_arguments() {
+            if matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            assert!(
+                arg.get_env().is_some(),
+                "{} has no env fallback",
+                arg.get_id()
+            );
+        }
+        cmd.debug_assert();
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = parse(&[
+            "--faktory-url",
+            "tcp://:hunter2@faktory:7419",
+            "--producer-token",
+            "ptoken-secret",
+            "--worker-token",
+            "wtoken-secret",
+        ])
+        .unwrap();
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("ptoken-secret"), "{text}");
+        assert!(!text.contains("wtoken-secret"), "{text}");
+        assert!(text.contains("batch_max_size"));
+    }
+}
