@@ -1,6 +1,6 @@
 //! Measurement primitives: a lock-free latency histogram, wall-clock
 //! stamps, per-process CPU time and peak RSS read from `/proc`, and counts of
-//! established TCP connections on a port read from `/proc/net/tcp{,6}`.
+//! established TCP connections to a port read from `/proc/net/tcp{,6}`.
 //!
 //! Everything here reads Linux `/proc`; on other systems the process and
 //! connection figures come back as `None`.
@@ -142,11 +142,12 @@ fn proc_dir(pid: Option<u32>) -> String {
     }
 }
 
-/// Counts established TCP connections whose local port is `port`, i.e. the
-/// connections a server listening on `port` has accepted (IPv4 and IPv6).
-/// Counts every process in this network namespace. `None` when `/proc/net`
-/// is unreadable.
-pub fn established_on_port(port: u16) -> Option<usize> {
+/// Counts established TCP connections whose remote port is `port`, i.e.
+/// the client ends of connections to a server on `port` (IPv4 and IPv6),
+/// in every process of this network namespace. Counting client ends works
+/// whether the server is local or remote. `None` when `/proc/net` is
+/// unreadable.
+pub fn established_to_port(port: u16) -> Option<usize> {
     let mut total = 0;
     let mut readable = false;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -157,25 +158,25 @@ pub fn established_on_port(port: u16) -> Option<usize> {
         total += text
             .lines()
             .skip(1)
-            .filter(|line| is_established_on(line, port))
+            .filter(|line| is_established_to(line, port))
             .count();
     }
     readable.then_some(total)
 }
 
-fn is_established_on(line: &str, port: u16) -> bool {
+fn is_established_to(line: &str, port: u16) -> bool {
     let mut fields = line.split_whitespace();
-    let (Some(_slot), Some(local), Some(_remote), Some(state)) =
+    let (Some(_slot), Some(_local), Some(remote), Some(state)) =
         (fields.next(), fields.next(), fields.next(), fields.next())
     else {
         return false;
     };
     const ESTABLISHED: &str = "01";
-    let local_port = local
+    let remote_port = remote
         .rsplit(':')
         .next()
         .and_then(|hex| u16::from_str_radix(hex, 16).ok());
-    state == ESTABLISHED && local_port == Some(port)
+    state == ESTABLISHED && remote_port == Some(port)
 }
 
 #[cfg(test)]
@@ -203,10 +204,10 @@ mod tests {
     #[test]
     fn parses_established_lines() {
         let line = "   0: 0100007F:1CFD 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 1 1 0 20 4 30 10 -1";
-        assert!(is_established_on(line, 0x1CFD));
-        assert!(!is_established_on(line, 7420));
-        let listening = line.replace(" 01 ", " 0A ");
-        assert!(!is_established_on(&listening, 0x1CFD));
+        assert!(is_established_to(line, 0xD2F0));
+        assert!(!is_established_to(line, 0x1CFD));
+        let closing = line.replace(" 01 ", " 06 ");
+        assert!(!is_established_to(&closing, 0xD2F0));
     }
 
     #[test]
@@ -221,6 +222,6 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (_server, _) = listener.accept().unwrap();
-        assert_eq!(established_on_port(port), Some(1));
+        assert_eq!(established_to_port(port), Some(1));
     }
 }

@@ -1,1 +1,248 @@
-fn main() {}
+//! The benchmark: every scenario of the plan in one invocation, so ratios
+//! compare numbers from the same run.
+//!
+//! ```text
+//! cargo build --release -p faktory-gateway-bench
+//! cargo run --release -p faktory-gateway-bench --bin bench -- [--short] [--json out.json]
+//! ```
+//!
+//! Uses the in-process Faktory test server unless `FAKTORY_URL` is set.
+//! Progress goes to stderr, the table to stdout, the JSON to `--json`
+//! (default `bench-results/bench-<mode>.json`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use faktory_gateway_bench::cpu_cost::run_cpu_cost;
+use faktory_gateway_bench::gateway_process::{CHILD_ARG, GatewayProcess, run_child};
+use faktory_gateway_bench::load::Env;
+use faktory_gateway_bench::progress::Progress;
+use faktory_gateway_bench::push::run_push;
+use faktory_gateway_bench::report::{Report, fill_ratios};
+use faktory_gateway_bench::runner::run_throughput;
+use faktory_gateway_bench::scenario::{Plan, PushMode};
+use faktory_gateway_bench::target::FaktoryTarget;
+use faktory_gateway_bench::targets::evaluate;
+
+/// Faktory Gateway benchmark: gateway-path workers against direct Faktory
+/// workers across emulated link latencies.
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// The short plan (core scenarios, brief phases; for CI).
+    #[arg(long)]
+    short: bool,
+    /// Where to write the JSON report (default bench-results/bench-<mode>.json).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Only run throughput scenarios whose name contains this text.
+    #[arg(long)]
+    only: Option<String>,
+    /// Skip the push comparisons and the CPU-cost comparison.
+    #[arg(long)]
+    throughput_only: bool,
+    /// Extra argument for every gateway (repeat), e.g. `--gateway-arg=--fetch-concurrency=8`.
+    #[arg(long = "gateway-arg", allow_hyphen_values = true)]
+    gateway_args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if argv.get(1).map(String::as_str) == Some(CHILD_ARG) {
+        if std::env::var_os("RUST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .init();
+        }
+        return match runtime.block_on(run_child(argv[2..].to_vec())) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gateway child: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = Args::parse();
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the plan; returns whether every scenario completed.
+async fn run(args: Args) -> anyhow::Result<bool> {
+    let plan = if args.short {
+        Plan::short()
+    } else {
+        Plan::full()
+    };
+    let progress = Progress::default();
+    let target = FaktoryTarget::from_env().await.context("faktory")?;
+    let env = Env {
+        faktory_url: target.url(),
+        faktory_addr: target.addr(),
+        gateway_args: args.gateway_args.clone(),
+    };
+    let scenarios: Vec<_> = plan
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|s| {
+            args.only
+                .as_ref()
+                .is_none_or(|only| s.name().contains(only.as_str()))
+        })
+        .collect();
+    let run_extras = !args.throughput_only && args.only.is_none();
+    let steps = scenarios.len()
+        + if run_extras {
+            plan.pushes.len() + usize::from(plan.cpu_cost)
+        } else {
+            0
+        };
+    progress.line(&format!(
+        "bench ({} mode): {steps} steps against {}",
+        plan.mode,
+        target.describe()
+    ));
+
+    let mut all_ok = true;
+    let mut throughput = Vec::new();
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let label = format!("[{}/{steps}]", index + 1);
+        match run_throughput(&env, *scenario, &plan.timing, &progress, &label).await {
+            Ok(row) => throughput.push(row),
+            Err(e) => {
+                all_ok = false;
+                progress.line(&format!(
+                    "{label} {} FAILED: {}",
+                    scenario.name(),
+                    chain(&e)
+                ));
+            }
+        }
+    }
+
+    let mut push = Vec::new();
+    let mut cpu_cost = None;
+    if run_extras {
+        let mut step = scenarios.len();
+        let gateway = GatewayProcess::start(&env.faktory_url, &env.gateway_args).await?;
+        for scenario in &plan.pushes {
+            step += 1;
+            let label = format!("[{step}/{steps}]");
+            let name = format!("push {:?} {}", scenario.side, scenario.mode.name());
+            progress.line(&format!("{label} {name}"));
+            let total = push_total(plan.mode, scenario.mode);
+            match run_push(&env.faktory_url, Some(&gateway), *scenario, total).await {
+                Ok(row) => {
+                    progress.line(&format!("{label} {name}: {:.0} jobs/s", row.jobs_per_s));
+                    push.push(row);
+                }
+                Err(e) => {
+                    all_ok = false;
+                    progress.line(&format!("{label} {name} FAILED: {}", chain(&e)));
+                }
+            }
+        }
+        if let Err(e) = gateway.stop().await {
+            progress.line(&format!("push gateway did not stop cleanly: {}", chain(&e)));
+        }
+        if plan.cpu_cost {
+            let label = format!("[{steps}/{steps}]");
+            match run_cpu_cost(&env, &plan.timing, &progress, &label).await {
+                Ok(row) => cpu_cost = Some(row),
+                Err(e) => {
+                    all_ok = false;
+                    progress.line(&format!("{label} cpu cost FAILED: {}", chain(&e)));
+                }
+            }
+        }
+    }
+
+    fill_ratios(&mut throughput, &mut push);
+    let targets = evaluate(&throughput, &push, cpu_cost.as_ref());
+    let report = Report {
+        mode: plan.mode.to_owned(),
+        machine: machine(),
+        faktory: target.describe(),
+        throughput,
+        push,
+        cpu_cost,
+        targets,
+    };
+    println!("{}", report.to_table());
+    let json_path = args
+        .json
+        .unwrap_or_else(|| PathBuf::from(format!("bench-results/bench-{}.json", plan.mode)));
+    if let Some(dir) = json_path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("write {}", json_path.display()))?;
+    progress.line(&format!("json written to {}", json_path.display()));
+    target.shutdown().await;
+    Ok(all_ok)
+}
+
+/// Jobs per push scenario: enough for a stable rate, few enough that the
+/// unconsumed jobs stay small in the server's memory.
+fn push_total(mode: &str, push: PushMode) -> usize {
+    let short = mode == "short";
+    match push {
+        PushMode::Batch { size: 1 } | PushMode::Concurrent { .. } => {
+            if short {
+                5_000
+            } else {
+                20_000
+            }
+        }
+        PushMode::Batch { .. } => {
+            if short {
+                20_000
+            } else {
+                100_000
+            }
+        }
+    }
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown cpu".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cores} cores")
+}

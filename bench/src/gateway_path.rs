@@ -1,0 +1,68 @@
+//! Gateway-path workers: one worker-SDK worker process-equivalent (one
+//! `faktory_gateway_worker::Worker`, one gRPC stream) with a given handler
+//! concurrency, connected to the gateway across the link. Latency is hidden
+//! by the SDK's prefetch window, not by extra slots.
+
+use std::sync::Arc;
+
+use faktory_gateway_worker::{JobError, Worker};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::probe::Probe;
+use crate::scenario::JOBTYPE;
+
+/// A running SDK worker.
+pub struct SdkWorkers {
+    cancel: CancellationToken,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl SdkWorkers {
+    /// Starts one SDK worker with `concurrency` handler slots serving
+    /// `queue` through the gateway at `gateway_url`, each job handled by
+    /// `probe`. Connects in the background.
+    ///
+    /// Fails when the SDK rejects the configuration.
+    pub fn start(
+        gateway_url: &str,
+        queue: &str,
+        concurrency: usize,
+        probe: Arc<Probe>,
+    ) -> Result<SdkWorkers, Error> {
+        let cancel = CancellationToken::new();
+        let worker = Worker::builder()
+            .gateway(gateway_url)
+            .queues([queue])
+            .concurrency(concurrency)
+            .register(JOBTYPE, move |job| {
+                let probe = Arc::clone(&probe);
+                async move {
+                    probe.run_raw(job.raw_args()).await;
+                    Ok::<(), JobError>(())
+                }
+            })
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .build()
+            .map_err(|e| Error::Sdk(e.to_string()))?;
+        let task = tokio::spawn(async move {
+            worker
+                .run()
+                .await
+                .map(drop)
+                .map_err(|e| Error::Sdk(e.to_string()))
+        });
+        Ok(SdkWorkers { cancel, task })
+    }
+
+    /// Shuts the worker down gracefully and waits for it.
+    ///
+    /// Fails when the worker reported an error.
+    pub async fn stop(self) -> Result<(), Error> {
+        self.cancel.cancel();
+        self.task
+            .await
+            .map_err(|e| Error::Setup(format!("sdk worker task: {e}")))?
+    }
+}

@@ -1,0 +1,249 @@
+//! One running scenario: the feeder filling its queue, the gateway child
+//! (gateway path), the link, and the workers — with what is needed to
+//! measure it (completion counts, connection counts, gateway samples), to
+//! drain it, to run the paced latency phase, and to stop it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::direct::DirectWorkers;
+use crate::gateway_path::SdkWorkers;
+use crate::gateway_process::GatewayProcess;
+use crate::link::{Link, url_with_addr};
+use crate::measure::{ProcessSample, established_to_port};
+use crate::probe::Probe;
+use crate::producer::{Feeder, push_paced};
+use crate::scenario::{Scenario, WorkerPath};
+
+/// Where the Faktory is and how to start gateways for it.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// Faktory URL for producers, direct workers and the gateway.
+    pub faktory_url: String,
+    /// Faktory's address (the link proxies to it).
+    pub faktory_addr: std::net::SocketAddr,
+    /// Extra arguments for every gateway child.
+    pub gateway_args: Vec<String>,
+}
+
+enum Workers {
+    Direct(DirectWorkers),
+    Sdk(SdkWorkers),
+}
+
+/// A scenario with everything running.
+pub struct Load {
+    scenario: Scenario,
+    probe: Arc<Probe>,
+    feeder: Option<Feeder>,
+    gateway: Option<GatewayProcess>,
+    link: Link,
+    workers: Workers,
+    expected_worker_connections: usize,
+    faktory_baseline: usize,
+}
+
+/// One point of a measurement window.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// When.
+    pub at: Instant,
+    /// Jobs finished so far.
+    pub done: u64,
+    /// The gateway child's CPU and peak RSS, gateway path only.
+    pub gateway: Option<ProcessSample>,
+}
+
+impl Load {
+    /// Starts the feeder, then (gateway path) a gateway child, the link and
+    /// the workers. Returns at once; see [`Load::wait_ready`].
+    ///
+    /// Fails when any part cannot start.
+    pub async fn start(env: &Env, scenario: Scenario, queue: &str) -> Result<Load, Error> {
+        let probe = Arc::new(Probe::new(scenario.workload));
+        let feeder = Feeder::start(
+            &env.faktory_url,
+            queue,
+            scenario.workload,
+            Arc::clone(&probe),
+        )
+        .await?;
+        let faktory_baseline = established_to_port(env.faktory_addr.port()).unwrap_or(0);
+        let (gateway, upstream) = match scenario.path {
+            WorkerPath::Direct { .. } => (None, env.faktory_addr),
+            WorkerPath::Gateway { .. } => {
+                let gateway = GatewayProcess::start(&env.faktory_url, &env.gateway_args).await?;
+                gateway.reset_peak_rss();
+                let addr = gateway.addr();
+                (Some(gateway), addr)
+            }
+        };
+        let link = Link::start(upstream, scenario.rtt).await?;
+        let (workers, expected_worker_connections) = match scenario.path {
+            WorkerPath::Direct { slots } => {
+                let url = url_with_addr(&env.faktory_url, link.addr());
+                let workers = DirectWorkers::start(&url, queue, slots, Arc::clone(&probe));
+                let expected = workers.connections();
+                (Workers::Direct(workers), expected)
+            }
+            WorkerPath::Gateway { concurrency } => {
+                let url = format!("http://{}", link.addr());
+                let workers = SdkWorkers::start(&url, queue, concurrency, Arc::clone(&probe))?;
+                (Workers::Sdk(workers), 1)
+            }
+        };
+        Ok(Load {
+            scenario,
+            probe,
+            feeder: Some(feeder),
+            gateway,
+            link,
+            workers,
+            expected_worker_connections,
+            faktory_baseline,
+        })
+    }
+
+    /// The probe every handler of this load reports to.
+    pub fn probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    /// The gateway child, gateway path only.
+    pub fn gateway(&self) -> Option<&GatewayProcess> {
+        self.gateway.as_ref()
+    }
+
+    /// Waits until the workers hold all their connections and have finished
+    /// a first job, at most `limit`; `status` is called with a message every
+    /// poll. Returns whether they got there.
+    pub async fn wait_ready(&self, limit: Duration, status: impl Fn(&str)) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let connections = self.worker_connections().unwrap_or(usize::MAX);
+            let done = self.probe.done();
+            if connections >= self.expected_worker_connections && done > 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            status(&format!(
+                "connecting: {connections}/{} connections, {done} jobs done",
+                self.expected_worker_connections
+            ));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// TCP connections the workers hold to what they connect to (the
+    /// link's port; at RTT 0 that is Faktory or the gateway itself, so at
+    /// RTT 0 direct counts include the producers' connections).
+    pub fn worker_connections(&self) -> Option<usize> {
+        let port = self.link.addr().port();
+        match (self.link.connections(), self.scenario.path) {
+            (Some(through_link), _) => Some(through_link),
+            (None, WorkerPath::Gateway { .. }) => established_to_port(port),
+            (None, WorkerPath::Direct { .. }) => {
+                established_to_port(port).map(|n| n.saturating_sub(self.faktory_baseline))
+            }
+        }
+    }
+
+    /// TCP connections the gateway holds to Faktory (gateway path only).
+    pub fn gateway_faktory_connections(&self, faktory_port: u16) -> Option<usize> {
+        self.gateway.as_ref()?;
+        established_to_port(faktory_port).map(|n| n.saturating_sub(self.faktory_baseline))
+    }
+
+    /// A measurement point.
+    pub fn sample(&self) -> Sample {
+        Sample {
+            at: Instant::now(),
+            done: self.probe.done(),
+            gateway: self.gateway.as_ref().and_then(GatewayProcess::sample),
+        }
+    }
+
+    /// Stops the feeder and waits (at most `limit`) until every pushed job
+    /// is done. Returns whether the queue drained.
+    ///
+    /// Fails when the feeder had failed.
+    pub async fn drain(&mut self, limit: Duration, status: impl Fn(&str)) -> Result<bool, Error> {
+        let pushed = match self.feeder.take() {
+            Some(feeder) => feeder.stop().await?,
+            None => return Ok(true),
+        };
+        Ok(self.wait_done(pushed, limit, "draining", &status).await)
+    }
+
+    /// Pushes stamped single jobs at `per_second` for `duration` and waits
+    /// (at most `limit`) until they are done. Call after [`Load::drain`].
+    ///
+    /// Fails when pushing fails.
+    pub async fn latency_phase(
+        &self,
+        env: &Env,
+        queue: &str,
+        per_second: f64,
+        duration: Duration,
+        limit: Duration,
+        status: impl Fn(&str),
+    ) -> Result<bool, Error> {
+        let before = self.probe.done();
+        status(&format!("latency phase: {per_second:.0} jobs/s"));
+        let pushed = push_paced(
+            &env.faktory_url,
+            queue,
+            self.scenario.workload,
+            per_second,
+            duration,
+        )
+        .await?;
+        Ok(self
+            .wait_done(before + pushed, limit, "latency jobs", &status)
+            .await)
+    }
+
+    async fn wait_done(
+        &self,
+        target: u64,
+        limit: Duration,
+        what: &str,
+        status: impl Fn(&str),
+    ) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let done = self.probe.done();
+            if done >= target {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            status(&format!("{what}: {} jobs left", target - done));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the workers, then the gateway child; the link closes last.
+    ///
+    /// Fails with the first error any of them reports.
+    pub async fn stop(mut self) -> Result<(), Error> {
+        let feeder = match self.feeder.take() {
+            Some(feeder) => feeder.stop().await.map(drop),
+            None => Ok(()),
+        };
+        let workers = match self.workers {
+            Workers::Direct(workers) => workers.stop().await,
+            Workers::Sdk(workers) => workers.stop().await,
+        };
+        let gateway = match self.gateway.take() {
+            Some(gateway) => gateway.stop().await,
+            None => Ok(()),
+        };
+        drop(self.link);
+        feeder.and(workers).and(gateway)
+    }
+}

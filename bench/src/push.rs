@@ -1,0 +1,216 @@
+//! Push comparisons: `PUSHB`/`PUSH` straight to Faktory with the `faktory`
+//! crate's client against the gateway's `Push` RPC, in sequential batches
+//! and as many concurrent single-job callers (which the gateway coalesces).
+//! Producers are co-located with Faktory and the gateway (no link).
+
+use std::time::Instant;
+
+use faktory::Client;
+use faktory_gateway_proto::v1::gateway_client::GatewayClient;
+use faktory_gateway_proto::v1::{Job as WireJob, PushRequest, PushStatus};
+use tokio::task::JoinSet;
+use tonic::transport::Channel;
+
+use crate::Error;
+use crate::gateway_process::GatewayProcess;
+use crate::probe::job_args;
+use crate::producer::bench_job;
+use crate::report::PushRow;
+use crate::scenario::{JOBTYPE, PushMode, PushScenario, PushSide, Workload};
+
+/// The queue push scenarios fill (nobody consumes it).
+pub const PUSH_QUEUE: &str = "bench-push";
+
+/// Largest gRPC message either side of the bench accepts.
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Connects a `Gateway` client to `url` with large message limits.
+///
+/// Fails when the connection cannot be made.
+pub async fn gateway_client(url: &str) -> Result<GatewayClient<Channel>, Error> {
+    let channel = Channel::from_shared(url.to_owned())
+        .map_err(|e| Error::Setup(format!("gateway url {url}: {e}")))?
+        .connect()
+        .await?;
+    Ok(GatewayClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE))
+}
+
+/// A wire job for the gateway's `Push` (jid left for the gateway to make).
+pub fn wire_job(queue: &str, workload: Workload, stamp: u64) -> WireJob {
+    let args = serde_json::to_vec(&job_args(workload, stamp)).unwrap_or_default();
+    WireJob {
+        jobtype: JOBTYPE.to_owned(),
+        queue: queue.to_owned(),
+        args: args.into(),
+        ..WireJob::default()
+    }
+}
+
+/// Pushes `jobs` through the gateway in one call; returns how many were
+/// accepted.
+///
+/// Fails when the call fails as a whole.
+pub async fn push_via_gateway(
+    client: &mut GatewayClient<Channel>,
+    jobs: Vec<WireJob>,
+) -> Result<u64, Error> {
+    let response = client.push(PushRequest { jobs }).await?.into_inner();
+    Ok(response
+        .results
+        .iter()
+        .filter(|result| result.status == PushStatus::Accepted as i32)
+        .count() as u64)
+}
+
+/// Runs one push scenario of `total` jobs; returns its row (ratio filled in
+/// later). `gateway` must be running for gateway scenarios.
+///
+/// Fails when connecting or pushing fails, or a job is not accepted.
+pub async fn run_push(
+    faktory_url: &str,
+    gateway: Option<&GatewayProcess>,
+    scenario: PushScenario,
+    total: usize,
+) -> Result<PushRow, Error> {
+    let cpu_before = gateway.and_then(GatewayProcess::sample);
+    let started = Instant::now();
+    let accepted = match scenario.side {
+        PushSide::Direct => direct(faktory_url, scenario.mode, total).await?,
+        PushSide::Gateway => {
+            let gateway =
+                gateway.ok_or_else(|| Error::Setup("gateway push without a gateway".into()))?;
+            via_gateway(&gateway.url(), scenario.mode, total).await?
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if accepted < total as u64 {
+        return Err(Error::Setup(format!(
+            "only {accepted} of {total} pushed jobs accepted"
+        )));
+    }
+    let cpu_after = gateway.and_then(GatewayProcess::sample);
+    let gateway_cpu_s_per_100k = match (scenario.side, cpu_before, cpu_after) {
+        (PushSide::Gateway, Some(before), Some(after)) => {
+            Some((after.cpu_seconds - before.cpu_seconds) * 100_000.0 / total as f64)
+        }
+        _ => None,
+    };
+    clear_queue(faktory_url).await;
+    Ok(PushRow {
+        side: scenario.side,
+        mode: scenario.mode,
+        jobs_per_s: accepted as f64 / seconds,
+        ratio_to_direct: None,
+        gateway_cpu_s_per_100k,
+    })
+}
+
+/// Splits `total` jobs into calls of at most `size`.
+fn call_sizes(total: usize, size: usize) -> impl Iterator<Item = usize> {
+    let size = size.max(1);
+    (0..total.div_ceil(size)).map(move |call| size.min(total - call * size))
+}
+
+async fn direct(url: &str, mode: PushMode, total: usize) -> Result<u64, Error> {
+    match mode {
+        PushMode::Batch { size } => {
+            let mut client = Client::connect_to(url).await?;
+            direct_calls(&mut client, total, size).await
+        }
+        PushMode::Concurrent { callers } => {
+            let mut clients = Vec::with_capacity(callers);
+            for _ in 0..callers {
+                clients.push(Client::connect_to(url).await?);
+            }
+            let mut tasks = JoinSet::new();
+            for (caller, mut client) in clients.into_iter().enumerate() {
+                let share = share_of(total, callers, caller);
+                tasks.spawn(async move { direct_calls(&mut client, share, 1).await });
+            }
+            sum_tasks(tasks).await
+        }
+    }
+}
+
+async fn direct_calls(client: &mut Client, total: usize, size: usize) -> Result<u64, Error> {
+    let mut accepted = 0;
+    for count in call_sizes(total, size) {
+        if count == 1 {
+            client
+                .enqueue(bench_job(PUSH_QUEUE, Workload::Noop, 0))
+                .await?;
+            accepted += 1;
+        } else {
+            let jobs = (0..count).map(|_| bench_job(PUSH_QUEUE, Workload::Noop, 0));
+            let (ok, _) = client.enqueue_many(jobs.collect::<Vec<_>>()).await?;
+            accepted += ok as u64;
+        }
+    }
+    Ok(accepted)
+}
+
+async fn via_gateway(url: &str, mode: PushMode, total: usize) -> Result<u64, Error> {
+    let client = gateway_client(url).await?;
+    match mode {
+        PushMode::Batch { size } => gateway_calls(client, total, size).await,
+        PushMode::Concurrent { callers } => {
+            // One HTTP/2 connection shared by all callers, as a gRPC client
+            // in one process would have.
+            let mut tasks = JoinSet::new();
+            for caller in 0..callers {
+                let share = share_of(total, callers, caller);
+                tasks.spawn(gateway_calls(client.clone(), share, 1));
+            }
+            sum_tasks(tasks).await
+        }
+    }
+}
+
+async fn gateway_calls(
+    mut client: GatewayClient<Channel>,
+    total: usize,
+    size: usize,
+) -> Result<u64, Error> {
+    let mut accepted = 0;
+    for count in call_sizes(total, size) {
+        let jobs = (0..count)
+            .map(|_| wire_job(PUSH_QUEUE, Workload::Noop, 0))
+            .collect();
+        accepted += push_via_gateway(&mut client, jobs).await?;
+    }
+    Ok(accepted)
+}
+
+fn share_of(total: usize, callers: usize, caller: usize) -> usize {
+    total / callers + usize::from(caller < total % callers)
+}
+
+async fn sum_tasks(mut tasks: JoinSet<Result<u64, Error>>) -> Result<u64, Error> {
+    let mut accepted = 0;
+    while let Some(joined) = tasks.join_next().await {
+        accepted += joined.map_err(|e| Error::Setup(format!("push task: {e}")))??;
+    }
+    Ok(accepted)
+}
+
+/// Best effort: empties the push queue so pushed jobs do not pile up in
+/// the server between scenarios.
+async fn clear_queue(url: &str) {
+    if let Ok(mut client) = Client::connect_to(url).await {
+        let _ = client.queue_remove(&[PUSH_QUEUE]).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_sizes_cover_the_total() {
+        assert_eq!(call_sizes(250, 100).collect::<Vec<_>>(), [100, 100, 50]);
+        assert_eq!(call_sizes(3, 1).collect::<Vec<_>>(), [1, 1, 1]);
+        assert_eq!((0..7).map(|c| share_of(100, 7, c)).sum::<usize>(), 100);
+    }
+}

@@ -1,0 +1,235 @@
+//! Results of one benchmark run: the rows each part produces, the issue's
+//! targets evaluated against them, and their rendering as a text table and
+//! as JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::scenario::{PushMode, PushSide, Scenario};
+
+/// One throughput scenario's numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputRow {
+    /// What ran.
+    pub scenario: Scenario,
+    /// Readable name (`path rtt workload`).
+    pub name: String,
+    /// Handler concurrency (slots for direct workers).
+    pub concurrency: usize,
+    /// Jobs finished per second in the measurement window.
+    pub jobs_per_s: f64,
+    /// `jobs_per_s` over the co-located direct reference with the same workload.
+    pub ratio: Option<f64>,
+    /// TCP connections the workers hold (to Faktory for direct workers, to
+    /// the gateway for SDK workers).
+    pub worker_connections: Option<usize>,
+    /// TCP connections the gateway holds to Faktory (gateway path only).
+    pub gateway_faktory_connections: Option<usize>,
+    /// Gateway CPU seconds (user + system) per 100k jobs in the window.
+    pub gateway_cpu_s_per_100k: Option<f64>,
+    /// Peak RSS of the gateway process during the scenario, MiB.
+    pub gateway_peak_rss_mib: Option<f64>,
+    /// Peak RSS of the bench process (workers, producer and, by default,
+    /// the in-process test server) during the scenario, MiB.
+    pub worker_peak_rss_mib: Option<f64>,
+    /// Median push → handler start latency in the paced phase, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile push → handler start latency in the paced phase, ms.
+    pub p99_ms: Option<f64>,
+    /// Rate of the paced latency phase, jobs/s.
+    pub latency_rate: f64,
+    /// Stamped jobs observed in the latency phase.
+    pub latency_samples: u64,
+}
+
+/// One push scenario's numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushRow {
+    /// Who pushed.
+    pub side: PushSide,
+    /// How.
+    pub mode: PushMode,
+    /// Jobs accepted per second.
+    pub jobs_per_s: f64,
+    /// Over direct push in the same mode (gateway rows only).
+    pub ratio_to_direct: Option<f64>,
+    /// Gateway CPU seconds per 100k jobs (gateway rows only).
+    pub gateway_cpu_s_per_100k: Option<f64>,
+}
+
+/// Direct co-located throughput with and without a gateway relaying a
+/// parallel load to co-located SDK workers.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuCostRow {
+    /// Direct workers alone, jobs/s.
+    pub direct_alone: f64,
+    /// Direct workers while the gateway relays, jobs/s.
+    pub direct_with_gateway: f64,
+    /// What the gateway path relayed meanwhile, jobs/s.
+    pub gateway_relayed: f64,
+    /// Fraction of direct throughput lost: `1 - with / alone`.
+    pub cost_fraction: f64,
+}
+
+/// One of the issue's targets and where it stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// The target, as the issue states it.
+    pub target: String,
+    /// The measured value, formatted.
+    pub measured: String,
+    /// Whether it holds in this run (`None`: not measured).
+    pub holds: Option<bool>,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `full` or `short`.
+    pub mode: String,
+    /// CPU model and core count.
+    pub machine: String,
+    /// What served as Faktory.
+    pub faktory: String,
+    /// Throughput scenarios.
+    pub throughput: Vec<ThroughputRow>,
+    /// Push scenarios.
+    pub push: Vec<PushRow>,
+    /// The CPU-cost comparison, when run.
+    pub cpu_cost: Option<CpuCostRow>,
+    /// The issue's targets.
+    pub targets: Vec<Target>,
+}
+
+/// Fills in each row's ratio to the co-located direct reference with the
+/// same workload, and each gateway push row's ratio to direct push.
+pub fn fill_ratios(throughput: &mut [ThroughputRow], push: &mut [PushRow]) {
+    let references: Vec<_> = throughput
+        .iter()
+        .filter(|row| row.scenario.is_reference())
+        .map(|row| (row.scenario.workload, row.jobs_per_s))
+        .collect();
+    for row in throughput.iter_mut() {
+        row.ratio = references
+            .iter()
+            .find(|(workload, _)| *workload == row.scenario.workload)
+            .filter(|(_, reference)| *reference > 0.0)
+            .map(|(_, reference)| row.jobs_per_s / reference);
+    }
+    let direct: Vec<_> = push
+        .iter()
+        .filter(|row| row.side == PushSide::Direct)
+        .map(|row| (row.mode, row.jobs_per_s))
+        .collect();
+    for row in push.iter_mut().filter(|row| row.side == PushSide::Gateway) {
+        row.ratio_to_direct = direct
+            .iter()
+            .find(|(mode, _)| *mode == row.mode)
+            .filter(|(_, rate)| *rate > 0.0)
+            .map(|(_, rate)| row.jobs_per_s / rate);
+    }
+}
+
+impl Report {
+    /// The report as an aligned text table with the targets below it.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Faktory Gateway benchmark ({} mode)", self.mode);
+        let _ = writeln!(out, "machine: {}; faktory: {}", self.machine, self.faktory);
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<30} {:>5} {:>10} {:>7} {:>7} {:>7} {:>11} {:>8} {:>8} {:>9} {:>9}",
+            "scenario",
+            "conc",
+            "jobs/s",
+            "ratio",
+            "w.conns",
+            "gw.fconn",
+            "gw.cpu/100k",
+            "gw.rss",
+            "wk.rss",
+            "p50 ms",
+            "p99 ms"
+        );
+        for row in &self.throughput {
+            let _ = writeln!(
+                out,
+                "{:<30} {:>5} {:>10.0} {:>7} {:>7} {:>7} {:>11} {:>8} {:>8} {:>9} {:>9}",
+                row.name,
+                row.concurrency,
+                row.jobs_per_s,
+                opt(row.ratio, |r| format!("{r:.2}x")),
+                opt(row.worker_connections, |c| c.to_string()),
+                opt(row.gateway_faktory_connections, |c| c.to_string()),
+                opt(row.gateway_cpu_s_per_100k, |c| format!("{c:.2}s")),
+                opt(row.gateway_peak_rss_mib, |m| format!("{m:.0}M")),
+                opt(row.worker_peak_rss_mib, |m| format!("{m:.0}M")),
+                opt(row.p50_ms, |l| format!("{l:.1}")),
+                opt(row.p99_ms, |l| format!("{l:.1}")),
+            );
+        }
+        if !self.push.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "{:<30} {:>10} {:>9} {:>11}",
+                "push", "jobs/s", "vs direct", "gw.cpu/100k"
+            );
+            for row in &self.push {
+                let side = match row.side {
+                    PushSide::Direct => "direct",
+                    PushSide::Gateway => "gateway",
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<30} {:>10.0} {:>9} {:>11}",
+                    format!("{side} {}", row.mode.name()),
+                    row.jobs_per_s,
+                    opt(row.ratio_to_direct, |r| format!("{r:.2}x")),
+                    opt(row.gateway_cpu_s_per_100k, |c| format!("{c:.2}s")),
+                );
+            }
+        }
+        if let Some(cost) = &self.cpu_cost {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "cpu cost: direct co-located {:.0} jobs/s alone, {:.0} jobs/s while the gateway relays {:.0} jobs/s ({:.0}% lost)",
+                cost.direct_alone,
+                cost.direct_with_gateway,
+                cost.gateway_relayed,
+                cost.cost_fraction * 100.0
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "targets:");
+        for target in &self.targets {
+            let verdict = match target.holds {
+                Some(true) => "holds",
+                Some(false) => "MISSED",
+                None => "not measured",
+            };
+            let _ = writeln!(
+                out,
+                "  [{verdict:>12}] {}: {}",
+                target.target, target.measured
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "columns: conc = handler concurrency (slots); ratio = jobs/s over co-located direct-50, same workload;\n\
+             w.conns = worker TCP connections (to Faktory or the gateway); gw.fconn = gateway connections to Faktory;\n\
+             gw.cpu/100k = gateway CPU seconds per 100k jobs; gw.rss / wk.rss = peak RSS of the gateway / bench process\n\
+             (workers, producer, in-process test server); p50/p99 = push -> handler start in a paced phase at half the\n\
+             measured rate (at most 500 jobs/s)."
+        );
+        out
+    }
+}
+
+fn opt<T>(value: Option<T>, format: impl Fn(T) -> String) -> String {
+    value.map(format).unwrap_or_else(|| "-".to_owned())
+}

@@ -1,0 +1,145 @@
+//! Runs throughput scenarios one after another and turns each into a
+//! [`ThroughputRow`]: start the load, wait until ready, warm up, measure a
+//! window, drain, run the paced latency phase, stop.
+
+use std::time::Duration;
+
+use crate::Error;
+use crate::load::{Env, Load, Sample};
+use crate::measure::{reset_peak_rss, sample_process};
+use crate::progress::Progress;
+use crate::report::ThroughputRow;
+use crate::scenario::{Scenario, Timing};
+
+/// The paced latency phase runs at this fraction of the measured rate...
+const LATENCY_LOAD: f64 = 0.5;
+/// ...but never faster than this many jobs/s (one producer, single PUSHes).
+const LATENCY_MAX_RATE: f64 = 500.0;
+/// ...and never slower than this.
+const LATENCY_MIN_RATE: f64 = 10.0;
+
+/// Runs `scenario` and measures it. `label` prefixes progress lines.
+///
+/// Fails when a part of the scenario cannot start or fails while running.
+pub async fn run_throughput(
+    env: &Env,
+    scenario: Scenario,
+    timing: &Timing,
+    progress: &Progress,
+    label: &str,
+) -> Result<ThroughputRow, Error> {
+    let name = scenario.name();
+    let queue = scenario.queue();
+    let status = |message: &str| progress.status(&format!("{label} {name}: {message}"));
+    progress.line(&format!("{label} {name}: starting"));
+    reset_peak_rss(None);
+    let mut load = Load::start(env, scenario, &queue).await?;
+    if !load.wait_ready(timing.settle_limit, status).await {
+        progress.line(&format!(
+            "{label} {name}: workers not fully connected after {:?}; measuring anyway",
+            timing.settle_limit
+        ));
+    }
+    status("warming up");
+    tokio::time::sleep(timing.warmup).await;
+
+    let start = load.sample();
+    let end = measure_window(&load, timing.measure, &status).await;
+    let worker_connections = load.worker_connections();
+    let gateway_faktory_connections = load.gateway_faktory_connections(env.faktory_addr.port());
+    let jobs_per_s = rate(&start, &end);
+
+    if !load.drain(timing.settle_limit, status).await? {
+        progress.line(&format!(
+            "{label} {name}: backlog did not drain; latency includes it"
+        ));
+    }
+    let latency_rate = (jobs_per_s * LATENCY_LOAD).clamp(LATENCY_MIN_RATE, LATENCY_MAX_RATE);
+    let samples_before = load.probe().latency().count();
+    load.latency_phase(
+        env,
+        &queue,
+        latency_rate,
+        timing.latency,
+        timing.settle_limit,
+        status,
+    )
+    .await?;
+    let latency = load.probe().latency();
+    let p50_ms = latency.quantile(0.5).map(|d| d.as_secs_f64() * 1000.0);
+    let p99_ms = latency.quantile(0.99).map(|d| d.as_secs_f64() * 1000.0);
+    let latency_samples = latency.count() - samples_before;
+
+    let gateway_cpu_s_per_100k = cpu_per_100k(&start, &end);
+    let gateway_peak_rss_mib = load
+        .gateway()
+        .and_then(|gateway| gateway.sample())
+        .map(|sample| mib(sample.peak_rss_bytes));
+    let worker_peak_rss_mib = sample_process(None).map(|sample| mib(sample.peak_rss_bytes));
+    load.stop().await?;
+
+    progress.line(&format!(
+        "{label} {name}: {jobs_per_s:.0} jobs/s, p50 {} ms, p99 {} ms",
+        p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
+        p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
+    ));
+    Ok(ThroughputRow {
+        scenario,
+        name,
+        concurrency: scenario.path.concurrency(),
+        jobs_per_s,
+        ratio: None,
+        worker_connections,
+        gateway_faktory_connections,
+        gateway_cpu_s_per_100k,
+        gateway_peak_rss_mib,
+        worker_peak_rss_mib,
+        p50_ms,
+        p99_ms,
+        latency_rate,
+        latency_samples,
+    })
+}
+
+/// Waits `length`, showing the running rate once a second; returns the
+/// closing sample.
+pub async fn measure_window(load: &Load, length: Duration, status: impl Fn(&str)) -> Sample {
+    let start = load.sample();
+    let deadline = start.at + length;
+    let mut previous = start;
+    loop {
+        let now = tokio::time::Instant::now().into_std();
+        if now >= deadline {
+            return load.sample();
+        }
+        let step = (deadline - now).min(Duration::from_secs(1));
+        tokio::time::sleep(step).await;
+        let current = load.sample();
+        status(&format!(
+            "measuring: {:.0} jobs/s ({} done)",
+            rate(&previous, &current),
+            current.done - start.done
+        ));
+        previous = current;
+    }
+}
+
+/// Jobs per second between two samples.
+pub fn rate(start: &Sample, end: &Sample) -> f64 {
+    let seconds = (end.at - start.at).as_secs_f64();
+    if seconds <= 0.0 {
+        return 0.0;
+    }
+    (end.done - start.done) as f64 / seconds
+}
+
+/// Gateway CPU seconds per 100k jobs between two samples.
+pub fn cpu_per_100k(start: &Sample, end: &Sample) -> Option<f64> {
+    let (before, after) = (start.gateway?, end.gateway?);
+    let jobs = end.done.checked_sub(start.done).filter(|jobs| *jobs > 0)?;
+    Some((after.cpu_seconds - before.cpu_seconds) * 100_000.0 / jobs as f64)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}

@@ -1,0 +1,101 @@
+//! The performance targets, evaluated against one run's rows.
+
+use std::time::Duration;
+
+use crate::report::{CpuCostRow, PushRow, Target, ThroughputRow};
+use crate::scenario::{PushMode, PushSide, WorkerPath, Workload};
+
+/// Evaluates every target; a target whose scenarios did not run is
+/// "not measured".
+pub fn evaluate(
+    throughput: &[ThroughputRow],
+    push: &[PushRow],
+    cpu_cost: Option<&CpuCostRow>,
+) -> Vec<Target> {
+    let find = |rtt_ms: u64, path: fn(WorkerPath) -> bool| {
+        throughput.iter().find(|row| {
+            row.scenario.rtt == Duration::from_millis(rtt_ms)
+                && row.scenario.workload == Workload::Noop
+                && path(row.scenario.path)
+        })
+    };
+    let is_gateway = |path| matches!(path, WorkerPath::Gateway { .. });
+    let is_direct_500 = |path| path == WorkerPath::Direct { slots: 500 };
+
+    let mut targets = Vec::new();
+    let gateway_50 = find(50, is_gateway);
+    targets.push(ratio_target(
+        "50 ms RTT: gateway path >= 1.0x co-located direct (noop)",
+        gateway_50.and_then(|row| row.ratio),
+        1.0,
+    ));
+    let versus_500 = gateway_50
+        .zip(find(50, is_direct_500))
+        .filter(|(_, direct)| direct.jobs_per_s > 0.0)
+        .map(|(gateway, direct)| gateway.jobs_per_s / direct.jobs_per_s);
+    targets.push(ratio_target(
+        "50 ms RTT: gateway path >= 3x direct with 500 slots (noop)",
+        versus_500,
+        3.0,
+    ));
+    targets.push(ratio_target(
+        "200 ms RTT: gateway path >= 0.9x co-located direct (noop)",
+        find(200, is_gateway).and_then(|row| row.ratio),
+        0.9,
+    ));
+    targets.push(connection_target(throughput));
+    targets.push(match cpu_cost {
+        Some(cost) => Target {
+            target: "gateway relaying a parallel load costs co-located direct < 20%".to_owned(),
+            measured: format!("{:.1}% lost", cost.cost_fraction * 100.0),
+            holds: Some(cost.cost_fraction < 0.2),
+        },
+        None => not_measured("gateway relaying a parallel load costs co-located direct < 20%"),
+    });
+    let push_100 = push
+        .iter()
+        .find(|row| row.side == PushSide::Gateway && row.mode == PushMode::Batch { size: 100 });
+    targets.push(ratio_target(
+        "gateway Push >= 0.9x direct PUSHB at batch 100",
+        push_100.and_then(|row| row.ratio_to_direct),
+        0.9,
+    ));
+    targets
+}
+
+fn ratio_target(name: &str, ratio: Option<f64>, threshold: f64) -> Target {
+    match ratio {
+        Some(ratio) => Target {
+            target: name.to_owned(),
+            measured: format!("{ratio:.2}x"),
+            holds: Some(ratio >= threshold),
+        },
+        None => not_measured(name),
+    }
+}
+
+fn connection_target(throughput: &[ThroughputRow]) -> Target {
+    const NAME: &str = "one TCP connection per worker process on the gateway path";
+    let counts: Vec<usize> = throughput
+        .iter()
+        .filter(|row| matches!(row.scenario.path, WorkerPath::Gateway { .. }))
+        .filter_map(|row| row.worker_connections)
+        .collect();
+    if counts.is_empty() {
+        return not_measured(NAME);
+    }
+    let max = counts.iter().copied().max().unwrap_or(0);
+    Target {
+        target: NAME.to_owned(),
+        measured: format!("at most {max} per worker process"),
+        holds: Some(max == 1),
+    }
+}
+
+fn not_measured(name: &str) -> Target {
+    Target {
+        target: name.to_owned(),
+        measured: "-".to_owned(),
+        holds: None,
+    }
+}
