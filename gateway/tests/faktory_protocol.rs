@@ -60,6 +60,15 @@ fn real_faktory() -> Option<FaktoryUrl> {
     }
 }
 
+/// A test server whose FETCH blocks `fetch_block` on empty queues.
+async fn start_blocking(fetch_block: Duration) -> (TestServer, FaktoryUrl) {
+    start_with(ServerConfig {
+        fetch_block,
+        ..ServerConfig::default()
+    })
+    .await
+}
+
 async fn start_with(config: ServerConfig) -> (TestServer, FaktoryUrl) {
     let server = TestServer::start_with(config)
         .await
@@ -293,11 +302,7 @@ async fn ack_and_fail_batches_report_per_item() {
 
 #[tokio::test]
 async fn empty_fetch_returns_no_jobs() {
-    let config = ServerConfig {
-        fetch_block: Duration::from_millis(20),
-        ..ServerConfig::default()
-    };
-    let (server, url) = start_with(config).await;
+    let (server, url) = start_blocking(Duration::from_millis(20)).await;
     let mut conn = connect(&url).await;
     let jobs = conn.fetch(&[unique("empty")], 3).await.expect("fetch");
     assert!(jobs.is_empty());
@@ -379,11 +384,7 @@ async fn beat_reports_quiet_and_terminate() {
 #[tokio::test]
 async fn cancelled_or_timed_out_operation_breaks_the_connection() {
     // FETCH on an empty queue never answers within the test.
-    let config = ServerConfig {
-        fetch_block: Duration::from_secs(3600),
-        ..ServerConfig::default()
-    };
-    let (server, url) = start_with(config).await;
+    let (server, url) = start_blocking(Duration::from_secs(3600)).await;
 
     let options = ConnectOptions {
         io_timeout: Duration::from_millis(50),
