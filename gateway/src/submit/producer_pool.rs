@@ -1,0 +1,237 @@
+//! The producer connections: one task per Faktory connection, each taking a
+//! [`Batch`] at a time from the batcher, sending it with one `PUSHB`, and
+//! answering every part of it.
+//!
+//! Connections are opened lazily and reopened after a failure, with
+//! exponential backoff: while a connection is backing off, batches given to it
+//! are answered UNAVAILABLE at once (with the last error) instead of waiting,
+//! so producers hear quickly that Faktory is down.
+//!
+//! A `PUSHB` that fails half-way is not resent: Faktory may already hold the
+//! jobs, and a resend would duplicate them. The jobs are answered UNAVAILABLE
+//! (safe to retry with the same jid, as the contract says).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::batcher::{Batch, Outcome};
+use crate::faktory::{Backoff, ConnectOptions, Connection, Error, FaktoryUrl};
+use crate::metrics::{FaktoryOp, Metrics};
+
+/// One connection able to push jobs (a Faktory [`Connection`], or a fake in
+/// tests).
+pub(crate) trait PushConnection: Send {
+    /// `PUSHB`: returns jid → Faktory's error for the refused jobs only.
+    fn push_bulk<'a>(
+        &'a mut self,
+        jobs_json_array: &'a [u8],
+    ) -> BoxFuture<'a, Result<HashMap<String, String>, Error>>;
+
+    /// `PUSH` of one job.
+    fn push<'a>(&'a mut self, job_json: &'a [u8]) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Whether the connection must be replaced.
+    fn is_broken(&self) -> bool;
+
+    /// Says goodbye (`END`) and closes.
+    fn end(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// Opens producer connections.
+pub(crate) trait PushBackend: Send + Sync + 'static {
+    /// Opens one connection.
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn PushConnection>, Error>>;
+}
+
+impl PushConnection for Connection {
+    fn push_bulk<'a>(
+        &'a mut self,
+        jobs_json_array: &'a [u8],
+    ) -> BoxFuture<'a, Result<HashMap<String, String>, Error>> {
+        Box::pin(Connection::push_bulk(self, jobs_json_array))
+    }
+
+    fn push<'a>(&'a mut self, job_json: &'a [u8]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Connection::push(self, job_json))
+    }
+
+    fn is_broken(&self) -> bool {
+        Connection::is_broken(self)
+    }
+
+    fn end(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(error) = Connection::end(*self).await {
+                tracing::debug!(%error, "closing producer connection");
+            }
+        })
+    }
+}
+
+/// Real Faktory connections, without a worker identity (producers need none).
+pub(crate) struct FaktoryBackend {
+    pub(crate) url: FaktoryUrl,
+    pub(crate) options: ConnectOptions,
+}
+
+impl PushBackend for FaktoryBackend {
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn PushConnection>, Error>> {
+        Box::pin(async move {
+            let conn = Connection::connect_with(&self.url, None, &self.options).await?;
+            Ok(Box::new(conn) as Box<dyn PushConnection>)
+        })
+    }
+}
+
+/// `error` with its causes, for the reason of an UNAVAILABLE result. The
+/// protocol layer never puts the password in an error.
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// One producer task's state: its connection, or why it has none.
+struct Producer {
+    backend: Arc<dyn PushBackend>,
+    metrics: Arc<Metrics>,
+    conn: Option<Box<dyn PushConnection>>,
+    backoff: Backoff,
+    /// While set and in the future, do not try to connect; answer with
+    /// `last_error` instead.
+    retry_at: Option<Instant>,
+    last_error: String,
+}
+
+/// Runs one producer: takes batches from `batches` until it closes, answers
+/// them, and reports itself idle on `idle` (with `index`) after each.
+pub(crate) async fn run_producer(
+    index: usize,
+    backend: Arc<dyn PushBackend>,
+    metrics: Arc<Metrics>,
+    mut batches: mpsc::Receiver<Batch>,
+    idle: mpsc::Sender<usize>,
+) {
+    let mut producer = Producer {
+        backend,
+        metrics,
+        conn: None,
+        backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5)),
+        retry_at: None,
+        last_error: String::new(),
+    };
+    while let Some(batch) = batches.recv().await {
+        let outcomes = producer.send(&batch).await;
+        batch.answer(outcomes);
+        // One message per batch received, so the channel (one slot per
+        // producer) never fills; the batcher may be gone during shutdown.
+        let _ = idle.send(index).await;
+    }
+    if let Some(conn) = producer.conn.take() {
+        conn.end().await;
+    }
+}
+
+impl Producer {
+    /// Sends `batch`, one outcome per job in batch order.
+    async fn send(&mut self, batch: &Batch) -> Vec<Outcome> {
+        let jobs = batch.job_count();
+        let conn = match self.connection().await {
+            Ok(conn) => conn,
+            Err(reason) => return vec![Outcome::Unavailable(reason); jobs],
+        };
+        let body = batch.pushb_body();
+        let started = Instant::now();
+        let result = conn.push_bulk(&body).await;
+        self.metrics
+            .observe_faktory(FaktoryOp::Push, started.elapsed());
+        self.metrics.pushb_sent.inc();
+        match result {
+            Ok(refused) => batch
+                .jids()
+                .map(|jid| match refused.get(jid) {
+                    Some(why) => Outcome::Rejected(why.clone()),
+                    None => Outcome::Accepted,
+                })
+                .collect(),
+            // Faktory parses the whole array before pushing any of it, so a
+            // batch-level refusal pushed nothing: retry job by job to find
+            // the culprit without failing its neighbours.
+            Err(Error::Server(e)) if jobs > 1 => {
+                tracing::warn!(error = %e, jobs, "faktory refused a whole PUSHB; pushing one by one");
+                self.send_one_by_one(batch).await
+            }
+            Err(Error::Server(e)) => vec![Outcome::Rejected(e.to_string())],
+            Err(error) => {
+                let reason = format!("faktory did not confirm the push: {}", describe(&error));
+                tracing::warn!(%reason, jobs, "PUSHB failed");
+                self.conn = None;
+                vec![Outcome::Unavailable(reason); jobs]
+            }
+        }
+    }
+
+    async fn send_one_by_one(&mut self, batch: &Batch) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(batch.job_count());
+        for json in batch.jsons() {
+            let conn = match self.connection().await {
+                Ok(conn) => conn,
+                Err(reason) => {
+                    outcomes.push(Outcome::Unavailable(reason));
+                    continue;
+                }
+            };
+            outcomes.push(match conn.push(json).await {
+                Ok(()) => Outcome::Accepted,
+                Err(Error::Server(e)) => Outcome::Rejected(e.to_string()),
+                Err(error) => {
+                    self.conn = None;
+                    Outcome::Unavailable(format!(
+                        "faktory did not confirm the push: {}",
+                        describe(&error)
+                    ))
+                }
+            });
+        }
+        outcomes
+    }
+
+    /// The open connection, opening one if needed. A lost connection is
+    /// reopened at once; a failed connect waits a backoff delay before the
+    /// next attempt.
+    async fn connection(&mut self) -> Result<&mut Box<dyn PushConnection>, String> {
+        if self.conn.as_ref().is_some_and(|c| c.is_broken()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            if self.retry_at.is_some_and(|t| Instant::now() < t) {
+                return Err(self.last_error.clone());
+            }
+            match self.backend.connect().await {
+                Ok(conn) => {
+                    self.conn = Some(conn);
+                    self.backoff.reset();
+                    self.retry_at = None;
+                }
+                Err(error) => {
+                    let reason = format!("faktory is unreachable: {}", describe(&error));
+                    tracing::warn!(%reason, "producer connection failed");
+                    self.last_error = reason.clone();
+                    self.retry_at = Some(Instant::now() + self.backoff.next_delay());
+                    return Err(reason);
+                }
+            }
+        }
+        self.conn.as_mut().ok_or_else(|| self.last_error.clone())
+    }
+}
