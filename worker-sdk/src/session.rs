@@ -332,8 +332,10 @@ impl Session {
         Ok(())
     }
 
+    /// Gives jobs back; after our side is closed the gateway takes back what
+    /// is unfinished by itself.
     async fn release(&mut self, state: &mut WorkerState, jids: Vec<String>) -> Step {
-        if jids.is_empty() {
+        if jids.is_empty() || self.outbound.is_none() {
             return Ok(());
         }
         state.stats.add(Counter::Released, jids.len() as u64);
@@ -424,7 +426,8 @@ impl Session {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+/// Sleeps until `deadline`, or forever without one.
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,

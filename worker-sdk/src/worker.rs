@@ -232,15 +232,8 @@ async fn absorb_until_deadline(state: &mut WorkerState) {
         tokio::select! {
             Some(outcome) = state.outcomes_rx.recv() => state.absorb(outcome),
             () = state.shutdown.cancelled(), if deadline.is_none() => {}
-            () = sleep_until_opt(deadline) => return,
+            () = session::sleep_until(deadline) => return,
         }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 
