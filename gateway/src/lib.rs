@@ -1,7 +1,55 @@
-//! placeholder
+//! Faktory Gateway: a gRPC gateway that runs beside a Faktory server and
+//! speaks gRPC to everyone else. Producers submit jobs in batches with `Push`;
+//! remote workers open one `Work` stream each and receive jobs in batches up
+//! to a window they choose, while the gateway does Faktory's one-job-per-round
+//! -trip FETCH/ACK dance locally, where round trips are cheap.
+//!
+//! # Layout
+//! - [`server`]: [`serve`], the gRPC server (service, auth, health,
+//!   reflection, TLS, limits, metrics endpoint, drain on shutdown).
+//! - [`config`]: [`Config`], every option (clap, env fallbacks).
+//! - [`delivery`]: the delivery path (sessions, windows, fetch engine,
+//!   leases, redelivery, relays, Faktory presence, drain).
+//! - [`submit`]: the submit path (validation, coalescing into PUSHB).
+//! - [`job`]: proto `Job` <-> Faktory job JSON.
+//! - [`faktory`]: the Faktory protocol layer (connections, commands, RESP).
+//! - [`auth`]: bearer tokens for producers and workers.
+//! - [`tls`]: TLS on the gRPC port.
+//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
+//! - [`error`]: the crate's [`Error`] and its gRPC status.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run() -> Result<(), faktory_gateway::Error> {
+//! use clap::Parser;
+//!
+//! let config = faktory_gateway::Config::try_parse_from([
+//!     "faktory-gateway",
+//!     "--faktory-url",
+//!     "tcp://localhost:7419",
+//! ])
+//! .expect("valid flags");
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+//! faktory_gateway::serve(config, listener, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
 
 /// The delivery path: Faktory jobs to remote workers over `Work` streams.
 pub mod delivery;
+
+/// The crate's error type.
+pub mod error;
+
+/// The gRPC server.
+pub mod server;
+
+pub use config::Config;
+pub use delivery::Delivery;
+pub use error::Error;
+pub use server::serve;
 
 /// Conversion between the wire `Job` and Faktory job JSON.
 pub mod job;

@@ -308,6 +308,11 @@ impl Dispatcher {
         self.sessions.values().any(|s| !s.unfinished.is_empty())
     }
 
+    /// Sum of the open window of all sessions.
+    pub(crate) fn open_window(&self) -> usize {
+        self.sessions.values().map(SessionSlot::open).sum()
+    }
+
     /// Number of open sessions.
     pub(crate) fn session_count(&self) -> usize {
         self.sessions.len()
@@ -546,11 +551,6 @@ impl Dispatcher {
         self.fetch_wake.notify_waiters();
     }
 
-    /// Whether FETCHes are still claimed and not reported back.
-    pub(crate) fn fetches_in_flight(&self) -> bool {
-        !self.in_flight.is_empty()
-    }
-
     // ----- assignment ------------------------------------------------------
 
     /// Hands waiting jobs to sessions with room.
@@ -708,6 +708,7 @@ impl Dispatcher {
     }
 
     /// Whether settlements are waiting for a relay.
+    #[cfg(test)]
     pub(crate) fn has_settlements(&self) -> bool {
         !self.settles.is_empty()
     }

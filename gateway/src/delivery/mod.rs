@@ -1,17 +1,363 @@
 //! The delivery path: Faktory jobs to remote workers over `Work` streams.
 //!
+//! [`Delivery`] owns it: it starts the fetch, relay, presence and sweep tasks,
+//! opens a session task per `Work` stream, and runs the drain on shutdown.
+//!
 //! # Layout
 //! - [`dispatcher`]: the shared state and its rules (routing, windows, fetch
 //!   demand, waiting-time limits, settlements queue).
+//! - [`session`]: one worker's `Work` stream.
+//! - [`fetcher`]: the fetch engine (`FETCH_CONCURRENCY` connections).
+//! - [`relay`]: ACK/FAIL/release batches on their own connections.
+//! - [`presence`]: the gateway's HELLO/BEAT as one Faktory process.
 //! - [`hello`]: validation of a worker's `Hello`.
 //! - [`window`]: a worker's window.
 //! - [`lease`]: one job reserved at Faktory for the gateway.
+//! - [`link`]: a delivery task's lazily reconnected Faktory connection.
 //! - [`settle`]: what the gateway must still tell Faktory about a job.
 //! - [`batch`]: cutting deliveries into messages by count and bytes.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use faktory_gateway_proto::v1::{Drain, GatewayMessage, WorkerMessage};
+use futures::Stream;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::Status;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::faktory::{ConnectOptions, FaktoryUrl, Identity};
+use crate::metrics::Metrics;
+
 pub(crate) mod batch;
 pub(crate) mod dispatcher;
+pub(crate) mod fetcher;
 pub(crate) mod hello;
 pub(crate) mod lease;
+pub(crate) mod link;
+pub(crate) mod presence;
+pub(crate) mod relay;
+pub(crate) mod session;
 pub(crate) mod settle;
 pub(crate) mod window;
+
+use dispatcher::{Dispatcher, Rules};
+
+/// Deepest FETCH pipeline on one connection. Deep pipelines only form while
+/// every FETCH returns a job; when the queue runs dry each pipelined FETCH
+/// blocks ~2 s in turn, so the cap bounds that stall.
+pub(crate) const MAX_FETCH_DEPTH: usize = 16;
+
+/// How often waiting jobs are checked against their grace periods.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Longest wait for relays to settle the last releases after the drain grace
+/// when Faktory is slow or unreachable.
+const FINAL_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the delivery path needs from the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Faktory process id the gateway registers and BEATs as.
+    pub(crate) wid: String,
+    /// How long a new stream may take to send its hello.
+    pub(crate) hello_timeout: Duration,
+    /// How often the gateway pings workers (and asks them to ping).
+    pub(crate) heartbeat_interval: Duration,
+    /// Silence after which a session is dead.
+    pub(crate) heartbeat_timeout: Duration,
+    /// Largest window.
+    pub(crate) max_window: u32,
+    /// Largest worker -> gateway message, announced in the welcome.
+    pub(crate) max_inbound_bytes: u32,
+    /// How long workers get to finish when the gateway drains.
+    pub(crate) shutdown_grace: Duration,
+    /// The dispatcher's rules.
+    pub(crate) rules: Rules,
+}
+
+impl Settings {
+    /// The delivery settings of `config`.
+    pub(crate) fn from_config(config: &Config) -> Settings {
+        Settings {
+            wid: config.wid.clone(),
+            hello_timeout: config.hello_timeout(),
+            heartbeat_interval: config.heartbeat_interval(),
+            heartbeat_timeout: config.heartbeat_timeout(),
+            max_window: config.max_window.max(1),
+            max_inbound_bytes: config.max_message_bytes,
+            shutdown_grace: config.shutdown_grace(),
+            rules: Rules {
+                redelivery_grace: config.redelivery_grace(),
+                unknown_jobtype_grace: config.unknown_jobtype_grace(),
+                lease_margin: config.lease_margin(),
+                max_window: config.max_window.max(1),
+                max_fetch_depth: MAX_FETCH_DEPTH,
+            },
+        }
+    }
+}
+
+/// Where and how to connect to Faktory.
+#[derive(Debug, Clone)]
+pub(crate) struct FaktoryTarget {
+    /// The server.
+    pub(crate) url: FaktoryUrl,
+    /// Timeouts and TLS trust.
+    pub(crate) options: ConnectOptions,
+}
+
+/// State shared by every delivery task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The one lock of the delivery path; never held across `.await`.
+    pub(crate) dispatcher: Mutex<Dispatcher>,
+    /// Static settings.
+    pub(crate) settings: Settings,
+    /// The Faktory server.
+    pub(crate) faktory: FaktoryTarget,
+    /// Counters and gauges.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Cancelled to end every session (after the drain grace).
+    pub(crate) sessions_stop: CancellationToken,
+    session_seq: AtomicU64,
+}
+
+impl Shared {
+    /// Fresh state.
+    pub(crate) fn new(
+        settings: Settings,
+        faktory: FaktoryTarget,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            dispatcher: Mutex::new(Dispatcher::new(settings.rules.clone())),
+            settings,
+            faktory,
+            metrics,
+            sessions_stop: CancellationToken::new(),
+            session_seq: AtomicU64::new(1),
+        })
+    }
+
+    /// A number for naming a session whose worker gave no id.
+    pub(crate) fn next_session_seq(&self) -> u64 {
+        self.session_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The running delivery path. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    shared: Arc<Shared>,
+    fetchers: TaskTracker,
+    background: TaskTracker,
+    sessions: TaskTracker,
+    fetch_stop: CancellationToken,
+    background_stop: CancellationToken,
+}
+
+impl Delivery {
+    /// Starts the delivery path for `config`: the fetch connections (idle
+    /// until a worker opens window), the relay connections, the presence
+    /// connection and the sweeper. Connections are made lazily and retried
+    /// with backoff, so this never fails; Faktory being down shows in logs.
+    pub fn start(config: &Config, metrics: Arc<Metrics>) -> Delivery {
+        let options = ConnectOptions {
+            tls_ca: config.faktory_tls_ca.clone(),
+            connect_timeout: config.faktory_timeout(),
+            ..ConnectOptions::default()
+        };
+        let shared = Shared::new(
+            Settings::from_config(config),
+            FaktoryTarget {
+                url: config.faktory_url.clone(),
+                options,
+            },
+            metrics,
+        );
+        let delivery = Delivery {
+            shared: shared.clone(),
+            fetchers: TaskTracker::new(),
+            background: TaskTracker::new(),
+            sessions: TaskTracker::new(),
+            fetch_stop: CancellationToken::new(),
+            background_stop: CancellationToken::new(),
+        };
+        for _ in 0..config.fetch_concurrency.max(1) {
+            delivery
+                .fetchers
+                .spawn(fetcher::run(shared.clone(), delivery.fetch_stop.clone()));
+        }
+        for _ in 0..config.ack_connections.max(1) {
+            delivery
+                .background
+                .spawn(relay::run(shared.clone(), delivery.background_stop.clone()));
+        }
+        let identity = Identity::new(config.wid.clone()).with_labels(config.labels.clone());
+        delivery.background.spawn(presence::run(
+            shared.clone(),
+            identity,
+            delivery.background_stop.clone(),
+        ));
+        delivery
+            .background
+            .spawn(sweep(shared, delivery.background_stop.clone()));
+        delivery
+    }
+
+    /// Serves one `Work` stream: returns the response stream and runs the
+    /// session in its own task.
+    pub fn open_session<S>(&self, inbound: S) -> ReceiverStream<Result<GatewayMessage, Status>>
+    where
+        S: Stream<Item = Result<WorkerMessage, Status>> + Unpin + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(session::OUTBOUND_BUFFER);
+        self.sessions
+            .spawn(session::run(self.shared.clone(), inbound, tx));
+        ReceiverStream::new(rx)
+    }
+
+    /// Drains and stops the delivery path: stops fetching, sends every worker
+    /// a drain notice with a deadline `shutdown_grace` ahead, waits until the
+    /// workers hold no more jobs (or the deadline is near), ends the sessions,
+    /// releases every job still held back to Faktory (PUSH copy + ACK, no
+    /// retry used), waits for the relays to send it all, and closes every
+    /// Faktory connection with END.
+    pub async fn shutdown(&self) {
+        let grace = self.shared.settings.shutdown_grace;
+        let started = Instant::now();
+        // Keep a slice of the grace for releasing what is left.
+        let drain_until = started + grace - (grace / 5).min(Duration::from_secs(2));
+        info!(grace_ms = grace.as_millis(), "draining workers");
+        {
+            let mut d = self.shared.dispatcher.lock();
+            d.stop_fetching();
+            d.drain_sessions(
+                Drain {
+                    deadline_unix_ms: lease::unix_now_ms()
+                        .saturating_add(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)),
+                    reason: "shutdown".to_owned(),
+                },
+                true,
+            );
+        }
+        self.fetch_stop.cancel();
+        self.wait_until(drain_until, |d| !d.sessions_hold_jobs())
+            .await;
+        self.shared.sessions_stop.cancel();
+        self.sessions.close();
+        self.fetchers.close();
+        let _ = tokio::time::timeout_at(
+            drain_until.max(Instant::now()) + Duration::from_secs(1),
+            async {
+                self.sessions.wait().await;
+                self.fetchers.wait().await;
+            },
+        )
+        .await;
+        self.shared.dispatcher.lock().release_everything();
+        let settle_until = (started + grace).max(Instant::now() + FINAL_SETTLE_TIMEOUT);
+        self.wait_until(settle_until, |d| d.lease_count() == 0)
+            .await;
+        let left = self.shared.dispatcher.lock().lease_count();
+        if left > 0 {
+            warn!(
+                jobs = left,
+                "could not settle every job with faktory before stopping; they return when their reservations expire"
+            );
+        }
+        self.background_stop.cancel();
+        self.background.close();
+        let _ = tokio::time::timeout(FINAL_SETTLE_TIMEOUT, self.background.wait()).await;
+        info!(
+            elapsed_ms = started.elapsed().as_millis(),
+            "delivery stopped"
+        );
+    }
+
+    /// Waits until `done` holds or `deadline` passes.
+    async fn wait_until(&self, deadline: Instant, done: impl Fn(&Dispatcher) -> bool) {
+        let changed = self.shared.dispatcher.lock().changed();
+        loop {
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if done(&self.shared.dispatcher.lock()) {
+                return;
+            }
+            // Both arms are cancellation-safe.
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+}
+
+/// Applies the waiting-time rules every [`SWEEP_INTERVAL`] and refreshes the
+/// gauges.
+async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        // Both arms are cancellation-safe.
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let (leases, sessions, open) = {
+            let mut d = shared.dispatcher.lock();
+            d.sweep(Instant::now());
+            (d.lease_count(), d.session_count(), d.open_window())
+        };
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        shared.metrics.jobs_in_flight.set(gauge(leases));
+        shared.metrics.sessions.set(gauge(sessions));
+        shared.metrics.window_open.set(gauge(open));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    //! Settings for unit tests.
+    use super::*;
+
+    /// Shared state for session tests (no Faktory behind it).
+    pub(crate) fn shared() -> Arc<Shared> {
+        Shared::new(
+            settings(),
+            FaktoryTarget {
+                url: FaktoryUrl::parse("tcp://127.0.0.1:1").expect("valid url"),
+                options: ConnectOptions::default(),
+            },
+            Metrics::new(),
+        )
+    }
+
+    /// Test settings: short heartbeats, default-ish graces.
+    pub(crate) fn settings() -> Settings {
+        Settings {
+            wid: "test-gw".into(),
+            hello_timeout: Duration::from_secs(2),
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_timeout: Duration::from_secs(3),
+            max_window: 100,
+            max_inbound_bytes: 4 << 20,
+            shutdown_grace: Duration::from_secs(5),
+            rules: Rules {
+                redelivery_grace: Duration::from_secs(5),
+                unknown_jobtype_grace: Duration::from_secs(30),
+                lease_margin: Duration::from_secs(10),
+                max_window: 100,
+                max_fetch_depth: MAX_FETCH_DEPTH,
+            },
+        }
+    }
+}

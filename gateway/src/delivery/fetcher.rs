@@ -1,0 +1,76 @@
+//! The fetch engine: `FETCH_CONCURRENCY` tasks, each owning one Faktory
+//! connection, that fetch only what the dispatcher claims against open
+//! window, with the pipeline depth the dispatcher adapts (deep while every
+//! FETCH returns a job, 1 when the queues run dry).
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::Shared;
+use super::lease::unix_now_ms;
+use super::link::Link;
+use crate::metrics::FaktoryOp;
+
+/// Runs one fetch connection until `stop` fires. A FETCH already written is
+/// always read to its end, never cancelled half-way: the jobs it returns are
+/// reserved at Faktory and must reach the dispatcher (which releases them if
+/// nobody can take them).
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let wake = shared.dispatcher.lock().fetch_wake();
+    let mut link = Link::new(None);
+    loop {
+        let claim = loop {
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if stop.is_cancelled() {
+                break None;
+            }
+            if let Some(claim) = shared.dispatcher.lock().claim_fetch() {
+                break Some(claim);
+            }
+            // Both arms are cancellation-safe.
+            tokio::select! {
+                () = notified => {}
+                () = stop.cancelled() => break None,
+            }
+        };
+        let Some(claim) = claim else { break };
+        let conn = match link.get(&shared.faktory, &stop).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                shared.dispatcher.lock().fetch_failed(&claim);
+                if !stop.is_cancelled() {
+                    warn!(error = %e, "fetch connection failed; retrying");
+                    link.failed(&e, &stop).await;
+                }
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let started_unix_ms = unix_now_ms();
+        match conn.fetch(&claim.queues, claim.depth).await {
+            Ok(jobs) => {
+                link.succeeded();
+                shared
+                    .metrics
+                    .observe_faktory(FaktoryOp::Fetch, started.elapsed());
+                shared.metrics.jobs_fetched.add(jobs.len() as u64);
+                debug!(queues = ?claim.queues, depth = claim.depth, got = jobs.len(), "fetched");
+                shared
+                    .dispatcher
+                    .lock()
+                    .fetched(&claim, jobs, started, started_unix_ms);
+            }
+            Err(e) => {
+                shared.dispatcher.lock().fetch_failed(&claim);
+                warn!(error = %e, queues = ?claim.queues, "fetch failed");
+                link.failed(&e, &stop).await;
+            }
+        }
+    }
+    link.end().await;
+}

@@ -1,0 +1,243 @@
+//! Relay connections: a few tasks (`--ack-connections`), each owning one
+//! Faktory connection, that send queued settlements in pipelined batches:
+//! release copies with one `PUSHB`, then `ACK`s, then `FAIL`s. A batch that
+//! could not be sent goes back to the front of the queue and is retried on a
+//! fresh connection; nothing is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::Shared;
+use super::link::Link;
+use super::settle::{ERRTYPE_RELEASE_FAILED, Settle, SettleKind};
+use crate::faktory::{Connection, Error, FailCommand};
+use crate::job::release_copy_json;
+use crate::metrics::FaktoryOp;
+
+/// Most settlements sent in one round.
+pub(crate) const MAX_RELAY_BATCH: usize = 1000;
+
+/// How far ahead a release copy is scheduled: Faktory brings it back after
+/// this, with its retry budget untouched (DESIGN.md).
+pub(crate) const RELEASE_DELAY: Duration = Duration::from_secs(1);
+
+/// Runs one relay connection until `stop` fires. Settlements still queued
+/// when it fires stay queued (the caller decides how long to wait for them).
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let wake = shared.dispatcher.lock().settle_wake();
+    let mut link = Link::new(None);
+    loop {
+        let batch = loop {
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let batch = shared.dispatcher.lock().take_settlements(MAX_RELAY_BATCH);
+            if !batch.is_empty() {
+                break Some(batch);
+            }
+            if stop.is_cancelled() {
+                break None;
+            }
+            // Both arms are cancellation-safe.
+            tokio::select! {
+                () = notified => {}
+                () = stop.cancelled() => {}
+            }
+        };
+        let Some(batch) = batch else { break };
+        let conn = match link.get(&shared.faktory, &stop).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                shared.dispatcher.lock().requeue(batch);
+                if stop.is_cancelled() {
+                    break;
+                }
+                warn!(error = %e, "relay connection failed; retrying");
+                link.failed(&e, &stop).await;
+                continue;
+            }
+        };
+        match send(&shared, conn, batch).await {
+            Ok(done) => {
+                link.succeeded();
+                shared.dispatcher.lock().settled(done);
+                shared
+                    .metrics
+                    .jobs_in_flight
+                    .set(i64::try_from(shared.dispatcher.lock().lease_count()).unwrap_or(i64::MAX));
+            }
+            Err((unsent, e)) => {
+                warn!(error = %e, unsent = unsent.len(), "relaying results to faktory failed; will retry");
+                shared.dispatcher.lock().requeue(unsent);
+                link.failed(&e, &stop).await;
+            }
+        }
+    }
+    link.end().await;
+}
+
+/// Sends one batch. `Ok`: the (jid, seq) of every settlement Faktory
+/// received. `Err`: what is left to send (releases already pushed come back
+/// as plain ACKs, so no copy is pushed twice) and why.
+async fn send(
+    shared: &Shared,
+    conn: &mut Connection,
+    batch: Vec<Settle>,
+) -> Result<Vec<(String, u64)>, (Vec<Settle>, Error)> {
+    let mut acks = Vec::new();
+    let mut fails = Vec::new();
+    let mut releases = Vec::new();
+    for s in batch {
+        match s.kind {
+            SettleKind::Ack => acks.push(s),
+            SettleKind::Fail { .. } => fails.push(s),
+            SettleKind::Release { .. } => releases.push(s),
+        }
+    }
+    let released = releases.len();
+    let plain_acks = acks.len() as u64;
+    if !releases.is_empty() {
+        let (pushed, refused) = match push_copies(shared, conn, &releases).await {
+            Ok(result) => result,
+            Err(e) => {
+                releases.extend(acks);
+                releases.extend(fails);
+                return Err((releases, e));
+            }
+        };
+        // A pushed copy makes the reservation safe to ACK.
+        acks.extend(pushed);
+        fails.extend(refused);
+    }
+    let mut done = Vec::with_capacity(acks.len() + fails.len());
+    if !acks.is_empty() {
+        let jids: Vec<String> = acks.iter().map(|s| s.jid.clone()).collect();
+        let started = Instant::now();
+        match conn.ack_many(&jids).await {
+            Ok(results) => {
+                shared
+                    .metrics
+                    .observe_faktory(FaktoryOp::Ack, started.elapsed());
+                for (s, result) in acks.iter().zip(results) {
+                    if let Err(e) = result {
+                        warn!(jid = %s.jid, error = %e.message, "faktory refused an ack");
+                    }
+                }
+                shared.metrics.jobs_acked.add(plain_acks);
+                done.extend(acks.into_iter().map(|s| (s.jid, s.seq)));
+            }
+            Err(e) => {
+                acks.extend(fails);
+                return Err((acks, e));
+            }
+        }
+    }
+    if !fails.is_empty() {
+        let commands: Vec<FailCommand> = fails.iter().map(fail_command).collect();
+        let started = Instant::now();
+        match conn.fail_many(&commands).await {
+            Ok(results) => {
+                shared
+                    .metrics
+                    .observe_faktory(FaktoryOp::Fail, started.elapsed());
+                for (s, result) in fails.iter().zip(results) {
+                    // "Job not found": the reservation expired meanwhile and
+                    // Faktory already retried the job; nothing more to do.
+                    if let Err(e) = result {
+                        warn!(jid = %s.jid, error = %e.message, "faktory refused a fail");
+                    }
+                }
+                shared.metrics.jobs_failed.add(fails.len() as u64);
+                done.extend(fails.into_iter().map(|s| (s.jid, s.seq)));
+            }
+            Err(e) => return Err((fails, e)),
+        }
+    }
+    debug!(settled = done.len(), released, "relayed results to faktory");
+    Ok(done)
+}
+
+/// PUSHes the release copies (scheduled [`RELEASE_DELAY`] ahead). Returns the
+/// releases now safe to ACK (as ACK settlements) and, for copies Faktory
+/// refused, FAILs saying so: the last resort, so the job is not lost.
+async fn push_copies(
+    shared: &Shared,
+    conn: &mut Connection,
+    releases: &[Settle],
+) -> Result<(Vec<Settle>, Vec<Settle>), Error> {
+    let at =
+        (chrono::Utc::now() + RELEASE_DELAY).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut array = Vec::with_capacity(releases.len() * 256);
+    array.push(b'[');
+    let mut pushed = Vec::with_capacity(releases.len());
+    let mut refused = Vec::new();
+    for s in releases {
+        let SettleKind::Release { raw } = &s.kind else {
+            continue;
+        };
+        match release_copy_json(raw, &at) {
+            Ok(copy) => {
+                if array.len() > 1 {
+                    array.push(b',');
+                }
+                array.extend_from_slice(&copy);
+                pushed.push(s);
+            }
+            Err(e) => refused.push(Settle::gateway_fail(
+                s.jid.clone(),
+                s.seq,
+                ERRTYPE_RELEASE_FAILED,
+                format!("the gateway could not build a release copy: {e}"),
+            )),
+        }
+    }
+    array.push(b']');
+    let mut acks = Vec::with_capacity(pushed.len());
+    if !pushed.is_empty() {
+        let started = Instant::now();
+        let failures = conn.push_bulk(&array).await?;
+        shared
+            .metrics
+            .observe_faktory(FaktoryOp::Push, started.elapsed());
+        for s in pushed {
+            if let Some(reason) = failures.get(&s.jid) {
+                warn!(jid = %s.jid, reason = %reason, "faktory refused a release copy; failing the job instead");
+                refused.push(Settle::gateway_fail(
+                    s.jid.clone(),
+                    s.seq,
+                    ERRTYPE_RELEASE_FAILED,
+                    format!("faktory refused the release copy: {reason}"),
+                ));
+            } else {
+                shared.metrics.jobs_released.inc();
+                acks.push(Settle {
+                    jid: s.jid.clone(),
+                    seq: s.seq,
+                    kind: SettleKind::Ack,
+                });
+            }
+        }
+    }
+    Ok((acks, refused))
+}
+
+fn fail_command(s: &Settle) -> FailCommand {
+    let (errtype, message, backtrace) = match &s.kind {
+        SettleKind::Fail {
+            errtype,
+            message,
+            backtrace,
+        } => (errtype.clone(), message.clone(), backtrace.clone()),
+        _ => (String::new(), String::new(), Vec::new()),
+    };
+    FailCommand {
+        jid: s.jid.clone(),
+        errtype,
+        message,
+        backtrace,
+    }
+}

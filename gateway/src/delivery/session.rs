@@ -1,0 +1,482 @@
+//! One worker's `Work` stream: the hello, the welcome, then a loop that
+//! relays the worker's results to the dispatcher, sends job batches as the
+//! dispatcher assigns them, exchanges heartbeats and ends the session when the
+//! worker goes quiet, closes the stream or the gateway stops.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faktory_gateway_proto::v1::{
+    GatewayMessage, Heartbeat, Hello, JobBatch, ResultRejected, Welcome, WorkerMessage,
+    gateway_message, worker_message,
+};
+use futures::{Stream, StreamExt};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
+use tonic::Status;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::Shared;
+use super::batch;
+use super::hello;
+
+/// Messages buffered towards one worker before the session waits for it to
+/// read: small, because every buffered batch is already counted in the window.
+pub(crate) const OUTBOUND_BUFFER: usize = 8;
+
+/// The sender half of a `Work` response stream.
+pub(crate) type Outbound = mpsc::Sender<Result<GatewayMessage, Status>>;
+
+/// Runs one `Work` stream to its end. Errors reach the worker as the stream's
+/// status; the session's unfinished jobs are redelivered when it ends.
+pub(crate) async fn run<S>(shared: Arc<Shared>, mut inbound: S, tx: Outbound)
+where
+    S: Stream<Item = Result<WorkerMessage, Status>> + Unpin + Send,
+{
+    let hello = match await_hello(shared.settings.hello_timeout, &mut inbound).await {
+        Ok(hello) => hello,
+        Err(Some(status)) => {
+            debug!(error = %status.message(), "refused a work stream");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+        Err(None) => return,
+    };
+    let seq = shared.next_session_seq();
+    let spec = match hello::validate(hello, seq) {
+        Ok(spec) => spec,
+        Err(e) => {
+            debug!(error = %e, "refused a hello");
+            let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+            return;
+        }
+    };
+    let Some(ticket) = shared.dispatcher.lock().register(spec.clone()) else {
+        let _ = tx
+            .send(Err(Status::unavailable("the gateway is shutting down")))
+            .await;
+        return;
+    };
+    let span = info_span!(
+        "session",
+        id = ticket.id,
+        worker = %spec.worker_id,
+        host = %spec.hostname,
+    );
+    let registration = Registration {
+        shared: shared.clone(),
+        id: ticket.id,
+    };
+    let session = Session {
+        shared,
+        id: ticket.id,
+        wake: ticket.wake,
+        tx,
+        max_message_bytes: spec.max_message_bytes,
+        control: VecDeque::new(),
+        batches: VecDeque::new(),
+        next_ping: 1,
+    };
+    async move {
+        info!(
+            queues = ?spec.queues,
+            jobtypes = spec.jobtypes.len(),
+            window = ticket.window,
+            "worker connected"
+        );
+        session.serve(inbound, ticket.window).await;
+        drop(registration);
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Waits for the first message, which must be a hello. `Err(None)`: the
+/// worker went away before saying anything.
+async fn await_hello<S>(limit: Duration, inbound: &mut S) -> Result<Hello, Option<Status>>
+where
+    S: Stream<Item = Result<WorkerMessage, Status>> + Unpin,
+{
+    match timeout(limit, inbound.next()).await {
+        Err(_) => Err(Some(Status::deadline_exceeded(format!(
+            "no hello within {} ms",
+            limit.as_millis()
+        )))),
+        Ok(None | Some(Err(_))) => Err(None),
+        Ok(Some(Ok(WorkerMessage {
+            kind: Some(worker_message::Kind::Hello(hello)),
+        }))) => Ok(hello),
+        Ok(Some(Ok(_))) => Err(Some(Status::invalid_argument(
+            "the first message must be a hello",
+        ))),
+    }
+}
+
+/// Unregisters the session however its task ends.
+struct Registration {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.shared.dispatcher.lock().unregister(self.id);
+    }
+}
+
+/// Why the session loop ended.
+enum End {
+    /// The worker closed its side (or the transport broke).
+    Closed,
+    /// The session ends with this status.
+    Status(Status),
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    id: u64,
+    wake: Arc<Notify>,
+    tx: Outbound,
+    max_message_bytes: usize,
+    /// Heartbeats, drain notices and rejections, sent before job batches.
+    control: VecDeque<GatewayMessage>,
+    batches: VecDeque<JobBatch>,
+    next_ping: u64,
+}
+
+fn message(kind: gateway_message::Kind) -> GatewayMessage {
+    GatewayMessage { kind: Some(kind) }
+}
+
+impl Session {
+    async fn serve<S>(mut self, mut inbound: S, window: u32)
+    where
+        S: Stream<Item = Result<WorkerMessage, Status>> + Unpin + Send,
+    {
+        let settings = &self.shared.settings;
+        let heartbeat_timeout = settings.heartbeat_timeout;
+        self.control
+            .push_back(message(gateway_message::Kind::Welcome(Welcome {
+                session_id: format!("{}-{}", settings.wid, self.id),
+                heartbeat_interval_ms: millis_u32(settings.heartbeat_interval),
+                heartbeat_timeout_ms: millis_u32(heartbeat_timeout),
+                window,
+                max_window: settings.max_window,
+                max_message_bytes: settings.max_inbound_bytes,
+            })));
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + settings.heartbeat_interval,
+            settings.heartbeat_interval,
+        );
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let stop = self.shared.sessions_stop.clone();
+        let mut last_seen = Instant::now();
+        let (tx, wake) = (self.tx.clone(), self.wake.clone());
+        let end = loop {
+            let has_output = !self.control.is_empty() || !self.batches.is_empty();
+            // Every arm is cancellation-safe: `StreamExt::next`,
+            // `Sender::reserve`, `Notified`, `Interval::tick`, `Sleep` and
+            // `cancelled` lose nothing when another arm wins.
+            tokio::select! {
+                msg = inbound.next() => match msg {
+                    None => break End::Closed,
+                    Some(Err(status)) => {
+                        debug!(error = %status.message(), "work stream broke");
+                        break End::Closed;
+                    }
+                    Some(Ok(msg)) => {
+                        last_seen = Instant::now();
+                        if let Err(status) = self.handle(msg) {
+                            break End::Status(status);
+                        }
+                    }
+                },
+                permit = tx.reserve(), if has_output => match permit {
+                    Ok(permit) => permit.send(Ok(self.next_message())),
+                    Err(_) => break End::Closed,
+                },
+                () = wake.notified() => self.collect(),
+                _ = ping.tick() => {
+                    let ping_id = self.next_ping;
+                    self.next_ping += 1;
+                    self.control.push_back(message(gateway_message::Kind::Heartbeat(Heartbeat {
+                        ping_id,
+                        pong_id: 0,
+                    })));
+                }
+                () = sleep_until(last_seen + heartbeat_timeout) => {
+                    warn!(timeout_ms = heartbeat_timeout.as_millis(), "no message from the worker within the heartbeat timeout; ending the session");
+                    break End::Status(Status::deadline_exceeded(format!(
+                        "no message from the worker for {} ms",
+                        heartbeat_timeout.as_millis()
+                    )));
+                }
+                () = stop.cancelled() => {
+                    break End::Status(Status::unavailable("the gateway is shutting down"));
+                }
+            }
+        };
+        match end {
+            End::Closed => info!("worker disconnected"),
+            End::Status(status) => {
+                info!(code = ?status.code(), reason = %status.message(), "ending the session");
+                // Bounded: a worker that stopped reading does not hold the
+                // session (and its jobs) hostage.
+                let _ = timeout(Duration::from_secs(1), self.tx.send(Err(status))).await;
+            }
+        }
+    }
+
+    /// Applies one message from the worker; `Err` ends the session.
+    fn handle(&mut self, msg: WorkerMessage) -> Result<(), Status> {
+        use worker_message::Kind;
+        let rejected = match msg.kind {
+            None => return Ok(()),
+            Some(Kind::Hello(_)) => {
+                return Err(Status::invalid_argument(
+                    "hello may only be the first message",
+                ));
+            }
+            Some(Kind::Acks(acks)) => self.shared.dispatcher.lock().ack(acks.jids),
+            Some(Kind::Fails(fails)) => self.shared.dispatcher.lock().fail(fails.failures),
+            Some(Kind::Releases(releases)) => self
+                .shared
+                .dispatcher
+                .lock()
+                .release(self.id, releases.jids),
+            Some(Kind::Window(update)) => {
+                if update.window == 0 {
+                    return Err(Status::invalid_argument(
+                        "window.window: must be at least 1",
+                    ));
+                }
+                let size = self
+                    .shared
+                    .dispatcher
+                    .lock()
+                    .set_window(self.id, update.window);
+                debug!(window = size, "window changed");
+                Vec::new()
+            }
+            Some(Kind::Heartbeat(beat)) => {
+                if beat.ping_id != 0 {
+                    self.control
+                        .push_back(message(gateway_message::Kind::Heartbeat(Heartbeat {
+                            ping_id: 0,
+                            pong_id: beat.ping_id,
+                        })));
+                }
+                Vec::new()
+            }
+        };
+        if !rejected.is_empty() {
+            debug!(count = rejected.len(), "results rejected");
+            self.control
+                .push_back(message(gateway_message::Kind::Rejected(ResultRejected {
+                    results: rejected,
+                })));
+        }
+        Ok(())
+    }
+
+    /// Takes newly assigned jobs and any drain notice from the dispatcher.
+    fn collect(&mut self) {
+        let out = self.shared.dispatcher.lock().take_outgoing(self.id);
+        if let Some(drain) = out.drain {
+            info!(reason = %drain.reason, "draining the worker");
+            self.control
+                .push_back(message(gateway_message::Kind::Drain(drain)));
+        }
+        if !out.deliveries.is_empty() {
+            self.batches
+                .extend(batch::split(out.deliveries, self.max_message_bytes));
+        }
+    }
+
+    fn next_message(&mut self) -> GatewayMessage {
+        if let Some(control) = self.control.pop_front() {
+            return control;
+        }
+        let batch = self.batches.pop_front().unwrap_or_default();
+        message(gateway_message::Kind::Jobs(batch))
+    }
+}
+
+fn millis_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::tests_support::shared as new_shared;
+    use bytes::Bytes;
+    use faktory_gateway_proto::v1::{Acks, Hello};
+    use tokio_stream::wrappers::ReceiverStream;
+    use tonic::Code;
+
+    type ToGateway = mpsc::Sender<Result<WorkerMessage, Status>>;
+    type FromGateway = mpsc::Receiver<Result<GatewayMessage, Status>>;
+
+    fn start(shared: &Arc<Shared>) -> (ToGateway, FromGateway) {
+        let (in_tx, in_rx) = mpsc::channel(16);
+        let (out_tx, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
+        tokio::spawn(run(shared.clone(), ReceiverStream::new(in_rx), out_tx));
+        (in_tx, out_rx)
+    }
+
+    fn worker(kind: worker_message::Kind) -> Result<WorkerMessage, Status> {
+        Ok(WorkerMessage { kind: Some(kind) })
+    }
+
+    fn hello(window: u32) -> Result<WorkerMessage, Status> {
+        worker(worker_message::Kind::Hello(Hello {
+            worker_id: "w1".into(),
+            queues: vec!["q".into()],
+            window,
+            ..Hello::default()
+        }))
+    }
+
+    async fn next_kind(rx: &mut FromGateway) -> gateway_message::Kind {
+        loop {
+            let msg = rx.recv().await.expect("stream open").expect("no error");
+            match msg.kind.expect("kind set") {
+                // Pings may interleave anywhere.
+                gateway_message::Kind::Heartbeat(h) if h.ping_id != 0 => {}
+                kind => return kind,
+            }
+        }
+    }
+
+    async fn end_status(rx: &mut FromGateway) -> Status {
+        loop {
+            if let Err(status) = rx.recv().await.expect("an error before the end") {
+                return status;
+            }
+        }
+    }
+
+    fn inject(shared: &Shared, jids: &[&str]) {
+        let mut d = shared.dispatcher.lock();
+        let claim = d.claim_fetch().expect("demand");
+        let raws = jids
+            .iter()
+            .map(|j| {
+                Bytes::from(format!(
+                    r#"{{"jid":"{j}","type":"t","queue":"q","args":[1]}}"#
+                ))
+            })
+            .collect();
+        d.fetched(&claim, raws, Instant::now(), 0);
+    }
+
+    #[tokio::test]
+    async fn welcome_jobs_results_and_heartbeats() {
+        let shared = new_shared();
+        let (tx, mut rx) = start(&shared);
+        tx.send(hello(500)).await.unwrap();
+        let gateway_message::Kind::Welcome(welcome) = next_kind(&mut rx).await else {
+            panic!("welcome first");
+        };
+        assert_eq!(welcome.window, 100, "clamped to max_window");
+        assert_eq!(welcome.heartbeat_timeout_ms, 3000);
+        inject(&shared, &["a", "b"]);
+        let gateway_message::Kind::Jobs(batch) = next_kind(&mut rx).await else {
+            panic!("jobs");
+        };
+        let jids: Vec<_> = batch
+            .deliveries
+            .iter()
+            .map(|d| d.job.as_ref().unwrap().jid.as_str())
+            .collect();
+        assert_eq!(jids, vec!["a", "b"]);
+        tx.send(worker(worker_message::Kind::Acks(Acks {
+            jids: vec!["a".into(), "zzz".into()],
+        })))
+        .await
+        .unwrap();
+        let gateway_message::Kind::Rejected(rejected) = next_kind(&mut rx).await else {
+            panic!("rejection");
+        };
+        assert_eq!(rejected.results.len(), 1);
+        assert_eq!(rejected.results[0].jid, "zzz");
+        tx.send(worker(worker_message::Kind::Heartbeat(Heartbeat {
+            ping_id: 42,
+            pong_id: 0,
+        })))
+        .await
+        .unwrap();
+        let gateway_message::Kind::Heartbeat(pong) = next_kind(&mut rx).await else {
+            panic!("pong");
+        };
+        assert_eq!(pong.pong_id, 42);
+        // The worker leaves: its unfinished job waits for another session.
+        drop(tx);
+        assert!(rx.recv().await.is_none());
+        let d = shared.dispatcher.lock();
+        assert_eq!(d.session_count(), 0);
+        assert_eq!(d.lease_count(), 2, "a settling, b waiting");
+    }
+
+    #[tokio::test]
+    async fn bad_first_messages_end_with_invalid_argument() {
+        let shared = new_shared();
+        let (tx, mut rx) = start(&shared);
+        tx.send(worker(worker_message::Kind::Acks(Acks::default())))
+            .await
+            .unwrap();
+        let status = end_status(&mut rx).await;
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("hello"), "{}", status.message());
+
+        let (tx, mut rx) = start(&shared);
+        tx.send(hello(0)).await.unwrap();
+        let status = end_status(&mut rx).await;
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains("hello.window"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn missing_hello_is_deadline_exceeded() {
+        let shared = new_shared();
+        let (_tx, mut rx) = start(&shared);
+        assert_eq!(end_status(&mut rx).await.code(), Code::DeadlineExceeded);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_worker_is_dropped_and_its_jobs_freed() {
+        let shared = new_shared();
+        let (tx, mut rx) = start(&shared);
+        tx.send(hello(5)).await.unwrap();
+        next_kind(&mut rx).await;
+        inject(&shared, &["a"]);
+        next_kind(&mut rx).await;
+        let status = end_status(&mut rx).await;
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert!(rx.recv().await.is_none());
+        let d = shared.dispatcher.lock();
+        assert_eq!(d.session_count(), 0);
+        assert!(!d.sessions_hold_jobs());
+    }
+
+    #[tokio::test]
+    async fn shutdown_refuses_new_sessions() {
+        let shared = new_shared();
+        shared.dispatcher.lock().drain_sessions(
+            faktory_gateway_proto::v1::Drain {
+                deadline_unix_ms: 0,
+                reason: "shutdown".into(),
+            },
+            true,
+        );
+        let (tx, mut rx) = start(&shared);
+        tx.send(hello(5)).await.unwrap();
+        assert_eq!(end_status(&mut rx).await.code(), Code::Unavailable);
+    }
+}

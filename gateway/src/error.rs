@@ -1,0 +1,60 @@
+//! The crate's [`Error`]: why the gateway could not start or keep serving,
+//! and its translation to a gRPC [`Status`] at the edge (details go to logs,
+//! not to clients).
+
+use std::net::SocketAddr;
+
+use tonic::Status;
+
+use crate::tls::TlsConfigError;
+
+/// Why [`serve`](crate::serve) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The gRPC TLS certificate or key could not be used.
+    #[error("cannot use the tls certificate or key")]
+    Tls(#[source] TlsConfigError),
+    /// The gRPC server could not be set up or failed while serving.
+    #[error("grpc server failed")]
+    Transport(#[source] tonic::transport::Error),
+    /// The reflection service could not be built from the descriptors.
+    #[error("cannot build the grpc reflection service")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    /// The metrics listener could not be bound.
+    #[error("cannot listen for metrics on {addr}")]
+    MetricsListen {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Faktory operation failed.
+    #[error("faktory operation failed")]
+    Faktory(#[source] crate::faktory::Error),
+    /// The gRPC server task ended by itself (panicked or was aborted).
+    #[error("the grpc server task ended unexpectedly")]
+    ServerTask(#[source] tokio::task::JoinError),
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        match e {
+            Error::Faktory(_) => Status::unavailable("faktory is unavailable"),
+            _ => Status::internal("internal gateway error"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_hide_details() {
+        let status = Status::from(Error::Faktory(crate::faktory::Error::Closed));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(!status.message().contains("closed"));
+    }
+}

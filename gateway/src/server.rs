@@ -1,0 +1,194 @@
+//! [`serve`]: the gateway's gRPC server. The `Gateway` service (`Push` through
+//! the submit path, `Work` through the delivery path) behind bearer-token
+//! checks, gRPC health and reflection, optional TLS, message size limits,
+//! HTTP/2 keepalive and adaptive flow-control windows, and the Prometheus
+//! endpoint on its own port. On shutdown: health goes NOT_SERVING, the
+//! delivery path drains, and the server stops.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faktory_gateway_proto::FILE_DESCRIPTOR_SET;
+use faktory_gateway_proto::v1::gateway_server::{Gateway, GatewayServer};
+use faktory_gateway_proto::v1::{GatewayMessage, PushRequest, PushResponse, WorkerMessage};
+use futures::Stream;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status, Streaming};
+use tonic_health::ServingStatus;
+use tracing::{info, warn};
+
+use crate::auth::{Auth, Role};
+use crate::config::{Config, MetricsListen};
+use crate::delivery::Delivery;
+use crate::error::Error;
+use crate::metrics::{Metrics, serve_metrics};
+use crate::submit::Submitter;
+
+/// HTTP/2 PING interval; proxies answer these themselves, so liveness of a
+/// worker is judged by application heartbeats, but PINGs keep idle NATs open
+/// and detect dead TCP peers.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// How long an HTTP/2 PING may go unanswered.
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait for in-flight calls once the delivery path has drained.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `Gateway` service.
+struct GatewayService {
+    auth: Arc<Auth>,
+    delivery: Delivery,
+    submitter: Submitter,
+}
+
+type WorkStream = Pin<Box<dyn Stream<Item = Result<GatewayMessage, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Gateway for GatewayService {
+    async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
+        self.auth.check(Role::Producer, request.metadata())?;
+        let response = self.submitter.push(request.into_inner()).await?;
+        Ok(Response::new(response))
+    }
+
+    type WorkStream = WorkStream;
+
+    async fn work(
+        &self,
+        request: Request<Streaming<WorkerMessage>>,
+    ) -> Result<Response<Self::WorkStream>, Status> {
+        self.auth.check(Role::Worker, request.metadata())?;
+        let stream = self.delivery.open_session(request.into_inner());
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Runs the gateway on `listener` until `shutdown` resolves, then drains:
+/// health NOT_SERVING, fetching stops, workers get a drain notice and the
+/// shutdown grace to finish, leftovers are released back to Faktory, Faktory
+/// connections end with END. Returns `Ok` after a clean drain.
+///
+/// Faktory being unreachable is not an error here: connections are retried
+/// with backoff (and `Push` answers UNAVAILABLE meanwhile).
+///
+/// # Errors
+/// [`Error::Tls`] when the TLS files cannot be used, [`Error::MetricsListen`]
+/// when the metrics address cannot be bound, [`Error::Transport`] when the
+/// gRPC server fails, [`Error::Reflection`] (descriptor set broken).
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let metrics = Metrics::new();
+    let auth = Arc::new(Auth::from_config(&config));
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_tls_config(cert, key).map_err(Error::Tls)?)
+        }
+        _ => None,
+    };
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(Error::Reflection)?;
+    let metrics_stop = CancellationToken::new();
+    let metrics_task = match config.metrics_listen {
+        MetricsListen::Off => None,
+        MetricsListen::Addr(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::MetricsListen { addr, source })?;
+            info!(addr = %listener.local_addr().unwrap_or(addr), "metrics listening");
+            Some(tokio::spawn(serve_metrics(
+                listener,
+                metrics.clone(),
+                metrics_stop.clone(),
+            )))
+        }
+    };
+
+    let delivery = Delivery::start(&config, metrics.clone());
+    let submitter = Submitter::new(&config, metrics.clone());
+    let service = GatewayService {
+        auth,
+        delivery: delivery.clone(),
+        submitter: submitter.clone(),
+    };
+    let gateway = GatewayServer::new(service)
+        .max_decoding_message_size(config.max_message_bytes as usize)
+        // Job batches are cut to each worker's own limit (up to 4 GiB).
+        .max_encoding_message_size(u32::MAX as usize);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<GatewayServer<GatewayService>>().await;
+    health.set_service_status("", ServingStatus::Serving).await;
+
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .http2_adaptive_window(Some(true));
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).map_err(Error::Transport)?;
+    }
+    let local = listener.local_addr().ok();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server_stop = CancellationToken::new();
+    let mut server = tokio::spawn(
+        builder
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(gateway)
+            .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned()),
+    );
+    info!(addr = ?local, faktory = %config.faktory_url, "gateway listening");
+
+    // Both arms are cancellation-safe: `shutdown` is only polled here, and
+    // the server task keeps running when its JoinHandle is polled and dropped.
+    let early = tokio::select! {
+        () = shutdown => None,
+        result = &mut server => Some(result),
+    };
+    if let Some(result) = early {
+        // The server stopped on its own: drain anyway, then report why.
+        delivery.shutdown().await;
+        let _ = tokio::time::timeout(SERVER_STOP_TIMEOUT, submitter.close()).await;
+        metrics_stop.cancel();
+        return match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Transport(e)),
+            Err(e) => Err(Error::ServerTask(e)),
+        };
+    }
+    info!("shutting down");
+    health
+        .set_not_serving::<GatewayServer<GatewayService>>()
+        .await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    delivery.shutdown().await;
+    server_stop.cancel();
+    let result = match tokio::time::timeout(SERVER_STOP_TIMEOUT, &mut server).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(Error::Transport(e)),
+        Ok(Err(e)) => Err(Error::ServerTask(e)),
+        Err(_) => {
+            warn!("calls still open after the drain; closing them");
+            server.abort();
+            Ok(())
+        }
+    };
+    // The service (and its Submitter clone) is gone with the server: waiting
+    // pushes are sent and producer connections end with END.
+    let _ = tokio::time::timeout(SERVER_STOP_TIMEOUT, submitter.close()).await;
+    metrics_stop.cancel();
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
+    info!("gateway stopped");
+    result
+}
