@@ -56,7 +56,7 @@ pub enum JobError {
 #[derive(Serialize)]
 struct OutgoingJob<'a> {
     jid: &'a str,
-    #[serde(rename = "type")]
+    #[serde(rename = "jobtype")]
     jobtype: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     queue: &'a str,
@@ -169,7 +169,7 @@ impl FetchedJob {
 struct IncomingJob<'a> {
     #[serde(default)]
     jid: Option<String>,
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "jobtype")]
     jobtype: Option<String>,
     #[serde(default)]
     queue: Option<String>,
@@ -354,7 +354,7 @@ mod tests {
         let v: Value = serde_json::from_slice(&to_faktory_json(&j).unwrap()).unwrap();
         assert_eq!(
             v,
-            json!({"jid":"j1","type":"add","queue":"critical","args":[],"custom":{"t":"x"},
+            json!({"jid":"j1","jobtype":"add","queue":"critical","args":[],"custom":{"t":"x"},
                    "retry":0,"reserve_for":600,"at":"2030-01-01T00:00:00Z","backtrace":5})
         );
     }
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn from_json_reads_faktory_fields() {
-        let raw = br#"{"jid":"abc","type":"t","queue":"default","args":null,"retry":25,
+        let raw = br#"{"jid":"abc","jobtype":"t","queue":"default","args":null,"retry":25,
             "created_at":"2026-01-01T00:00:00.1Z","enqueued_at":"2026-01-01T00:00:01Z",
             "failure":{"retry_count":1,"retry_remaining":24,"failed_at":"x","next_at":"y",
                        "message":"boom","errtype":"E","backtrace":["a","b"]},
@@ -411,10 +411,11 @@ mod tests {
 
     #[test]
     fn from_json_defaults_queue_and_needs_jid() {
-        let fetched = from_faktory_json(Bytes::from_static(br#"{"jid":"a","type":"t"}"#)).unwrap();
+        let fetched =
+            from_faktory_json(Bytes::from_static(br#"{"jid":"a","jobtype":"t"}"#)).unwrap();
         assert_eq!(fetched.queue(), "default");
         assert!(matches!(
-            from_faktory_json(Bytes::from_static(br#"{"type":"t"}"#)),
+            from_faktory_json(Bytes::from_static(br#"{"jobtype":"t"}"#)),
             Err(JobError::MissingJid)
         ));
         assert!(matches!(
@@ -440,7 +441,7 @@ mod tests {
 
     #[test]
     fn release_copy_keeps_everything_but_at() {
-        let raw = br#"{"jid":"a","type":"t","args":[1.50],"at":"old","failure":{"retry_count":0},"zz":1}"#;
+        let raw = br#"{"jid":"a","jobtype":"t","args":[1.50],"at":"old","failure":{"retry_count":0},"zz":1}"#;
         let copy = release_copy_json(raw, "2030-01-01T00:00:01Z").unwrap();
         let text = String::from_utf8(copy).unwrap();
         assert!(text.contains(r#""args":[1.50]"#), "{text}");

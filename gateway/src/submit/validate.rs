@@ -280,7 +280,7 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&v.json).unwrap();
         assert_eq!(json["jid"], v.jid.as_str());
         assert_eq!(json["queue"], "default");
-        assert_eq!(json["type"], "send_email");
+        assert_eq!(json["jobtype"], "send_email");
         assert_eq!(json["args"][2]["three"][0], 3);
     }
 
