@@ -1,0 +1,325 @@
+//! End-to-end tests of `Push`: a real gateway (`faktory_gateway::serve`) on
+//! 127.0.0.1, a plain tonic client, and the project's Faktory test server (or
+//! a real Faktory when `FAKTORY_URL` is set, for the scenarios that need no
+//! server-side inspection).
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use clap::Parser;
+use faktory_gateway::Config;
+use faktory_gateway_proto::v1::gateway_client::GatewayClient;
+use faktory_gateway_proto::v1::{
+    Hello, Job, PushRequest, PushResponse, PushStatus, WorkerMessage, worker_message,
+};
+use faktory_test_server::TestServer;
+use futures::future::join_all;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+/// A gateway running in this process; stopping it waits for a clean exit.
+struct Gateway {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), faktory_gateway::Error>>,
+}
+
+impl Gateway {
+    async fn start(faktory_url: &str, extra: &[&str]) -> Gateway {
+        let mut args = vec![
+            "faktory-gateway",
+            "--faktory-url",
+            faktory_url,
+            "--metrics-listen",
+            "off",
+        ];
+        args.extend_from_slice(extra);
+        let config = Config::try_parse_from(args).expect("valid flags");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(faktory_gateway::serve(config, listener, async {
+            let _ = stopped.await;
+        }));
+        Gateway { addr, stop, task }
+    }
+
+    async fn client(&self) -> GatewayClient<Channel> {
+        GatewayClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect to gateway")
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().expect("clean shutdown");
+    }
+}
+
+fn job(jid: &str) -> Job {
+    Job {
+        jid: jid.into(),
+        jobtype: "e2e".into(),
+        args: Bytes::from_static(br#"[1, {"two": 2}]"#),
+        ..Job::default()
+    }
+}
+
+/// A jid unique to this run, so runs against a real Faktory do not collide.
+fn jid(tag: &str, i: usize) -> String {
+    format!("{tag}-{}-{i:05}", std::process::id())
+}
+
+fn statuses(response: &PushResponse) -> Vec<PushStatus> {
+    response.results.iter().map(|r| r.status()).collect()
+}
+
+fn real_faktory() -> Option<String> {
+    match std::env::var("FAKTORY_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTE: FAKTORY_URL is not set; push tests run against the test server only"
+            );
+            None
+        }
+    }
+}
+
+/// Valid, invalid-args, missing-jobtype, oversize and valid-with-custom jobs
+/// in one call; returns the valid jids.
+async fn mixed_batch(gateway: &Gateway) -> Vec<String> {
+    let mut bad_args = job(&jid("badargs", 0));
+    bad_args.args = Bytes::from_static(b"[1, 2");
+    let mut no_type = job(&jid("notype", 0));
+    no_type.jobtype.clear();
+    let mut oversize = job(&jid("oversize", 0));
+    oversize.args = Bytes::from(format!("[\"{}\"]", "x".repeat(4096)));
+    let mut with_custom = job(&jid("custom", 0));
+    with_custom.custom = Bytes::from_static(br#"{"trace": "abc"}"#);
+    with_custom.queue = "e2e-other".into();
+    let valid = vec![jid("valid", 0), with_custom.jid.clone()];
+    let request = PushRequest {
+        jobs: vec![job(&valid[0]), bad_args, no_type, oversize, with_custom],
+    };
+    let response = gateway
+        .client()
+        .await
+        .push(request)
+        .await
+        .unwrap()
+        .into_inner();
+    use PushStatus::*;
+    assert_eq!(
+        statuses(&response),
+        [Accepted, Invalid, Invalid, Invalid, Accepted],
+        "{response:?}"
+    );
+    let r = &response.results;
+    assert_eq!(r[0].jid, valid[0]);
+    assert_eq!(r[1].field, "args");
+    assert!(r[1].reason.contains("JSON"), "{}", r[1].reason);
+    assert_eq!(r[2].field, "jobtype");
+    assert_eq!(r[3].field, "args");
+    assert!(
+        r[3].reason.contains("limit of 1024 bytes"),
+        "{}",
+        r[3].reason
+    );
+    assert_eq!(r[4].jid, valid[1]);
+    valid
+}
+
+#[tokio::test]
+async fn mixed_batch_answers_each_job_in_order() {
+    let server = TestServer::start().await.unwrap();
+    let gateway = Gateway::start(&server.url(), &["--max-job-bytes", "1024"]).await;
+    let valid = mixed_batch(&gateway).await;
+    let handle = server.handle();
+    assert_eq!(
+        handle.total_queued(),
+        2,
+        "only the valid jobs reach Faktory"
+    );
+    let stored = handle.job(&valid[1]).expect("valid job stored");
+    assert_eq!(stored["custom"]["trace"], "abc");
+    assert_eq!(stored["args"][1]["two"], 2);
+    assert_eq!(handle.queue_len("e2e-other"), 1);
+    gateway.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn mixed_batch_against_real_faktory() {
+    let Some(url) = real_faktory() else {
+        return;
+    };
+    let gateway = Gateway::start(&url, &["--max-job-bytes", "1024"]).await;
+    mixed_batch(&gateway).await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn oversize_and_empty_calls_are_refused_whole() {
+    let server = TestServer::start().await.unwrap();
+    let gateway = Gateway::start(&server.url(), &["--max-jobs-per-push", "5"]).await;
+    let mut client = gateway.client().await;
+    let jobs = (0..6).map(|i| job(&jid("big", i))).collect();
+    let status = client.push(PushRequest { jobs }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("limit of 5 jobs"),
+        "{}",
+        status.message()
+    );
+    let status = client.push(PushRequest { jobs: vec![] }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(server.handle().total_queued(), 0, "nothing pushed");
+    gateway.stop().await;
+    server.shutdown().await;
+}
+
+/// Sends `calls` concurrent one-job calls (after a warm-up call) and returns
+/// how many Faktory commands they took.
+async fn commands_for_concurrent_calls(coalesce: bool, calls: usize) -> u64 {
+    let server = TestServer::start().await.unwrap();
+    let enabled = if coalesce { "true" } else { "false" };
+    let gateway = Gateway::start(&server.url(), &["--batch-auto-enabled", enabled]).await;
+    let client = gateway.client().await;
+    let warm_up = PushRequest {
+        jobs: vec![job(&jid("warm", 0))],
+    };
+    client.clone().push(warm_up).await.unwrap();
+    let handle = server.handle();
+    let before = handle.counters().commands;
+    let pushes = (0..calls).map(|i| {
+        let mut client = client.clone();
+        async move {
+            let request = PushRequest {
+                jobs: vec![job(&jid("one", i))],
+            };
+            client.push(request).await.unwrap().into_inner()
+        }
+    });
+    for response in join_all(pushes).await {
+        assert_eq!(statuses(&response), [PushStatus::Accepted]);
+    }
+    let commands = handle.counters().commands - before;
+    assert_eq!(handle.total_queued(), calls + 1);
+    gateway.stop().await;
+    server.shutdown().await;
+    commands
+}
+
+#[tokio::test]
+async fn concurrent_single_job_calls_are_coalesced() {
+    let calls = 200;
+    let coalesced = commands_for_concurrent_calls(true, calls).await;
+    let separate = commands_for_concurrent_calls(false, calls).await;
+    eprintln!(
+        "{calls} concurrent calls: {coalesced} faktory commands coalesced, {separate} without"
+    );
+    assert!(
+        separate >= calls as u64,
+        "one PUSHB per call when off: {separate}"
+    );
+    assert!(
+        coalesced <= calls as u64 / 2,
+        "coalescing should merge calls: {coalesced} commands for {calls} calls"
+    );
+}
+
+#[tokio::test]
+async fn faktory_down_answers_unavailable() {
+    // A port nobody listens on.
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("tcp://{}", free.local_addr().unwrap());
+    drop(free);
+    let gateway = Gateway::start(&url, &["--faktory-timeout-ms", "2000"]).await;
+    let request = PushRequest {
+        jobs: vec![job(&jid("down", 0)), job(&jid("down", 1))],
+    };
+    let response = gateway
+        .client()
+        .await
+        .push(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        statuses(&response),
+        [PushStatus::Unavailable, PushStatus::Unavailable]
+    );
+    assert!(
+        response.results[0].reason.contains("unreachable"),
+        "{response:?}"
+    );
+    assert_eq!(response.results[0].jid, jid("down", 0));
+    gateway.stop().await;
+}
+
+fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+#[tokio::test]
+async fn tokens_guard_each_rpc_separately() {
+    let server = TestServer::start().await.unwrap();
+    let gateway = Gateway::start(
+        &server.url(),
+        &[
+            "--producer-token",
+            "prod-secret",
+            "--worker-token",
+            "work-secret",
+        ],
+    )
+    .await;
+    let mut client = gateway.client().await;
+    let push = |token| {
+        with_token(
+            PushRequest {
+                jobs: vec![job(&jid("auth", 0))],
+            },
+            token,
+        )
+    };
+
+    for token in [None, Some("wrong"), Some("work-secret")] {
+        let status = client.push(push(token)).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{token:?}");
+        assert!(!status.message().contains("secret"), "{}", status.message());
+    }
+    assert_eq!(server.handle().total_queued(), 0);
+    let response = client
+        .push(push(Some("prod-secret")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(statuses(&response), [PushStatus::Accepted]);
+
+    for token in [None, Some("prod-secret")] {
+        let hello = WorkerMessage {
+            kind: Some(worker_message::Kind::Hello(Hello {
+                window: 1,
+                ..Hello::default()
+            })),
+        };
+        let stream = futures::stream::iter(vec![hello]);
+        let status = client.work(with_token(stream, token)).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{token:?}");
+    }
+    gateway.stop().await;
+    server.shutdown().await;
+}
