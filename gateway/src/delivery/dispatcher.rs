@@ -830,7 +830,7 @@ mod tests {
 
     fn raw(jid: &str, queue: &str, jobtype: &str) -> Bytes {
         Bytes::from(format!(
-            r#"{{"jid":"{jid}","type":"{jobtype}","queue":"{queue}","args":[]}}"#
+            r#"{{"jid":"{jid}","jobtype":"{jobtype}","queue":"{queue}","args":[]}}"#
         ))
     }
 
@@ -1018,7 +1018,7 @@ mod tests {
         small.max_message_bytes = 1024;
         d.register(small).unwrap();
         let big = format!(
-            r#"{{"jid":"big","type":"t","queue":"q","args":["{}"]}}"#,
+            r#"{{"jid":"big","jobtype":"t","queue":"q","args":["{}"]}}"#,
             "x".repeat(2000)
         );
         feed(&mut d, vec![Bytes::from(big)]);
@@ -1035,7 +1035,8 @@ mod tests {
         let claim = d.claim_fetch().unwrap();
         let fetched_long_ago = Instant::now();
         tokio::time::advance(Duration::from_secs(55)).await;
-        let short = Bytes::from_static(br#"{"jid":"j1","type":"t","queue":"q","reserve_for":60}"#);
+        let short =
+            Bytes::from_static(br#"{"jid":"j1","jobtype":"t","queue":"q","reserve_for":60}"#);
         d.fetched(&claim, vec![short], fetched_long_ago, 0);
         assert!(d.take_outgoing(s.id).deliveries.is_empty());
         assert!(matches!(

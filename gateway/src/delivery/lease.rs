@@ -109,7 +109,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn deadline_is_fetch_time_plus_reservation() {
         let job = from_faktory_json(bytes::Bytes::from_static(
-            br#"{"jid":"a","type":"t","queue":"q","args":[1],"reserve_for":120}"#,
+            br#"{"jid":"a","jobtype":"t","queue":"q","args":[1],"reserve_for":120}"#,
         ))
         .unwrap();
         let now = Instant::now();

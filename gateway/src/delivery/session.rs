@@ -365,7 +365,7 @@ mod tests {
             .iter()
             .map(|j| {
                 Bytes::from(format!(
-                    r#"{{"jid":"{j}","type":"t","queue":"q","args":[1]}}"#
+                    r#"{{"jid":"{j}","jobtype":"t","queue":"q","args":[1]}}"#
                 ))
             })
             .collect();
