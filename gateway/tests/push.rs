@@ -54,6 +54,17 @@ impl Gateway {
             .expect("connect to gateway")
     }
 
+    /// One `Push` call with `jobs` that must succeed as a call.
+    async fn push(&self, jobs: Vec<Job>) -> PushResponse {
+        let request = PushRequest { jobs };
+        self.client()
+            .await
+            .push(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(());
         self.task.await.unwrap().expect("clean shutdown");
@@ -104,16 +115,15 @@ async fn mixed_batch(gateway: &Gateway) -> Vec<String> {
     with_custom.custom = Bytes::from_static(br#"{"trace": "abc"}"#);
     with_custom.queue = "e2e-other".into();
     let valid = vec![jid("valid", 0), with_custom.jid.clone()];
-    let request = PushRequest {
-        jobs: vec![job(&valid[0]), bad_args, no_type, oversize, with_custom],
-    };
     let response = gateway
-        .client()
-        .await
-        .push(request)
-        .await
-        .unwrap()
-        .into_inner();
+        .push(vec![
+            job(&valid[0]),
+            bad_args,
+            no_type,
+            oversize,
+            with_custom,
+        ])
+        .await;
     use PushStatus::*;
     assert_eq!(
         statuses(&response),
@@ -241,16 +251,9 @@ async fn faktory_down_answers_unavailable() {
     let url = format!("tcp://{}", free.local_addr().unwrap());
     drop(free);
     let gateway = Gateway::start(&url, &["--faktory-timeout-ms", "2000"]).await;
-    let request = PushRequest {
-        jobs: vec![job(&jid("down", 0)), job(&jid("down", 1))],
-    };
     let response = gateway
-        .client()
-        .await
-        .push(request)
-        .await
-        .unwrap()
-        .into_inner();
+        .push(vec![job(&jid("down", 0)), job(&jid("down", 1))])
+        .await;
     assert_eq!(
         statuses(&response),
         [PushStatus::Unavailable, PushStatus::Unavailable]
