@@ -259,7 +259,7 @@ async fn ack_and_fail_batches_report_per_item() {
         conn.push_bulk(&serde_json::to_vec(&batch).unwrap())
             .await
             .unwrap();
-        let fetched = conn.fetch(&[queue.clone()], 4).await.unwrap();
+        let fetched = conn.fetch(std::slice::from_ref(&queue), 4).await.unwrap();
         assert_eq!(fetched.len(), 4);
 
         // ACK of an unknown jid is accepted silently, as in Faktory.
@@ -324,7 +324,7 @@ async fn large_job_round_trip() {
         job["args"] = json!([blob]);
         let mut conn = connect(&t.url).await;
         conn.push(&serde_json::to_vec(&job).unwrap()).await.unwrap();
-        let jobs = conn.fetch(&[queue.clone()], 1).await.unwrap();
+        let jobs = conn.fetch(std::slice::from_ref(&queue), 1).await.unwrap();
         assert_eq!(jobs.len(), 1);
         let got: Value = serde_json::from_slice(&jobs[0]).unwrap();
         assert_eq!(got["args"][0].as_str().map(str::len), Some(1 << 20));
@@ -456,6 +456,7 @@ async fn tls_with_generated_certificate() {
         vec![jid.clone()]
     );
     assert_eq!(conn.ack_many(&[jid]).await.unwrap(), vec![Ok(())]);
+    huge_batches(&mut conn).await;
     conn.end().await.unwrap();
 
     // Without the extra CA the self-signed certificate is refused, and retrying cannot help.
@@ -531,4 +532,39 @@ async fn reconnects_after_listener_restart() {
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
     pw_server.shutdown().await;
     server.shutdown().await;
+}
+
+/// Sends 100k FAILs and then 100k ACKs of unknown jids in two batches: megabytes of commands
+/// and of `-ERR Job not found <jid>` replies, more than the socket buffers hold, so the client
+/// must read replies while it is still writing.
+async fn huge_batches(conn: &mut Connection) {
+    let fails: Vec<FailCommand> = (0..100_000)
+        .map(|i| FailCommand {
+            jid: format!("unknown-{i:064}"),
+            errtype: "E".to_owned(),
+            message: String::new(),
+            backtrace: Vec::new(),
+        })
+        .collect();
+    let results = conn.fail_many(&fails).await.expect("fail batch");
+    assert_eq!(results.len(), fails.len());
+    assert!(results.iter().all(Result::is_err));
+    let jids: Vec<String> = fails.into_iter().map(|f| f.jid).collect();
+    let acks = conn.ack_many(&jids).await.expect("ack batch");
+    assert!(acks.iter().all(Result::is_ok));
+}
+
+#[tokio::test]
+async fn huge_batches_do_not_deadlock() {
+    against_all(|t| async move {
+        let options = ConnectOptions {
+            io_timeout: Duration::from_secs(20),
+            ..ConnectOptions::default()
+        };
+        let mut conn = Connection::connect_with(&t.url, None, &options)
+            .await
+            .unwrap();
+        huge_batches(&mut conn).await;
+    })
+    .await;
 }

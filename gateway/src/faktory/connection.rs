@@ -11,11 +11,18 @@
 //! [`connect_with_retry`](super::connect_with_retry)). Faktory's per-command error replies do
 //! not break the connection.
 
-use std::{collections::HashMap, fmt, path::PathBuf, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt, io,
+    path::PathBuf,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::command::{self, FailCommand};
 use super::error::{Error, ServerError};
@@ -26,6 +33,8 @@ use super::url::FaktoryUrl;
 
 /// Read buffer growth step; also the initial size of both buffers.
 const BUFFER_CHUNK: usize = 64 * 1024;
+/// An idle buffer larger than this (after a huge batch or reply) is given back.
+const BUFFER_KEEP: usize = 4 << 20;
 
 /// How to connect, beyond the URL.
 #[derive(Debug, Clone)]
@@ -175,14 +184,16 @@ impl Connection {
         let reply = self.exchange_one("PUSHB").await?;
         let text = match reply {
             Reply::Error(line) => return Err(Error::Server(ServerError::from_line(&line))),
-            Reply::Simple(ref t) | Reply::Bulk(Some(ref t)) => t.clone(),
+            Reply::Simple(ref t) | Reply::Bulk(Some(ref t))
+                if t.as_ref() == b"{}" || t.as_ref() == b"OK" =>
+            {
+                return Ok(HashMap::new());
+            }
+            Reply::Simple(ref t) | Reply::Bulk(Some(ref t)) => t,
             other => return Err(unexpected("PUSHB", &other)),
         };
-        if text.as_ref() == b"{}" || text.as_ref() == b"OK" {
-            return Ok(HashMap::new());
-        }
-        let failures: HashMap<String, serde_json::Value> = serde_json::from_slice(&text)
-            .map_err(|_| unexpected("PUSHB", &Reply::Bulk(Some(text.clone()))))?;
+        let failures: HashMap<String, serde_json::Value> =
+            serde_json::from_slice(text).map_err(|_| unexpected("PUSHB", &reply))?;
         Ok(failures
             .into_iter()
             .map(|(jid, why)| match why {
@@ -210,7 +221,10 @@ impl Connection {
         command::fetch(&mut self.write_buf, queues, depth);
         let mut jobs = Vec::with_capacity(depth);
         let mut first_error = None;
-        let limit = self.io_timeout + self.fetch_block.saturating_mul(depth as u32);
+        let limit = self.io_timeout
+            + self
+                .fetch_block
+                .saturating_mul(u32::try_from(depth).unwrap_or(u32::MAX));
         self.exchange("FETCH", depth, limit, |reply| match reply {
             Reply::Bulk(Some(job)) => jobs.push(job),
             Reply::Bulk(None) => {}
@@ -349,6 +363,12 @@ impl Connection {
         if self.broken {
             return Err(Error::Broken);
         }
+        if self.write_buf.capacity() > BUFFER_KEEP {
+            self.write_buf = BytesMut::with_capacity(BUFFER_CHUNK);
+        }
+        if self.read_buf.is_empty() && self.read_buf.capacity() > BUFFER_KEEP {
+            self.read_buf = BytesMut::with_capacity(BUFFER_CHUNK);
+        }
         self.write_buf.clear();
         Ok(())
     }
@@ -397,22 +417,53 @@ impl Connection {
             return Ok(());
         }
         self.broken = true;
-        with_deadline(command, limit, async {
+        let result = with_deadline(command, limit, async {
             self.send().await?;
             for _ in 0..count {
                 on_reply(self.read_reply().await?);
             }
             Ok(())
         })
-        .await?;
-        self.broken = false;
-        Ok(())
+        .await;
+        match result {
+            Ok(()) => self.broken = false,
+            Err(ref e) => {
+                tracing::debug!(endpoint = %self.endpoint, command, count, error = %e, "faktory connection broken");
+            }
+        }
+        result
     }
 
     /// Writes the whole write buffer and flushes once.
+    ///
+    /// Whenever the socket takes no more, whatever replies have arrived are moved into the read
+    /// buffer: Faktory answers pipelined commands as it reads them and stops reading while its
+    /// replies back up, so a batch larger than the socket buffers would otherwise deadlock.
     async fn send(&mut self) -> Result<(), Error> {
-        self.transport.write_all(&self.write_buf).await?;
-        self.transport.flush().await?;
+        let Connection {
+            transport,
+            write_buf,
+            read_buf,
+            ..
+        } = self;
+        let mut written = 0;
+        std::future::poll_fn(|cx| {
+            while written < write_buf.len() {
+                match Pin::new(&mut *transport).poll_write(cx, &write_buf[written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+                    }
+                    Poll::Ready(Ok(n)) => written += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => return poll_drain_readable(transport, read_buf, cx),
+                }
+            }
+            match Pin::new(&mut *transport).poll_flush(cx) {
+                Poll::Ready(result) => Poll::Ready(result.map_err(Error::from)),
+                Poll::Pending => poll_drain_readable(transport, read_buf, cx),
+            }
+        })
+        .await?;
         self.write_buf.clear();
         Ok(())
     }
@@ -429,6 +480,27 @@ impl Connection {
             if self.transport.read_buf(&mut self.read_buf).await? == 0 {
                 return Err(Error::Closed);
             }
+        }
+    }
+}
+
+/// Reads everything available now into `read_buf`; `Pending` once nothing more is readable
+/// (the caller is woken by either readiness), an error if the peer closed or failed.
+fn poll_drain_readable(
+    transport: &mut Transport,
+    read_buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let mut chunk_buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut *transport).poll_read(cx, &mut chunk_buf) {
+            Poll::Ready(Ok(())) if chunk_buf.filled().is_empty() => {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            Poll::Ready(Ok(())) => read_buf.extend_from_slice(chunk_buf.filled()),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+            Poll::Pending => return Poll::Pending,
         }
     }
 }
