@@ -26,6 +26,8 @@ pub(crate) enum Command<'a> {
     Info,
     /// `FLUSH`.
     Flush,
+    /// `QUEUE PAUSE|RESUME|REMOVE name...|*`: the words after the verb.
+    Queue(Vec<&'a str>),
     /// `BATCH ...` or `TRACK ...`: Faktory Enterprise only; carries the subsystem name.
     Enterprise(&'static str),
     /// Anything else; carries the verb.
@@ -49,6 +51,7 @@ impl<'a> Command<'a> {
             b"BEAT" => Command::Beat(arg),
             b"INFO" => Command::Info,
             b"FLUSH" => Command::Flush,
+            b"QUEUE" => Command::Queue(words(arg)),
             b"BATCH" => Command::Enterprise("batch"),
             b"TRACK" => Command::Enterprise("tracking"),
             _ => Command::Unknown(String::from_utf8_lossy(verb).into_owned()),
@@ -56,13 +59,17 @@ impl<'a> Command<'a> {
     }
 }
 
+fn words(arg: &[u8]) -> Vec<&str> {
+    arg.split(|&b| b == b' ')
+        .map(|w| std::str::from_utf8(w).unwrap_or(""))
+        .collect()
+}
+
 fn split_queues<'a>(line: &'a [u8], arg: &'a [u8]) -> Vec<&'a str> {
     if arg.len() == line.len() || line.len() == b"FETCH".len() {
         return Vec::new();
     }
-    arg.split(|&b| b == b' ')
-        .map(|q| std::str::from_utf8(q).unwrap_or(""))
-        .collect()
+    words(arg)
 }
 
 #[cfg(test)]
@@ -78,6 +85,10 @@ mod tests {
         assert_eq!(Command::parse(b"FETCH"), Command::Fetch(vec![]));
         assert_eq!(Command::parse(b"FETCH "), Command::Fetch(vec![""]));
         assert_eq!(Command::parse(b"INFO"), Command::Info);
+        assert_eq!(
+            Command::parse(b"QUEUE PAUSE a b"),
+            Command::Queue(vec!["PAUSE", "a", "b"])
+        );
         assert_eq!(Command::parse(b"info"), Command::Unknown("info".to_owned()));
         assert_eq!(Command::parse(b""), Command::Unknown(String::new()));
     }

@@ -14,6 +14,7 @@ use crate::command::Command;
 use crate::job::{FailPayload, Job};
 use crate::resp;
 use crate::shared::Shared;
+use crate::store::QueueAction;
 use crate::workers::WorkerState;
 
 /// What the connection does after a command.
@@ -64,6 +65,7 @@ pub(crate) fn execute(shared: &Shared, wid: &str, line: &[u8], out: &mut Vec<u8>
             shared.state.lock().store.flush();
             resp::ok(out);
         }
+        Command::Queue(words) => queue(shared, &words, out),
         Command::Enterprise(subsystem) => resp::err(
             out,
             &format!("{subsystem} subsystem is only available in Faktory Enterprise"),
@@ -129,6 +131,9 @@ fn fetch(shared: &Shared, wid: &str, queues: &[&str], out: &mut Vec<u8>) -> Step
     if !wid.is_empty() && state.workers.state(wid) != WorkerState::Running {
         return Step::SleepThenNothing;
     }
+    if state.store.all_paused(queues) {
+        return Step::SleepThenNothing;
+    }
     match state.store.fetch(queues, wid, now) {
         Some(json) => {
             resp::bulk(out, json);
@@ -150,6 +155,25 @@ pub(crate) fn try_fetch(shared: &Shared, wid: &str, queues: &[String], out: &mut
         }
         None => false,
     }
+}
+
+fn queue(shared: &Shared, words: &[&str], out: &mut Vec<u8>) {
+    // Faktory indexes the words without checking and would crash on `QUEUE PAUSE`; we answer.
+    let [action, names @ ..] = words else {
+        return resp::err(out, "invalid QUEUE command");
+    };
+    if names.is_empty() {
+        return resp::err(out, "invalid QUEUE command");
+    }
+    let action = match *action {
+        "PAUSE" => QueueAction::Pause,
+        "RESUME" => QueueAction::Resume,
+        "REMOVE" => QueueAction::Remove,
+        // Faktory ignores other actions and answers OK.
+        _ => return resp::ok(out),
+    };
+    shared.state.lock().store.queue_action(action, names);
+    resp::ok(out);
 }
 
 fn ack(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {

@@ -38,7 +38,7 @@
 //!
 //! # Where it knowingly differs from Faktory
 //! - Storage is in memory; there is no Redis, no persistence, no web UI.
-//! - `MUTATE` and `QUEUE` are not implemented (they answer `-ERR unknown command`).
+//! - `MUTATE` is not implemented (it answers `-ERR unknown command MUTATE`).
 //! - Numbers in `args`/`custom` keep their exact JSON form; Go would round-trip them through
 //!   float64.
 //! - Worker state (quiet/terminate) applies to every connection of a wid.

@@ -87,6 +87,16 @@ pub(crate) struct Store {
     pub(crate) retries_stats: ScanStats,
     pub(crate) dead_stats: ScanStats,
     pub(crate) reservations_reaped: u64,
+    /// Paused queues; Faktory keeps this list in memory, so FLUSH does not clear it.
+    paused: HashSet<String>,
+}
+
+/// What `QUEUE` does to the named queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueAction {
+    Pause,
+    Resume,
+    Remove,
 }
 
 impl Store {
@@ -139,8 +149,10 @@ impl Store {
     /// Pops the first job of the first non-empty queue (in the given order), reserves it and
     /// returns its wire encoding.
     pub(crate) fn fetch(&mut self, queues: &[&str], wid: &str, now: Nanos) -> Option<&Bytes> {
+        let paused = &self.paused;
         let stored = queues
             .iter()
+            .filter(|q| paused.is_empty() || !paused.contains(**q))
             .find_map(|q| self.queues.get_mut(*q).and_then(VecDeque::pop_front))?;
         self.counters.fetched += 1;
         let expires_at = now.saturating_add(secs(stored.job.reservation_secs()));
@@ -157,6 +169,39 @@ impl Store {
             std::collections::hash_map::Entry::Vacant(v) => v.insert(reservation),
         };
         Some(&slot.job.json)
+    }
+
+    /// True when every one of `queues` is paused (Faktory then sleeps and answers nothing).
+    pub(crate) fn all_paused(&self, queues: &[&str]) -> bool {
+        !self.paused.is_empty() && queues.iter().all(|q| self.paused.contains(*q))
+    }
+
+    /// `QUEUE PAUSE|RESUME|REMOVE`: applies to existing queues only (`*` means all of them);
+    /// REMOVE empties the queue and unpauses the name either way.
+    pub(crate) fn queue_action(&mut self, action: QueueAction, names: &[&str]) {
+        let names: Vec<String> = if names == ["*"] {
+            self.queues.keys().cloned().collect()
+        } else {
+            names.iter().map(|n| (*n).to_owned()).collect()
+        };
+        for name in names {
+            let exists = self.queues.contains_key(&name);
+            match action {
+                QueueAction::Pause if exists => {
+                    self.paused.insert(name);
+                }
+                QueueAction::Resume if exists => {
+                    self.paused.remove(&name);
+                }
+                QueueAction::Remove => {
+                    if let Some(q) = self.queues.get_mut(&name) {
+                        q.clear();
+                    }
+                    self.paused.remove(&name);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// ACK: clears the reservation if there is one; an unknown jid is silently accepted.

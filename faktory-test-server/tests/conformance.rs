@@ -61,6 +61,7 @@ portable!(
     info_field_names,
     unknown_command_and_garbage,
     end_closes_the_connection,
+    queue_pause_resume_remove,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -585,6 +586,46 @@ async fn end_closes_the_connection(t: &Target) {
     let mut raw = Raw::connect(t, json!({})).await;
     raw.send("END").await;
     assert_eq!(raw.reply().await, Reply::Closed);
+}
+
+async fn queue_pause_resume_remove(t: &Target) {
+    let (paused, open) = (unique("paused"), unique("open"));
+    let mut raw = Raw::connect(t, json!({})).await;
+    for q in [&paused, &paused, &open] {
+        raw.cmd(&format!("PUSH {}", job(q, json!({}))))
+            .await
+            .assert_ok();
+    }
+    let mut client = faktory::Client::connect_to(&t.url).await.expect("connect");
+    client
+        .queue_pause(&[paused.as_str()])
+        .await
+        .expect("QUEUE PAUSE");
+    // A paused queue is skipped; the next one in the list still serves.
+    let fetched = raw.fetch_job(&format!("{paused} {open}")).await;
+    assert_eq!(fetched["queue"], json!(open));
+    raw.cmd(&format!(r#"ACK {{"jid":{}}}"#, fetched["jid"]))
+        .await
+        .assert_ok();
+    // Only paused queues: Faktory waits its block time and answers nothing.
+    assert_eq!(raw.cmd(&format!("FETCH {paused}")).await, Reply::Null);
+    client
+        .queue_resume(&[paused.as_str()])
+        .await
+        .expect("QUEUE RESUME");
+    let fetched = raw.fetch_job(&paused).await;
+    raw.cmd(&format!(r#"ACK {{"jid":{}}}"#, fetched["jid"]))
+        .await
+        .assert_ok();
+    raw.cmd(&format!("QUEUE REMOVE {paused}")).await.assert_ok();
+    let info = raw.cmd("INFO").await.json();
+    assert_eq!(
+        info["faktory"]["queues"]
+            .get(&paused)
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        0
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
