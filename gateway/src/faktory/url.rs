@@ -10,7 +10,7 @@ pub const DEFAULT_PORT: u16 = 7419;
 /// The URL used when `FAKTORY_URL` is not set.
 pub const DEFAULT_URL: &str = "tcp://localhost:7419";
 /// The environment variable [`FaktoryUrl::from_env`] reads.
-pub const ENV_VAR: &str = "FAKTORY_URL";
+pub const URL_ENV_VAR: &str = "FAKTORY_URL";
 
 /// A parsed Faktory address. `Display` and `Debug` show the password as `<redacted>`.
 ///
@@ -82,11 +82,11 @@ impl FaktoryUrl {
     /// # Errors
     /// [`Error::InvalidUrl`] when the variable is set but cannot be parsed (or is not UTF-8).
     pub fn from_env() -> Result<FaktoryUrl, Error> {
-        match std::env::var(ENV_VAR) {
+        match std::env::var(URL_ENV_VAR) {
             Ok(v) if !v.trim().is_empty() => FaktoryUrl::parse(&v),
             Ok(_) | Err(std::env::VarError::NotPresent) => FaktoryUrl::parse(DEFAULT_URL),
             Err(std::env::VarError::NotUnicode(_)) => {
-                Err(invalid(format!("{ENV_VAR} is not valid utf-8")))
+                Err(invalid(format!("{URL_ENV_VAR} is not valid utf-8")))
             }
         }
     }
