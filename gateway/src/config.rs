@@ -50,6 +50,37 @@ impl fmt::Display for MetricsListen {
     }
 }
 
+/// Parses `--faktory-url` without echoing the value in errors (clap's own
+/// message would quote it, password included).
+#[derive(Debug, Clone, Copy)]
+struct FaktoryUrlParser;
+
+impl clap::builder::TypedValueParser for FaktoryUrlParser {
+    type Value = FaktoryUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<FaktoryUrl, clap::Error> {
+        let name = arg.map_or_else(|| "--faktory-url".to_owned(), ToString::to_string);
+        let fail = |kind, message: String| clap::Error::raw(kind, message).with_cmd(cmd);
+        let text = value.to_str().ok_or_else(|| {
+            fail(
+                clap::error::ErrorKind::InvalidUtf8,
+                format!("invalid value for '{name}': not valid UTF-8\n"),
+            )
+        })?;
+        FaktoryUrl::parse(text).map_err(|e| {
+            fail(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{name}': {e}\n"),
+            )
+        })
+    }
+}
+
 /// A secret string (bearer token). `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -90,6 +121,7 @@ impl fmt::Display for Secret {
 #[command(
     name = "faktory-gateway",
     version,
+    long_about = None,
     about = "A gRPC gateway that runs beside Faktory and streams jobs in bulk to remote workers."
 )]
 pub struct Config {
@@ -98,7 +130,8 @@ pub struct Config {
         long,
         env = "FAKTORY_URL",
         value_name = "FAKTORY_URL",
-        default_value = "tcp://localhost:7419"
+        default_value = "tcp://localhost:7419",
+        value_parser = FaktoryUrlParser
     )]
     pub faktory_url: FaktoryUrl,
 
@@ -137,9 +170,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_max_size: u32,
 
-    /// Longest time a Push waits for others to share its PUSHB, in
-    /// milliseconds. Only an upper bound: a batch leaves as soon as a producer
-    /// connection is free.
+    /// Longest time a small Push call waits to share its PUSHB with others,
+    /// in milliseconds. Only an upper bound: an idle gateway sends at once,
+    /// full batches never wait, and under load calls merge while earlier
+    /// PUSHBs are in flight.
     #[arg(long, env = "BATCH_MAX_DELAY_MS", value_name = "BATCH_MAX_DELAY_MS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub batch_max_delay_ms: u64,
@@ -503,6 +537,15 @@ mod tests {
             );
         }
         cmd.debug_assert();
+    }
+
+    #[test]
+    fn bad_faktory_url_error_hides_the_password() {
+        let text = parse(&["--faktory-url=tcp://:hunter2@host:notaport"])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("--faktory-url"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
     }
 
     #[test]

@@ -326,3 +326,52 @@ async fn tokens_guard_each_rpc_separately() {
     gateway.stop().await;
     server.shutdown().await;
 }
+
+/// Throughput of `Push` through the gateway into the test server, for three
+/// call shapes. Prints numbers; run with
+/// `cargo test -p faktory-gateway --test push -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints numbers"]
+async fn push_throughput() {
+    for (producers, calls_each, jobs_per_call) in [(64, 200, 1), (8, 50, 100), (4, 5, 1000)] {
+        let server = TestServer::start().await.unwrap();
+        let gateway = Gateway::start(&server.url(), &[]).await;
+        let client = gateway.client().await;
+        let started = std::time::Instant::now();
+        let tasks = (0..producers).map(|p| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                for c in 0..calls_each {
+                    let jobs = (0..jobs_per_call)
+                        .map(|j| job(&jid(&format!("bench-{p}-{c}"), j)))
+                        .collect();
+                    let response = client
+                        .push(PushRequest { jobs })
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    assert!(
+                        statuses(&response)
+                            .iter()
+                            .all(|&s| s == PushStatus::Accepted)
+                    );
+                }
+            })
+        });
+        for task in join_all(tasks).await {
+            task.unwrap();
+        }
+        let elapsed = started.elapsed();
+        let total = producers * calls_each * jobs_per_call;
+        assert_eq!(server.handle().total_queued(), total);
+        println!(
+            "push: {producers} producers x {calls_each} calls x {jobs_per_call} jobs = {total} jobs \
+             in {elapsed:.2?}: {:.0} jobs/s, {:.0} calls/s, {} faktory commands",
+            total as f64 / elapsed.as_secs_f64(),
+            (producers * calls_each) as f64 / elapsed.as_secs_f64(),
+            server.handle().counters().commands,
+        );
+        gateway.stop().await;
+        server.shutdown().await;
+    }
+}

@@ -118,7 +118,7 @@ fn check_fields(job: &mut Job, limits: &Limits) -> Result<(), FieldError> {
             format!("must be 0 or more, got {}", job.backtrace),
         ));
     }
-    if !job.at.is_empty() && chrono::DateTime::parse_from_rfc3339(&job.at).is_err() {
+    if !job.at.is_empty() && !is_rfc3339(&job.at) {
         return Err((
             "at",
             format!("must be an RFC 3339 time, got {:?}", shorten(&job.at)),
@@ -135,6 +135,14 @@ fn check_fields(job: &mut Job, limits: &Limits) -> Result<(), FieldError> {
     check_json_shape(&job.args, b'[', "a JSON array").map_err(|r| ("args", r))?;
     check_json_shape(&job.custom, b'{', "a JSON object").map_err(|r| ("custom", r))?;
     Ok(())
+}
+
+/// RFC 3339 as Faktory (Go's `time.RFC3339Nano`) reads it: chrono's parser,
+/// plus Go's stricter `T` separator and upper-case `Z`.
+fn is_rfc3339(at: &str) -> bool {
+    at.as_bytes().get(10) == Some(&b'T')
+        && !at.ends_with('z')
+        && chrono::DateTime::parse_from_rfc3339(at).is_ok()
 }
 
 fn too_big(size: usize, limit: usize) -> String {
@@ -323,6 +331,8 @@ mod tests {
             (|j| j.reserve_for = 86_401, "reserve_for"),
             (|j| j.backtrace = -1, "backtrace"),
             (|j| j.at = "tomorrow".into(), "at"),
+            (|j| j.at = "2030-01-01 00:00:00Z".into(), "at"),
+            (|j| j.at = "2030-01-01T00:00:00z".into(), "at"),
             (
                 |j| j.args = Bytes::from(format!("[\"{}\"]", "x".repeat(5000))),
                 "args",
