@@ -9,6 +9,7 @@
 //! gracefully when its stdin closes (so it also stops if the bench dies).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -33,17 +34,26 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts a gateway for Faktory at `faktory_url`, with `extra_args`
-    /// passed on to its configuration (e.g. `--fetch-concurrency 8`).
+    /// Starts `exe` (the bench binary) as a gateway for Faktory at
+    /// `faktory_url`, with `extra_args` passed on to its configuration
+    /// (e.g. `--fetch-concurrency=8`). The metrics endpoint is off and the
+    /// shutdown grace period 3 s.
     ///
     /// Fails when the child cannot be started or does not report its
     /// address.
-    pub async fn start(faktory_url: &str, extra_args: &[String]) -> Result<GatewayProcess, Error> {
-        let exe = std::env::current_exe().map_err(|e| Error::io("locate bench binary", e))?;
+    pub async fn start(
+        exe: &Path,
+        faktory_url: &str,
+        extra_args: &[String],
+    ) -> Result<GatewayProcess, Error> {
         let mut child = Command::new(exe)
             .arg(CHILD_ARG)
             .arg("--faktory-url")
             .arg(faktory_url)
+            .arg("--metrics-listen=off")
+            // Workers are stopped before the gateway; a long grace only
+            // delays the next scenario.
+            .arg("--shutdown-grace-ms=3000")
             .args(extra_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -130,6 +140,33 @@ impl GatewayProcess {
 /// Fails when the configuration is invalid, binding fails, or the gateway
 /// fails.
 pub async fn run_child(args: Vec<String>) -> Result<(), Error> {
-    let _ = args;
-    Err(Error::Setup("gateway api not landed".into()))
+    use std::io::Write as _;
+    use tokio::io::AsyncReadExt as _;
+
+    let argv = std::iter::once("faktory-gateway".to_owned()).chain(args);
+    let config = <faktory_gateway::Config as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| Error::Setup(format!("gateway configuration: {e}")))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::io("bind gateway listener", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("gateway listener address", e))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening {addr}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::io("report gateway address", e))?;
+    drop(stdout);
+    let stdin_closed = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buffer = [0u8; 64];
+        while let Ok(read) = stdin.read(&mut buffer).await {
+            if read == 0 {
+                break;
+            }
+        }
+    };
+    faktory_gateway::serve(config, listener, stdin_closed)
+        .await
+        .map_err(|e| Error::Setup(format!("gateway: {e}")))
 }

@@ -23,6 +23,9 @@ pub struct Env {
     pub faktory_url: String,
     /// Faktory's address (the link proxies to it).
     pub faktory_addr: std::net::SocketAddr,
+    /// The bench binary, re-executed as the gateway child (see
+    /// [`crate::gateway_process`]).
+    pub gateway_exe: std::path::PathBuf,
     /// Extra arguments for every gateway child.
     pub gateway_args: Vec<String>,
 }
@@ -73,7 +76,9 @@ impl Load {
         let (gateway, upstream) = match scenario.path {
             WorkerPath::Direct { .. } => (None, env.faktory_addr),
             WorkerPath::Gateway { .. } => {
-                let gateway = GatewayProcess::start(&env.faktory_url, &env.gateway_args).await?;
+                let gateway =
+                    GatewayProcess::start(&env.gateway_exe, &env.faktory_url, &env.gateway_args)
+                        .await?;
                 gateway.reset_peak_rss();
                 let addr = gateway.addr();
                 (Some(gateway), addr)

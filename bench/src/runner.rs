@@ -49,7 +49,7 @@ pub async fn run_throughput(
     let gateway_faktory_connections = load.gateway_faktory_connections(env.faktory_addr.port());
     let jobs_per_s = rate(&start, &end);
 
-    if !load.drain(timing.settle_limit, status).await? {
+    if !load.drain(timing.drain_limit, status).await? {
         progress.line(&format!(
             "{label} {name}: backlog did not drain; latency includes it"
         ));

@@ -200,8 +200,10 @@ pub struct Timing {
     pub measure: Duration,
     /// The paced latency phase.
     pub latency: Duration,
-    /// Longest wait for connections and for a backlog to drain.
+    /// Longest wait for workers to connect.
     pub settle_limit: Duration,
+    /// Longest wait for a backlog (or the latency phase's jobs) to finish.
+    pub drain_limit: Duration,
 }
 
 /// Everything one benchmark invocation runs.
@@ -276,6 +278,7 @@ impl Plan {
                 measure: ms(5000),
                 latency: ms(2000),
                 settle_limit: ms(30_000),
+                drain_limit: ms(10_000),
             },
         }
     }
@@ -329,6 +332,7 @@ impl Plan {
                 measure: ms(1500),
                 latency: ms(500),
                 settle_limit: ms(20_000),
+                drain_limit: ms(5_000),
             },
         }
     }

@@ -97,6 +97,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let env = Env {
         faktory_url: target.url(),
         faktory_addr: target.addr(),
+        gateway_exe: std::env::current_exe().context("locate the bench binary")?,
         gateway_args: args.gateway_args.clone(),
     };
     let scenarios: Vec<_> = plan
@@ -143,7 +144,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut cpu_cost = None;
     if run_extras {
         let mut step = scenarios.len();
-        let gateway = GatewayProcess::start(&env.faktory_url, &env.gateway_args).await?;
+        let gateway =
+            GatewayProcess::start(&env.gateway_exe, &env.faktory_url, &env.gateway_args).await?;
         for scenario in &plan.pushes {
             step += 1;
             let label = format!("[{step}/{steps}]");
