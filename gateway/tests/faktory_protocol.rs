@@ -139,6 +139,8 @@ async fn password_handshake() {
     let right = FaktoryUrl::parse(&format!("tcp://:s3cret%2F%40%3A%25@127.0.0.1:{port}")).unwrap();
     let mut conn = connect(&right).await;
     conn.info().await.expect("authenticated connection works");
+    let shown = format!("{conn:?} {right} {right:?}");
+    assert!(!shown.contains("s3cret"), "password leaked: {shown}");
 
     let wrong = FaktoryUrl::parse(&format!("tcp://:nope@127.0.0.1:{port}")).unwrap();
     let err = Connection::connect(&wrong, None).await.unwrap_err();
