@@ -3,72 +3,33 @@
 //! a real Faktory when `FAKTORY_URL` is set, for the scenarios that need no
 //! server-side inspection).
 
-use std::io::Write;
-use std::net::SocketAddr;
+mod common;
 
 use bytes::Bytes;
-use clap::Parser;
-use faktory_gateway::Config;
-use faktory_gateway_proto::v1::gateway_client::GatewayClient;
+use common::{Gateway, real_faktory};
 use faktory_gateway_proto::v1::{
     Hello, Job, PushRequest, PushResponse, PushStatus, WorkerMessage, worker_message,
 };
 use faktory_test_server::TestServer;
 use futures::future::join_all;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 use tonic::{Code, Request};
 
-/// A gateway running in this process; stopping it waits for a clean exit.
-struct Gateway {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), faktory_gateway::Error>>,
+/// One `Push` call with `jobs` that must succeed as a call.
+async fn push(gateway: &Gateway, jobs: Vec<Job>) -> PushResponse {
+    let request = PushRequest { jobs };
+    gateway
+        .client()
+        .await
+        .push(request)
+        .await
+        .unwrap()
+        .into_inner()
 }
 
-impl Gateway {
-    async fn start(faktory_url: &str, extra: &[&str]) -> Gateway {
-        let mut args = vec![
-            "faktory-gateway",
-            "--faktory-url",
-            faktory_url,
-            "--metrics-listen",
-            "off",
-        ];
-        args.extend_from_slice(extra);
-        let config = Config::try_parse_from(args).expect("valid flags");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(faktory_gateway::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Gateway { addr, stop, task }
-    }
-
-    async fn client(&self) -> GatewayClient<Channel> {
-        GatewayClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect to gateway")
-    }
-
-    /// One `Push` call with `jobs` that must succeed as a call.
-    async fn push(&self, jobs: Vec<Job>) -> PushResponse {
-        let request = PushRequest { jobs };
-        self.client()
-            .await
-            .push(request)
-            .await
-            .unwrap()
-            .into_inner()
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().expect("clean shutdown");
-    }
+/// Stops the gateway, which must shut down cleanly.
+async fn stop(gateway: Gateway) {
+    gateway.stop().await.expect("clean shutdown");
 }
 
 fn job(jid: &str) -> Job {
@@ -89,19 +50,6 @@ fn statuses(response: &PushResponse) -> Vec<PushStatus> {
     response.results.iter().map(|r| r.status()).collect()
 }
 
-fn real_faktory() -> Option<String> {
-    match std::env::var("FAKTORY_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "NOTE: FAKTORY_URL is not set; push tests run against the test server only"
-            );
-            None
-        }
-    }
-}
-
 /// Valid, invalid-args, missing-jobtype, oversize and valid-with-custom jobs
 /// in one call; returns the valid jids.
 async fn mixed_batch(gateway: &Gateway) -> Vec<String> {
@@ -115,15 +63,11 @@ async fn mixed_batch(gateway: &Gateway) -> Vec<String> {
     with_custom.custom = Bytes::from_static(br#"{"trace": "abc"}"#);
     with_custom.queue = "e2e-other".into();
     let valid = vec![jid("valid", 0), with_custom.jid.clone()];
-    let response = gateway
-        .push(vec![
-            job(&valid[0]),
-            bad_args,
-            no_type,
-            oversize,
-            with_custom,
-        ])
-        .await;
+    let response = push(
+        gateway,
+        vec![job(&valid[0]), bad_args, no_type, oversize, with_custom],
+    )
+    .await;
     use PushStatus::*;
     assert_eq!(
         statuses(&response),
@@ -160,18 +104,18 @@ async fn mixed_batch_answers_each_job_in_order() {
     assert_eq!(stored["custom"]["trace"], "abc");
     assert_eq!(stored["args"][1]["two"], 2);
     assert_eq!(handle.queue_len("e2e-other"), 1);
-    gateway.stop().await;
+    stop(gateway).await;
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn mixed_batch_against_real_faktory() {
-    let Some(url) = real_faktory() else {
+    let Some(url) = real_faktory("mixed_batch_against_real_faktory") else {
         return;
     };
     let gateway = Gateway::start(&url, &["--max-job-bytes", "1024"]).await;
     mixed_batch(&gateway).await;
-    gateway.stop().await;
+    stop(gateway).await;
 }
 
 #[tokio::test]
@@ -190,7 +134,7 @@ async fn oversize_and_empty_calls_are_refused_whole() {
     let status = client.push(PushRequest { jobs: vec![] }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(server.handle().total_queued(), 0, "nothing pushed");
-    gateway.stop().await;
+    stop(gateway).await;
     server.shutdown().await;
 }
 
@@ -221,7 +165,7 @@ async fn commands_for_concurrent_calls(coalesce: bool, calls: usize) -> u64 {
     }
     let commands = handle.counters().commands - before;
     assert_eq!(handle.total_queued(), calls + 1);
-    gateway.stop().await;
+    stop(gateway).await;
     server.shutdown().await;
     commands
 }
@@ -251,9 +195,7 @@ async fn faktory_down_answers_unavailable() {
     let url = format!("tcp://{}", free.local_addr().unwrap());
     drop(free);
     let gateway = Gateway::start(&url, &["--faktory-timeout-ms", "2000"]).await;
-    let response = gateway
-        .push(vec![job(&jid("down", 0)), job(&jid("down", 1))])
-        .await;
+    let response = push(&gateway, vec![job(&jid("down", 0)), job(&jid("down", 1))]).await;
     assert_eq!(
         statuses(&response),
         [PushStatus::Unavailable, PushStatus::Unavailable]
@@ -263,7 +205,7 @@ async fn faktory_down_answers_unavailable() {
         "{response:?}"
     );
     assert_eq!(response.results[0].jid, jid("down", 0));
-    gateway.stop().await;
+    stop(gateway).await;
 }
 
 fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
@@ -323,7 +265,7 @@ async fn tokens_guard_each_rpc_separately() {
         let status = client.work(with_token(stream, token)).await.unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated, "{token:?}");
     }
-    gateway.stop().await;
+    stop(gateway).await;
     server.shutdown().await;
 }
 
@@ -371,7 +313,7 @@ async fn push_throughput() {
             (producers * calls_each) as f64 / elapsed.as_secs_f64(),
             server.handle().counters().commands,
         );
-        gateway.stop().await;
+        stop(gateway).await;
         server.shutdown().await;
     }
 }
