@@ -122,6 +122,10 @@ async fn handshake_info_and_end() {
             info.get("faktory").is_some(),
             "INFO has a faktory section: {info}"
         );
+        let raw = conn.call(b"INFO").await.expect("raw INFO");
+        assert!(raw.text().is_some_and(|t| t.starts_with(b"{")), "{raw:?}");
+        let err = conn.call(b"INFO\r\nEND").await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
         conn.end().await.expect("end");
     })
     .await;
