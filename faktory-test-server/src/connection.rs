@@ -36,12 +36,9 @@ impl Drop for Gauge<'_> {
     }
 }
 
-/// Why the connection loop ended.
+/// The connection is over: peer closed, END, protocol violation, I/O error or cancellation.
 #[derive(Debug)]
-enum End {
-    /// Peer closed, END, protocol violation or I/O error.
-    Done,
-}
+struct Closed;
 
 /// Serves one accepted socket until it closes or `close` is cancelled.
 pub(crate) async fn serve<S>(mut stream: S, shared: Arc<Shared>, close: CancellationToken)
@@ -106,11 +103,15 @@ where
             Some(info)
         }
         Err(HelloError::InvalidPassword) => {
+            tracing::debug!("invalid password");
             let _ = stream.write_all(b"-ERR Invalid password\r\n").await;
             let _ = stream.shutdown().await;
             None
         }
-        Err(HelloError::BadPreamble | HelloError::BadJson) => None,
+        Err(e) => {
+            tracing::debug!(error = ?e, "invalid HELLO, closing");
+            None
+        }
     }
 }
 
@@ -120,7 +121,7 @@ async fn command_loop<S>(
     wid: &str,
     input: &mut Input,
     close: &CancellationToken,
-) -> Result<(), End>
+) -> Result<(), Closed>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -131,7 +132,7 @@ where
                 Step::Continue => {}
                 Step::Close => {
                     flush(stream, &mut out).await?;
-                    return Err(End::Done);
+                    return Err(Closed);
                 }
                 Step::WaitForJob(queues) => {
                     flush(stream, &mut out).await?;
@@ -140,7 +141,7 @@ where
                 Step::SleepThenNothing => {
                     flush(stream, &mut out).await?;
                     tokio::select! {
-                        _ = close.cancelled() => return Err(End::Done),
+                        _ = close.cancelled() => return Err(Closed),
                         _ = tokio::time::sleep(shared.config.fetch_block) => resp::null(&mut out),
                     }
                 }
@@ -152,16 +153,16 @@ where
                 &format!("command line longer than {} bytes", shared.config.max_line),
             );
             let _ = flush(stream, &mut out).await;
-            return Err(End::Done);
+            return Err(Closed);
         }
         flush(stream, &mut out).await?;
         let read = tokio::select! {
             // Cancellation-safe: read_buf either read bytes into `input` or did nothing.
-            _ = close.cancelled() => return Err(End::Done),
+            _ = close.cancelled() => return Err(Closed),
             read = input.read_from(stream) => read,
         };
         match read {
-            Ok(0) | Err(_) => return Err(End::Done),
+            Ok(0) | Err(_) => return Err(Closed),
             Ok(_) => {}
         }
     }
@@ -174,7 +175,7 @@ async fn wait_for_job(
     queues: &[String],
     out: &mut Vec<u8>,
     close: &CancellationToken,
-) -> Result<(), End> {
+) -> Result<(), Closed> {
     let deadline = tokio::time::Instant::now() + shared.config.fetch_block;
     loop {
         let notified = shared.jobs_ready.notified();
@@ -185,7 +186,7 @@ async fn wait_for_job(
             return Ok(());
         }
         tokio::select! {
-            _ = close.cancelled() => return Err(End::Done),
+            _ = close.cancelled() => return Err(Closed),
             _ = tokio::time::sleep_until(deadline) => {
                 resp::null(out);
                 return Ok(());
@@ -195,7 +196,7 @@ async fn wait_for_job(
     }
 }
 
-async fn flush<S>(stream: &mut S, out: &mut Vec<u8>) -> Result<(), End>
+async fn flush<S>(stream: &mut S, out: &mut Vec<u8>) -> Result<(), Closed>
 where
     S: AsyncWrite + Unpin,
 {
@@ -207,8 +208,8 @@ where
     if out.capacity() > 4 * 1024 * 1024 {
         out.shrink_to(READ_CHUNK);
     }
-    result.map_err(|_| End::Done)?;
-    stream.flush().await.map_err(|_| End::Done)
+    result.map_err(|_| Closed)?;
+    stream.flush().await.map_err(|_| Closed)
 }
 
 /// Bytes read from the socket, remembering how far a partial line has been scanned so a huge

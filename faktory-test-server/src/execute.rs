@@ -37,9 +37,9 @@ struct Beat {
     wid: Option<String>,
     #[serde(default)]
     current_state: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    rss_kb: Option<i64>,
+    /// Only type-checked, as Faktory does; its value is not used here.
+    #[serde(default, rename = "rss_kb")]
+    _rss_kb: Option<i64>,
 }
 
 /// Executes one command line of a connection registered as `wid` ("" for producers).

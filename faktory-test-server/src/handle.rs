@@ -33,6 +33,8 @@ pub struct WorkerInfo {
     pub state: WorkerState,
     /// Open connections registered under this wid.
     pub connections: usize,
+    /// Jobs currently reserved by this wid's connections.
+    pub busy: usize,
 }
 
 impl ServerHandle {
@@ -122,7 +124,8 @@ impl ServerHandle {
 
     /// Registered worker processes, sorted by wid.
     pub fn workers(&self) -> Vec<WorkerInfo> {
-        self.shared.state.lock().workers.list()
+        let state = self.shared.state.lock();
+        state.workers.list(|wid| state.store.busy_count(wid))
     }
 
     /// Moves virtual time forward and runs every periodic task at once: due scheduled and

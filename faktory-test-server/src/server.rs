@@ -55,7 +55,11 @@ impl TestServer {
     /// Starts a server with `config`.
     ///
     /// Fails if the address cannot be bound or the TLS identity is unusable.
-    pub async fn start_with(config: ServerConfig) -> io::Result<TestServer> {
+    pub async fn start_with(mut config: ServerConfig) -> io::Result<TestServer> {
+        // Like Faktory, an empty password means no password.
+        if config.password.as_deref() == Some("") {
+            config.password = None;
+        }
         let tls = match &config.tls {
             Some(identity) => Some(crate::tls::acceptor(identity)?),
             None => None,

@@ -27,7 +27,7 @@ const EXPIRED_MESSAGE: &str = "Faktory job reservation expired";
 pub(crate) struct Reservation {
     pub(crate) job: StoredJob,
     pub(crate) expires_at: Nanos,
-    #[allow(dead_code)]
+    /// The fetching connection's worker id ("" for connections without one).
     pub(crate) wid: String,
 }
 
@@ -386,6 +386,11 @@ impl Store {
         let mut jids: Vec<String> = self.working.keys().cloned().collect();
         jids.sort();
         jids
+    }
+
+    /// Jobs reserved by connections of worker `wid` (Faktory's `BusyCount`).
+    pub(crate) fn busy_count(&self, wid: &str) -> usize {
+        self.working.values().filter(|r| r.wid == wid).count()
     }
 
     /// The reservation deadline of `jid`, if reserved.

@@ -161,8 +161,8 @@ impl Workers {
         self.by_wid.len()
     }
 
-    /// Snapshot of registered workers for the test handle.
-    pub(crate) fn list(&self) -> Vec<crate::handle::WorkerInfo> {
+    /// Snapshot of registered workers for the test handle; `busy` counts a wid's reservations.
+    pub(crate) fn list(&self, busy: impl Fn(&str) -> usize) -> Vec<crate::handle::WorkerInfo> {
         let mut list: Vec<_> = self
             .by_wid
             .values()
@@ -173,6 +173,7 @@ impl Workers {
                 labels: w.info.labels.clone(),
                 state: w.state,
                 connections: w.connections.len(),
+                busy: busy(&w.info.wid),
             })
             .collect();
         list.sort_by(|a, b| a.wid.cmp(&b.wid));

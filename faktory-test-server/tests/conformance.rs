@@ -819,6 +819,7 @@ mod test_server_only {
         let reply = worker.cmd(&format!(r#"BEAT {{"wid":"{wid}"}}"#)).await;
         assert_eq!(reply.json(), json!({"state": "terminate"}));
         assert_eq!(h.workers()[0].connections, 1);
+        assert_eq!(h.workers()[0].busy, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
