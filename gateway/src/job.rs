@@ -458,4 +458,33 @@ mod tests {
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(a, generate_jid());
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn faktory_ish() -> impl Strategy<Value = Vec<u8>> {
+            let field = "(jobtype|args|custom|retry|reserve_for|failure|queue|at)";
+            let value = r#"(null|1|-7|1e99|"x"|\[\]|\{\}|\[1,\{\}\]|\{"retry_count":"a"\})"#;
+            let pattern = format!(r#"\{{"jid":"[a-z]{{0,5}}"(,"{field}":{value}){{0,6}}\}}"#);
+            proptest::string::string_regex(&pattern)
+                .expect("valid regex")
+                .prop_map(String::into_bytes)
+        }
+
+        proptest! {
+            /// Whatever arrives as a fetched job, parsing never panics, and a
+            /// parsed job has a jid and a reservation of at least 60 s.
+            #[test]
+            fn fetched_garbage_never_panics(
+                raw in prop_oneof![any::<Vec<u8>>(), faktory_ish()]
+            ) {
+                if let Ok(fetched) = from_faktory_json(Bytes::from(raw.clone())) {
+                    prop_assert!(!fetched.jid().is_empty());
+                    prop_assert!(fetched.reserve_for.as_secs() >= MIN_RESERVE_FOR_SECS);
+                    prop_assert!(release_copy_json(&raw, "2030-01-01T00:00:00Z").is_ok());
+                }
+            }
+        }
+    }
 }

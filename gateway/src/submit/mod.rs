@@ -189,6 +189,7 @@ impl Submitter {
             }
         }
 
+        tracing::debug!(jobs = count, valid = valid.len(), "push");
         let indices: Vec<usize> = valid.iter().map(|(i, _)| *i).collect();
         let outcomes = self
             .send(valid.into_iter().map(|(_, job)| job).collect())
