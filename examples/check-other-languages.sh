@@ -7,8 +7,9 @@
 #      keeps within its window, has nothing rejected, and Faktory (INFO) then counts every job
 #      processed with nothing left queued or reserved;
 #   3. Node producer -> Python worker: the same;
-#   4. SIGTERM to the gateway with a worker attached: the worker is told to drain and the gateway
-#      exits 0 within its grace period.
+#   4. SIGTERM to the gateway while a slow worker holds a full window: the worker is told to
+#      drain, the gateway exits 0, nothing stays reserved in Faktory, and every pushed job was
+#      either acked by the worker or released back to Faktory (never both).
 #
 # Needs cargo, python3 (pip) and node (npm); installs the pinned Python and npm dependencies if
 # missing. Every step has a time limit; background processes are killed on exit.
@@ -104,14 +105,22 @@ run_round python "$PY_JOBS" 0 python3 "$PY/producer.py" --batch 250 --parallel 4
 # 3. Node producer -> Python worker.
 run_round node "$NODE_JOBS" "$PY_JOBS" node "$EXAMPLES/node/producer.js" --batch 250 --parallel 4
 
-# 4. Graceful shutdown: a connected worker is told to drain; the gateway exits 0.
-start_bg drain-worker timeout 120 python3 "$PY/worker.py" --gateway "$GATEWAY_URL" --timeout 100
+# 4. Graceful shutdown with jobs in flight: SIGTERM to the gateway while a slow worker holds a
+#    full window. The worker must get a drain notice; the gateway must exit 0; afterwards every
+#    pushed job is either acked by the worker or back in Faktory (never both, never reserved).
+DRAIN_JOBS=400
+start_bg drain-worker timeout 150 python3 "$PY/worker.py" --gateway "$GATEWAY_URL" \
+    --concurrency 4 --prefetch 60 --work-ms 100 --timeout 120 --jids-out "$WORK/drain-done.txt"
 DRAIN_WORKER_PID="${BG_PIDS[-1]}"
-deadline=$((SECONDS + 30))
-until grep -q "session .*: window" "$WORK/drain-worker.log" 2>/dev/null; do
-    if ((SECONDS > deadline)); then break; fi
-    sleep 0.2
-done
+if ! timeout 60 python3 "$PY/producer.py" --gateway "$GATEWAY_URL" --count "$DRAIN_JOBS" \
+    --jids-out "$WORK/drain-pushed.txt" >"$WORK/drain-producer.log" 2>&1; then
+    cat "$WORK/drain-producer.log"
+fi
+# Wait until the worker has finished a few jobs, so the drain has running and buffered ones.
+settled_before="$((PY_JOBS + NODE_JOBS))"
+timeout 60 python3 "$EXAMPLES/faktory_info.py" "$FAKTORY_URL" --timeout 30 \
+    --wait-processed "$((settled_before + 8))" --allow-pending >/dev/null ||
+    log "the drain worker has not acked 8 jobs yet; draining anyway"
 kill -TERM "$GATEWAY_PID"
 gateway_status=0
 # The gateway's default shutdown grace is 25 s; allow it plus a margin.
@@ -125,12 +134,34 @@ if [[ "$gateway_status" == 0 ]]; then
 else
     fail "gateway exits 0 on SIGTERM (status $gateway_status)"
 fi
+kill -TERM "$DRAIN_WORKER_PID" 2>/dev/null || true
+wait "$DRAIN_WORKER_PID" 2>/dev/null || true
 if grep -q "drain: shutdown" "$WORK/drain-worker.log"; then
-    pass "worker received a drain notice (reason shutdown)"
+    pass "the worker received a drain notice (reason shutdown)"
 else
-    fail "worker received a drain notice (reason shutdown)"
+    fail "the worker received a drain notice (reason shutdown)"
     tail -n 20 "$WORK/drain-worker.log"
 fi
-kill -TERM "$DRAIN_WORKER_PID" 2>/dev/null || true
+busy="$(python3 "$EXAMPLES/faktory_info.py" "$FAKTORY_URL" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["faktory"]["tasks"]["Busy"]["size"])')"
+if [[ "$busy" == 0 ]]; then
+    pass "after the gateway stopped, no job is left reserved in Faktory"
+else
+    fail "after the gateway stopped, no job is left reserved in Faktory ($busy reserved)"
+fi
+if timeout 90 python3 "$EXAMPLES/faktory_info.py" "$FAKTORY_URL" --take-all default --timeout 60 \
+    --jids-out "$WORK/drain-returned.txt" >/dev/null; then
+    sort -u "$WORK/drain-done.txt" >"$WORK/drain-done.sorted"
+    sort -u "$WORK/drain-returned.txt" >"$WORK/drain-returned.sorted"
+    both="$(comm -12 "$WORK/drain-done.sorted" "$WORK/drain-returned.sorted" | wc -l)"
+    if [[ "$both" == 0 ]] && diff -q <(sort -u "$WORK/drain-pushed.txt") \
+        <(sort -u "$WORK/drain-done.sorted" "$WORK/drain-returned.sorted") >/dev/null; then
+        pass "every job pushed before the shutdown was acked ($(wc -l <"$WORK/drain-done.sorted")) or released back to Faktory ($(wc -l <"$WORK/drain-returned.sorted")), none both"
+    else
+        fail "every job pushed before the shutdown was acked or released back to Faktory, none both ($both both; pushed $(sort -u "$WORK/drain-pushed.txt" | wc -l), acked $(wc -l <"$WORK/drain-done.sorted"), returned $(wc -l <"$WORK/drain-returned.sorted"))"
+    fi
+else
+    fail "the released jobs came back to Faktory's queue"
+fi
 
 finish check-other-languages

@@ -5,7 +5,11 @@
     python3 faktory_info.py tcp://127.0.0.1:7419 --wait-processed 1000 --timeout 30
 
 ``--wait-processed N`` polls until Faktory has processed (acked) at least N jobs and holds none
-queued or reserved, then prints the INFO JSON; exits 1 if that does not happen in time.
+queued or reserved (with ``--allow-pending``: whatever else it holds), then prints the INFO JSON;
+exits 1 if that does not happen in time.
+
+``--take-all QUEUE --jids-out FILE`` FETCHes and ACKs every job of QUEUE, including scheduled
+ones as they come due, until nothing is queued or scheduled; writes their jids to FILE.
 Only the plain ``tcp://`` scheme without a password is supported: the checks need nothing more.
 """
 
@@ -42,45 +46,96 @@ def read_reply(stream) -> bytes:
     raise RuntimeError(f"unexpected reply {line!r}")
 
 
-def info(url: str) -> dict:
-    parsed = urlparse(url)
-    if parsed.scheme != "tcp" or parsed.password:
-        raise SystemExit("only tcp://host:port without a password is supported here")
-    with socket.create_connection((parsed.hostname, parsed.port or 7419), timeout=10) as sock:
-        stream = sock.makefile("rwb")
-        hi = read_reply(stream)
+class Client:
+    """One plain Faktory connection: HI/HELLO, then one command at a time."""
+
+    def __init__(self, url: str):
+        parsed = urlparse(url)
+        if parsed.scheme != "tcp" or parsed.password:
+            raise SystemExit("only tcp://host:port without a password is supported here")
+        self.sock = socket.create_connection((parsed.hostname, parsed.port or 7419), timeout=10)
+        self.stream = self.sock.makefile("rwb")
+        hi = read_reply(self.stream)
         if not hi.startswith(b"HI "):
             raise RuntimeError(f"expected HI, got {hi!r}")
-        stream.write(b'HELLO {"v":2}\r\n')
-        stream.flush()
-        read_reply(stream)
-        stream.write(b"INFO\r\n")
-        stream.flush()
-        result = json.loads(read_reply(stream))
-        stream.write(b"END\r\n")
-        stream.flush()
-        return result
+        self.command(b'HELLO {"v":2}')
+
+    def command(self, line: bytes) -> bytes:
+        self.stream.write(line + b"\r\n")
+        self.stream.flush()
+        return read_reply(self.stream)
+
+    def close(self) -> None:
+        self.stream.write(b"END\r\n")
+        self.stream.flush()
+        self.sock.close()
 
 
-def settled(data: dict, processed: int) -> bool:
+def info(url: str) -> dict:
+    client = Client(url)
+    try:
+        return json.loads(client.command(b"INFO"))
+    finally:
+        client.close()
+
+
+def take_all(url: str, queue: str, timeout: float) -> list[str] | None:
+    """FETCH + ACK everything in ``queue`` until nothing is queued or scheduled; None on timeout."""
+    client = Client(url)
+    jids: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            faktory = json.loads(client.command(b"INFO"))["faktory"]
+            scheduled = faktory.get("tasks", {}).get("Scheduled", {}).get("size", 0)
+            if faktory["total_enqueued"] == 0 and scheduled == 0:
+                return jids
+            job = client.command(b"FETCH " + queue.encode())
+            if job:
+                jid = json.loads(job)["jid"]
+                client.command(b'ACK {"jid":' + json.dumps(jid).encode() + b"}")
+                jids.append(jid)
+        return None
+    finally:
+        client.close()
+
+
+def settled(data: dict, processed: int, allow_pending: bool) -> bool:
     faktory = data["faktory"]
+    if faktory["total_processed"] < processed:
+        return False
     busy = faktory.get("tasks", {}).get("Busy", {}).get("size", 0)
-    return faktory["total_processed"] >= processed and faktory["total_enqueued"] == 0 and busy == 0
+    return allow_pending or (faktory["total_enqueued"] == 0 and busy == 0)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("url")
     p.add_argument("--wait-processed", type=int, default=None)
+    p.add_argument("--allow-pending", action="store_true",
+                   help="with --wait-processed: don't wait for the queues to empty")
+    p.add_argument("--take-all", metavar="QUEUE")
+    p.add_argument("--jids-out")
     p.add_argument("--timeout", type=float, default=30.0)
     args = p.parse_args()
+    if args.take_all:
+        jids = take_all(args.url, args.take_all, args.timeout)
+        if jids is None:
+            print(f"{args.take_all}: jobs still queued or scheduled after {args.timeout}s",
+                  file=sys.stderr)
+            return 1
+        if args.jids_out:
+            with open(args.jids_out, "w") as out:
+                out.writelines(jid + "\n" for jid in jids)
+        print(json.dumps({"taken": len(jids)}))
+        return 0
     if args.wait_processed is None:
         print(json.dumps(info(args.url)))
         return 0
     deadline = time.monotonic() + args.timeout
     while True:
         data = info(args.url)
-        if settled(data, args.wait_processed):
+        if settled(data, args.wait_processed, args.allow_pending):
             print(json.dumps(data["faktory"]))
             return 0
         if time.monotonic() > deadline:
