@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod mock_gateway;
+pub mod stack;
 
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_tracing() {

@@ -1,0 +1,309 @@
+//! End to end over real sockets: the Faktory test server, the gateway
+//! (`faktory_gateway::serve`) and this SDK, as the done-when list
+//! describes them.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faktory_gateway_worker::{Job, JobError, StatsHandle, StopReason, Worker, WorkerBuilder};
+use support::stack::{Stack, eventually, push};
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+
+/// How many times each jid ran.
+#[derive(Clone, Default)]
+struct Runs(Arc<Mutex<HashMap<String, u32>>>);
+
+impl Runs {
+    fn record(&self, jid: &str) {
+        *self.0.lock().unwrap().entry(jid.to_owned()).or_default() += 1;
+    }
+    fn distinct(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    fn snapshot(&self) -> HashMap<String, u32> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Counts handlers running at once and remembers the peak.
+#[derive(Default)]
+struct Concurrent {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Concurrent {
+    fn enter(&self) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+    }
+    fn exit(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn worker(stack: &Stack) -> WorkerBuilder {
+    Worker::builder()
+        .gateway(stack.gateway.url())
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+/// Runs `worker` on its own task; the sender stops it.
+fn spawn(worker: WorkerBuilder) -> (StatsHandle, oneshot::Sender<()>, JoinHandle<StopReason>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let worker = worker
+        .with_graceful_shutdown(stopped)
+        .build()
+        .expect("valid worker");
+    let stats = worker.stats();
+    let task = tokio::spawn(async move { worker.run().await.expect("worker runs") });
+    (stats, stop, task)
+}
+
+/// A handler that records its run and returns at once.
+fn recording(
+    runs: &Runs,
+) -> impl Fn(Job) -> futures::future::Ready<Result<(), JobError>> + Send + Sync + 'static {
+    let runs = runs.clone();
+    move |job: Job| {
+        runs.record(job.jid());
+        futures::future::ready(Ok(()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_thousand_jobs_with_concurrency_200_are_each_acked_once() {
+    let stack = Stack::start(&[]).await;
+    let jids = push(&stack.gateway.url(), "noop", "[]", None, 20_000).await;
+    let runs = Runs::default();
+    let (stats, stop, task) = spawn(
+        worker(&stack)
+            .concurrency(200)
+            .register("noop", recording(&runs)),
+    );
+    let faktory = stack.faktory.handle();
+    eventually("20,000 acks reach Faktory", || {
+        faktory.counters().processed >= 20_000
+    })
+    .await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+
+    let ran = runs.snapshot();
+    assert_eq!(ran.len(), 20_000);
+    assert!(ran.values().all(|n| *n == 1), "a job ran twice");
+    assert_eq!(
+        ran.keys().cloned().collect::<HashSet<_>>(),
+        jids.into_iter().collect()
+    );
+    assert_eq!(faktory.counters().processed, 20_000);
+    assert_eq!(faktory.total_queued(), 0);
+    assert!(faktory.reserved_jids().is_empty());
+    assert!(faktory.retries().is_empty() && faktory.dead().is_empty());
+    assert_eq!(faktory.scheduled_len(), 0);
+    let s = stats.snapshot();
+    assert_eq!((s.succeeded, s.failed, s.released), (20_000, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_and_panics_become_faktory_failures_retried_per_the_job() {
+    let stack = Stack::start(&[]).await;
+    let url = stack.gateway.url();
+    push(&url, "fail", "[]", Some(1), 5).await;
+    push(&url, "panic", "[]", Some(1), 5).await;
+    let ok = push(&url, "ok", "[]", None, 20).await;
+    let runs = Runs::default();
+    let (stats, stop, task) = spawn(
+        worker(&stack)
+            .concurrency(4)
+            .register("fail", |_job: Job| async {
+                Err(JobError::new("Boom", "it broke"))
+            })
+            .register("panic", |job: Job| async move {
+                panic!("panicked on {}", job.jid());
+            })
+            .register("ok", recording(&runs)),
+    );
+    let faktory = stack.faktory.handle();
+    eventually("first failures recorded", || faktory.retries().len() == 10).await;
+    for retry in faktory.retries() {
+        let failure = &retry["failure"];
+        match retry["jobtype"].as_str().unwrap() {
+            "fail" => assert_eq!(
+                (failure["errtype"].as_str(), failure["message"].as_str()),
+                (Some("Boom"), Some("it broke"))
+            ),
+            "panic" => {
+                assert_eq!(failure["errtype"], "panic");
+                assert!(
+                    failure["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("panicked on "),
+                    "{failure}"
+                );
+            }
+            other => panic!("unexpected retry of {other}"),
+        }
+    }
+    // Retry backoff for the first failure is at most 15 + 29 s.
+    faktory.advance_clock(Duration::from_secs(45));
+    eventually("second failures: retry budget of 1 used, jobs dead", || {
+        faktory.dead().len() == 10
+    })
+    .await;
+    eventually("ok jobs done", || runs.distinct() == 20).await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+
+    assert_eq!(
+        runs.snapshot().keys().cloned().collect::<HashSet<_>>(),
+        ok.into_iter().collect()
+    );
+    let s = stats.snapshot();
+    assert_eq!((s.failed, s.panicked, s.succeeded), (20, 10, 20), "{s:?}");
+    assert_eq!(faktory.total_queued(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_restart_mid_run_costs_a_pause_not_jobs() {
+    let mut stack = Stack::start(&[]).await;
+    let jids = push(&stack.gateway.url(), "work", "[]", None, 3_000).await;
+    let runs = Runs::default();
+    let r = runs.clone();
+    let (stats, stop, task) = spawn(worker(&stack).concurrency(50).register(
+        "work",
+        move |job: Job| {
+            r.record(job.jid());
+            async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok(())
+            }
+        },
+    ));
+    eventually("some progress", || runs.distinct() >= 500).await;
+    stack.gateway.restart().await;
+    let faktory = stack.faktory.handle();
+    eventually("every job ran and Faktory is empty", || {
+        // Jobs the old gateway released come back as copies scheduled 1 s
+        // ahead: move the clock instead of waiting for the scheduler.
+        if faktory.scheduled_len() > 0 {
+            faktory.advance_clock(Duration::from_secs(2));
+        }
+        runs.distinct() == 3_000
+            && faktory.total_queued() == 0
+            && faktory.scheduled_len() == 0
+            && faktory.reserved_jids().is_empty()
+    })
+    .await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+    assert_eq!(
+        runs.snapshot().keys().cloned().collect::<HashSet<_>>(),
+        jids.into_iter().collect()
+    );
+    assert!(stats.snapshot().sessions >= 2, "the worker reconnected");
+    assert!(
+        faktory.retries().is_empty() && faktory.dead().is_empty(),
+        "no retry was used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_under_load_finishes_running_jobs_and_releases_the_rest() {
+    let stack = Stack::start(&[]).await;
+    let jids = push(&stack.gateway.url(), "work", "[]", None, 2_000).await;
+    let runs = Runs::default();
+    let finished = Runs::default();
+    let (r, f) = (runs.clone(), finished.clone());
+    let (stats, stop, task) = spawn(worker(&stack).concurrency(50).register(
+        "work",
+        move |job: Job| {
+            let (r, f) = (r.clone(), f.clone());
+            async move {
+                r.record(job.jid());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                f.record(job.jid());
+                Ok(())
+            }
+        },
+    ));
+    eventually("under load", || {
+        runs.distinct() >= 300 && stats.snapshot().prefetched > 0
+    })
+    .await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+
+    let ran = runs.snapshot();
+    assert_eq!(ran, finished.snapshot(), "every started job finished");
+    assert!(ran.values().all(|n| *n == 1), "no job ran twice");
+    assert!(ran.len() < 2_000, "shutdown came before the end");
+    assert!(
+        stats.snapshot().released > 0,
+        "prefetched jobs were released"
+    );
+    let faktory = stack.faktory.handle();
+    eventually("finished jobs acked, the rest back in Faktory", || {
+        faktory.reserved_jids().is_empty()
+            && jids
+                .iter()
+                .all(|jid| faktory.job(jid).is_some() != ran.contains_key(jid))
+    })
+    .await;
+    assert_eq!(
+        faktory.total_queued() + faktory.scheduled_len() + ran.len(),
+        2_000,
+        "none lost"
+    );
+    assert!(faktory.retries().is_empty() && faktory.dead().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_10_and_max_prefetch_5_never_hold_more_than_15() {
+    let stack = Stack::start(&[]).await;
+    push(&stack.gateway.url(), "gated", "[]", None, 1_000).await;
+    let gate = Arc::new(Semaphore::new(0));
+    let concurrent = Arc::new(Concurrent::default());
+    let (g, c) = (gate.clone(), concurrent.clone());
+    let (stats, stop, task) = spawn(worker(&stack).concurrency(10).max_prefetch(5).register(
+        "gated",
+        move |_job: Job| {
+            let (gate, concurrent) = (g.clone(), c.clone());
+            async move {
+                concurrent.enter();
+                gate.acquire().await.unwrap().forget();
+                concurrent.exit();
+                Ok(())
+            }
+        },
+    ));
+    let faktory = stack.faktory.handle();
+    let mut peak_reserved = 0;
+    for done in (0..1_000u64).step_by(10) {
+        // Quiescent point: all earlier acks applied, ten handlers blocked.
+        // Everything Faktory has reserved now is held for this worker.
+        eventually("ten handlers running", || {
+            faktory.counters().processed == done && stats.snapshot().running == 10
+        })
+        .await;
+        let reserved = faktory.reserved_jids().len();
+        assert!(
+            reserved <= 15,
+            "{reserved} jobs reserved for a window of 10 + 5"
+        );
+        peak_reserved = peak_reserved.max(reserved);
+        gate.add_permits(10);
+    }
+    eventually("all done", || faktory.counters().processed == 1_000).await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+    assert!(concurrent.peak.load(Ordering::SeqCst) <= 10);
+    assert!(stats.snapshot().window <= 15);
+    eprintln!("peak reserved at quiescent points: {peak_reserved}");
+}
