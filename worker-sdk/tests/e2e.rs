@@ -5,12 +5,12 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faktory_gateway_worker::{Job, JobError, StatsHandle, StopReason, Worker, WorkerBuilder};
 use support::stack::{Stack, eventually, push};
+use support::{Concurrent, gated};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 
@@ -27,23 +27,6 @@ impl Runs {
     }
     fn snapshot(&self) -> HashMap<String, u32> {
         self.0.lock().unwrap().clone()
-    }
-}
-
-/// Counts handlers running at once and remembers the peak.
-#[derive(Default)]
-struct Concurrent {
-    now: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-impl Concurrent {
-    fn enter(&self) {
-        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-    }
-    fn exit(&self) {
-        self.now.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -270,19 +253,12 @@ async fn concurrency_10_and_max_prefetch_5_never_hold_more_than_15() {
     push(&stack.gateway.url(), "gated", "[]", None, 1_000).await;
     let gate = Arc::new(Semaphore::new(0));
     let concurrent = Arc::new(Concurrent::default());
-    let (g, c) = (gate.clone(), concurrent.clone());
-    let (stats, stop, task) = spawn(worker(&stack).concurrency(10).max_prefetch(5).register(
-        "gated",
-        move |_job: Job| {
-            let (gate, concurrent) = (g.clone(), c.clone());
-            async move {
-                concurrent.enter();
-                gate.acquire().await.unwrap().forget();
-                concurrent.exit();
-                Ok(())
-            }
-        },
-    ));
+    let (stats, stop, task) = spawn(
+        worker(&stack)
+            .concurrency(10)
+            .max_prefetch(5)
+            .register("gated", gated(&gate, &concurrent)),
+    );
     let faktory = stack.faktory.handle();
     let mut peak_reserved = 0;
     for done in (0..1_000u64).step_by(10) {
@@ -303,7 +279,7 @@ async fn concurrency_10_and_max_prefetch_5_never_hold_more_than_15() {
     eventually("all done", || faktory.counters().processed == 1_000).await;
     stop.send(()).unwrap();
     assert_eq!(task.await.unwrap(), StopReason::Shutdown);
-    assert!(concurrent.peak.load(Ordering::SeqCst) <= 10);
+    assert!(concurrent.peak() <= 10);
     assert!(stats.snapshot().window <= 15);
     eprintln!("peak reserved at quiescent points: {peak_reserved}");
 }

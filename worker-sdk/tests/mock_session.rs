@@ -6,11 +6,11 @@ mod support;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use faktory_gateway_worker::{Job, JobError, StopReason, Worker, WorkerBuilder};
 use support::mock_gateway::MockGateway;
+use support::{Concurrent, gated};
 use tokio::sync::{Semaphore, oneshot};
 
 fn builder(mock: &MockGateway) -> WorkerBuilder {
@@ -20,28 +20,11 @@ fn builder(mock: &MockGateway) -> WorkerBuilder {
         .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(100))
 }
 
-/// Counts running handlers and remembers the most seen at once.
-#[derive(Default)]
-struct Gauge {
-    now: AtomicUsize,
-    max: AtomicUsize,
-}
-
-impl Gauge {
-    fn enter(&self) {
-        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max.fetch_max(now, Ordering::SeqCst);
-    }
-    fn exit(&self) {
-        self.now.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 #[tokio::test]
 async fn every_job_is_acked_once_within_the_window() {
     let mock = MockGateway::start().await;
     let jids = mock.push("noop", "[]", 1000);
-    let gauge = Arc::new(Gauge::default());
+    let gauge = Arc::new(Concurrent::default());
     let g = gauge.clone();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let worker = builder(&mock)
@@ -78,7 +61,7 @@ async fn every_job_is_acked_once_within_the_window() {
         assert_eq!(r.hellos[0].jobtypes, ["noop"]);
         assert_eq!(r.rejected, 0);
     });
-    assert!(gauge.max.load(Ordering::SeqCst) <= 10);
+    assert!(gauge.peak() <= 10);
     let snapshot = stats.snapshot();
     assert_eq!((snapshot.succeeded, snapshot.running), (1000, 0));
 }
@@ -142,20 +125,12 @@ async fn shutdown_releases_unstarted_jobs_and_lets_running_ones_finish() {
     let mock = MockGateway::start().await;
     mock.push("slow", "[]", 50);
     let gate = Arc::new(Semaphore::new(0));
-    let started = Arc::new(AtomicUsize::new(0));
-    let (gate2, started2) = (gate.clone(), started.clone());
+    let started = Arc::new(Concurrent::default());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let worker = builder(&mock)
         .concurrency(4)
         .max_prefetch(10)
-        .register("slow", move |_job: Job| {
-            let (gate, started) = (gate2.clone(), started2.clone());
-            async move {
-                started.fetch_add(1, Ordering::SeqCst);
-                gate.acquire().await.unwrap().forget();
-                Ok(())
-            }
-        })
+        .register("slow", gated(&gate, &started))
         .with_graceful_shutdown(stop_rx)
         .build()
         .unwrap();
@@ -163,7 +138,7 @@ async fn shutdown_releases_unstarted_jobs_and_lets_running_ones_finish() {
     let run = tokio::spawn(worker.run());
     // Four running, the rest of the window prefetched.
     mock.wait_for(|r| r.deliveries >= 4).await;
-    while started.load(Ordering::SeqCst) < 4 {
+    while started.started() < 4 {
         tokio::task::yield_now().await;
     }
     stop_tx.send(()).unwrap();
@@ -181,11 +156,7 @@ async fn shutdown_releases_unstarted_jobs_and_lets_running_ones_finish() {
             "none both run and released"
         );
     });
-    assert_eq!(
-        started.load(Ordering::SeqCst),
-        4,
-        "nothing started after shutdown"
-    );
+    assert_eq!(started.started(), 4, "nothing started after shutdown");
     assert_eq!(
         stats.snapshot().released as usize,
         mock.with(|r| r.released.len())
@@ -230,16 +201,9 @@ async fn a_cut_stream_reconnects_and_every_job_completes() {
     let mock = MockGateway::start().await;
     mock.push("work", "[]", 300);
     let release = Arc::new(Semaphore::new(0));
-    let r2 = release.clone();
     let worker = builder(&mock)
         .concurrency(20)
-        .register("work", move |_job: Job| {
-            let release = r2.clone();
-            async move {
-                release.acquire().await.unwrap().forget();
-                Ok(())
-            }
-        })
+        .register("work", gated(&release, &Arc::default()))
         .build()
         .unwrap();
     let stats = worker.stats();
@@ -269,17 +233,10 @@ async fn a_gateway_drain_releases_prefetched_jobs_and_reconnects() {
     let mock = MockGateway::start().await;
     mock.push("wait", "[]", 30);
     let gate = Arc::new(Semaphore::new(0));
-    let g2 = gate.clone();
     let worker = builder(&mock)
         .concurrency(2)
         .max_prefetch(5)
-        .register("wait", move |_job: Job| {
-            let gate = g2.clone();
-            async move {
-                gate.acquire().await.unwrap().forget();
-                Ok(())
-            }
-        })
+        .register("wait", gated(&gate, &Arc::default()))
         .build()
         .unwrap();
     let stats = worker.stats();
