@@ -2,12 +2,16 @@
 # Runs the Python and Node examples against a live gateway in front of the Faktory test server
 # and checks that every job they pushed completed:
 #
-#   1. the gateway answers gRPC health (grpc.health.v1) with SERVING;
+#   1. the gateway answers gRPC health (grpc.health.v1) with SERVING, and the Docker image's
+#      HEALTHCHECK command (`faktory-gateway health`) agrees (once the binary has it);
 #   2. Python producer -> Python worker: the worker acks exactly the jids the producer was given,
 #      keeps within its window, has nothing rejected, and Faktory (INFO) then counts every job
 #      processed with nothing left queued or reserved;
 #   3. Node producer -> Python worker: the same;
-#   4. SIGTERM to the gateway while a slow worker holds a full window: the worker is told to
+#   5. across languages: the Rust SDK's add_producer feeds the Python worker and the Python
+#      producer feeds the Rust SDK's add_worker (no job fails to parse; Faktory settles), and
+#      add_worker exits 0 on SIGINT;
+#   6. SIGTERM to the gateway while a slow worker holds a full window: the worker is told to
 #      drain, the gateway exits 0, nothing stays reserved in Faktory, and every pushed job was
 #      either acked by the worker or released back to Faktory (never both).
 #
@@ -25,6 +29,8 @@ NODE_JOBS="${NODE_JOBS:-1000}"
 PY="$EXAMPLES/python"
 
 build_binaries faktory-test-server faktory-gateway
+log "cargo build -p faktory-gateway-worker --example add_producer --example add_worker"
+(cd "$ROOT" && cargo build --quiet -p faktory-gateway-worker --example add_producer --example add_worker)
 ensure_python_requirements "$PY/requirements.txt"
 ensure_node_modules "$EXAMPLES/node"
 python3 "$PY/gateway_stubs.py" >/dev/null
@@ -43,6 +49,25 @@ if timeout 60 python3 "$PY/health.py" --gateway "$GATEWAY_URL" --wait 30; then
     pass "gateway gRPC health is SERVING"
 else
     fail "gateway gRPC health is SERVING"
+fi
+
+# The Docker image's HEALTHCHECK runs `faktory-gateway health`, which asks grpc.health.v1 on the
+# port from GATEWAY_LISTEN. Checked here against the live gateway and against a closed port.
+GATEWAY_BIN="$TARGET_DIR/debug/faktory-gateway"
+if "$GATEWAY_BIN" health --help >/dev/null 2>&1; then
+    if GATEWAY_LISTEN="0.0.0.0:$GATEWAY_PORT" timeout 20 "$GATEWAY_BIN" health >"$WORK/health.log" 2>&1; then
+        pass "docker HEALTHCHECK command (faktory-gateway health) passes on a live gateway"
+    else
+        fail "docker HEALTHCHECK command (faktory-gateway health) passes on a live gateway"
+        cat "$WORK/health.log"
+    fi
+    if GATEWAY_LISTEN="127.0.0.1:$(free_port)" timeout 20 "$GATEWAY_BIN" health >/dev/null 2>&1; then
+        fail "docker HEALTHCHECK command fails when nothing listens"
+    else
+        pass "docker HEALTHCHECK command fails when nothing listens"
+    fi
+else
+    log "NOT CHECKED: faktory-gateway has no 'health' subcommand yet; docker/Dockerfile's HEALTHCHECK needs it"
 fi
 
 # run_round NAME JOBS PROCESSED_SO_FAR PRODUCER...: starts a Python worker expecting JOBS jobs,
@@ -104,8 +129,62 @@ PY
 run_round python "$PY_JOBS" 0 python3 "$PY/producer.py" --batch 250 --parallel 4
 # 3. Node producer -> Python worker.
 run_round node "$NODE_JOBS" "$PY_JOBS" node "$EXAMPLES/node/producer.js" --batch 250 --parallel 4
+PROCESSED=$((PY_JOBS + NODE_JOBS))
 
-# 4. Graceful shutdown with jobs in flight: SIGTERM to the gateway while a slow worker holds a
+# faktory_failures: INFO's total_failures.
+faktory_failures() {
+    python3 "$EXAMPLES/faktory_info.py" "$FAKTORY_URL" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["faktory"]["total_failures"])'
+}
+
+# 5. Across languages, both ways: the Rust SDK's example producer feeds the Python worker, and
+#    the Python producer feeds the Rust SDK's example worker. Same `add` job shape everywhere;
+#    a job one side could not parse would show up as a failure.
+RUST_JOBS="${RUST_JOBS:-1000}"
+start_bg rust-to-python-worker timeout 150 python3 "$PY/worker.py" --gateway "$GATEWAY_URL" \
+    --expect "$RUST_JOBS" --timeout 120 --concurrency 8
+worker_pid="${BG_PIDS[-1]}"
+if timeout 120 "$TARGET_DIR/debug/examples/add_producer" --gateway "$GATEWAY_URL" \
+    --jobs "$RUST_JOBS" --batch 250 >"$WORK/add_producer.log" 2>&1 &&
+    wait "$worker_pid" &&
+    grep -q '"failed": 0' "$WORK/rust-to-python-worker.log" &&
+    timeout 60 python3 "$EXAMPLES/faktory_info.py" "$FAKTORY_URL" \
+        --wait-processed "$((PROCESSED + RUST_JOBS))" --timeout 45 >/dev/null; then
+    pass "Rust add_producer -> Python worker: $RUST_JOBS jobs acked, none failed, Faktory settled"
+else
+    fail "Rust add_producer -> Python worker: $RUST_JOBS jobs acked, none failed, Faktory settled"
+    tail -n 5 "$WORK/add_producer.log" "$WORK/rust-to-python-worker.log"
+fi
+PROCESSED=$((PROCESSED + RUST_JOBS))
+
+failures_before="$(faktory_failures)"
+start_bg add_worker env WORKER_CONCURRENCY=8 "$TARGET_DIR/debug/examples/add_worker" \
+    --gateway "$GATEWAY_URL"
+add_worker_pid="${BG_PIDS[-1]}"
+if timeout 60 python3 "$PY/producer.py" --gateway "$GATEWAY_URL" --count "$RUST_JOBS" \
+    >"$WORK/python-to-rust-producer.log" 2>&1 &&
+    timeout 90 python3 "$EXAMPLES/faktory_info.py" "$FAKTORY_URL" \
+        --wait-processed "$((PROCESSED + RUST_JOBS))" --timeout 60 >/dev/null &&
+    [[ "$(faktory_failures)" == "$failures_before" ]]; then
+    pass "Python producer -> Rust add_worker: $RUST_JOBS jobs processed, none failed, Faktory settled"
+else
+    fail "Python producer -> Rust add_worker: $RUST_JOBS jobs processed, none failed, Faktory settled"
+    tail -n 5 "$WORK/python-to-rust-producer.log" "$WORK/add_worker.log"
+fi
+PROCESSED=$((PROCESSED + RUST_JOBS))
+# The example worker stops gracefully on SIGINT (the image's STOPSIGNAL; see docker/Dockerfile).
+kill -INT "$add_worker_pid"
+add_worker_status=0
+timeout 40 tail --pid="$add_worker_pid" -f /dev/null || add_worker_status=timeout
+wait "$add_worker_pid" || add_worker_status=$?
+if [[ "$add_worker_status" == 0 ]]; then
+    pass "Rust add_worker exits 0 on SIGINT"
+else
+    fail "Rust add_worker exits 0 on SIGINT (status $add_worker_status)"
+    tail -n 5 "$WORK/add_worker.log"
+fi
+
+# 6. Graceful shutdown with jobs in flight: SIGTERM to the gateway while a slow worker holds a
 #    full window. The worker must get a drain notice; the gateway must exit 0; afterwards every
 #    pushed job is either acked by the worker or back in Faktory (never both, never reserved).
 DRAIN_JOBS=400
@@ -117,9 +196,8 @@ if ! timeout 60 python3 "$PY/producer.py" --gateway "$GATEWAY_URL" --count "$DRA
     cat "$WORK/drain-producer.log"
 fi
 # Wait until the worker has finished a few jobs, so the drain has running and buffered ones.
-settled_before="$((PY_JOBS + NODE_JOBS))"
 timeout 60 python3 "$EXAMPLES/faktory_info.py" "$FAKTORY_URL" --timeout 30 \
-    --wait-processed "$((settled_before + 8))" --allow-pending >/dev/null ||
+    --wait-processed "$((PROCESSED + 8))" --allow-pending >/dev/null ||
     log "the drain worker has not acked 8 jobs yet; draining anyway"
 kill -TERM "$GATEWAY_PID"
 gateway_status=0

@@ -3,7 +3,8 @@
 //
 // The contract is loaded at run time from the repository's .proto with @grpc/proto-loader, so no
 // generated code is needed. Sends `Push` calls of up to --batch jobs, up to --parallel at once,
-// and checks the one result per job each call returns. Jobs are `add` jobs (args [i, i+1]); the
+// and checks the one result per job each call returns. Jobs are `add` jobs (args
+// [{"a": i, "b": i + 1}], as the Rust example worker expects); the
 // gateway generates the jids, which go to --jids-out. Exits 1 if any job was not accepted.
 //
 //   node producer.js --gateway http://127.0.0.1:7421 --count 1000
@@ -90,7 +91,7 @@ function makeJob(opts, i) {
     jobtype: opts.jobtype,
     queue: opts.queue,
     // JSON travels as UTF-8 text in bytes fields, exactly as Faktory stores it.
-    args: Buffer.from(JSON.stringify([i, i + 1])),
+    args: Buffer.from(JSON.stringify([{ a: i, b: i + 1 }])),
     custom: Buffer.from(JSON.stringify({ source: 'node-producer' })),
   };
 }

@@ -2,7 +2,8 @@
 """Pushes jobs to a Faktory Gateway with stock grpcio stubs.
 
 Sends ``Push`` calls of up to ``--batch`` jobs, with up to ``--parallel`` calls in flight, and
-checks the one result per job that each call returns. Jobs are ``add`` jobs (args ``[i, i+1]``)
+checks the one result per job that each call returns. Jobs are ``add`` jobs (args
+``[{"a": i, "b": i + 1}]``, as the Rust example worker expects)
 unless ``--jobtype`` says otherwise; the gateway generates the jids, which are printed or written
 to ``--jids-out``. Exits 1 if any job was not accepted.
 
@@ -42,7 +43,7 @@ def make_job(args: argparse.Namespace, i: int):
         jobtype=args.jobtype,
         queue=args.queue,
         # JSON travels as UTF-8 text in bytes fields, exactly as Faktory stores it.
-        args=json.dumps([i, i + 1]).encode(),
+        args=json.dumps([{"a": i, "b": i + 1}]).encode(),
         custom=json.dumps({"source": "python-producer"}).encode(),
     )
     if args.retry is not None:

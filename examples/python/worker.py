@@ -17,7 +17,7 @@ It shows everything a worker in any language has to do on the ``Work`` stream:
 * reconnect with backoff when the stream is lost (the gateway redelivers that stream's
   unfinished jobs, so results still owed on the old stream are simply dropped).
 
-Job types: ``add`` sums its arguments; ``fail`` raises (Faktory applies the job's retry policy).
+Job types: ``add`` adds ``a`` and ``b`` of its one argument ``{"a": 1, "b": 2}``; ``fail`` raises (Faktory applies the job's retry policy).
 
     python3 worker.py --gateway http://127.0.0.1:7421 --concurrency 8
     python3 worker.py --expect 1000 --timeout 60 --jids-out done.txt   # used by the checks
@@ -68,8 +68,11 @@ class UnknownJobtype(Exception):
 
 
 def handle_add(job_args: list, work_seconds: float) -> int:
+    """``add``: args ``[{"a": 1, "b": 2}]`` (the shape every example producer uses) or ``[1, 2]``."""
     if work_seconds:
         time.sleep(work_seconds)
+    if len(job_args) == 1 and isinstance(job_args[0], dict):
+        return job_args[0]["a"] + job_args[0]["b"]
     return sum(job_args)
 
 
