@@ -35,8 +35,8 @@ fn parse_fetched_job_replies() {
         Reply::Bulk(Some(job.clone())).encode(&mut wire);
     }
     let parser = ReplyParser::default();
-    let started = Instant::now();
     let mut buf = BytesMut::from(&wire[..]);
+    let started = Instant::now();
     let mut n = 0;
     while let Some(reply) = parser.parse(&mut buf).unwrap() {
         assert_eq!(reply.text().map(Bytes::len), Some(job.len()));
