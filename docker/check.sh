@@ -47,6 +47,20 @@ check() { # name command...
     fi
     rm -f "$err"
 }
+check_exit() { # name command... (exit status only; stderr is shown on failure)
+    local name="$1"; shift
+    local err
+    err="$(mktemp)"
+    if "$@" 2>"$err" >/dev/null; then
+        echo "ok   $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name"
+        sed 's/^/     /' "$err"
+        failed=$((failed + 1))
+    fi
+    rm -f "$err"
+}
 expect_failure() { # name command... (passes when the command fails)
     local name="$1"; shift
     if "$@" >/dev/null 2>&1; then
@@ -77,6 +91,9 @@ check "compose.worker.yml sets WORKER_CONCURRENCY" grep -q '^ *WORKER_CONCURRENC
 check "Dockerfile runtime user is unprivileged" \
     bash -c "sed -n '/^FROM .* AS runtime/,/^FROM /p' Dockerfile | grep -qE '^USER [1-9][0-9]*:[1-9][0-9]*'"
 check "Dockerfile has a HEALTHCHECK for the gateway" grep -q '^HEALTHCHECK ' Dockerfile
+# The image builds with `cargo build --locked`: Cargo.lock must already match the manifests.
+check_exit "Cargo.lock is up to date (the image builds with --locked)" \
+    cargo metadata --locked --format-version 1 --manifest-path ../Cargo.toml
 check "hadolint Dockerfile" "$hadolint_bin" --failure-threshold info Dockerfile
 
 echo "docker-check: $passed passed, $failed failed"
