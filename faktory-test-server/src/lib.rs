@@ -36,6 +36,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Checking it against a real Faktory
+//! `tests/conformance.rs` runs one set of checks against this server and, when `FAKTORY_URL`
+//! is set, the same checks against a real server:
+//! `FAKTORY_URL=tcp://host:7419 cargo test -p faktory-test-server --test conformance`.
+//!
 //! # Where it knowingly differs from Faktory
 //! - Storage is in memory; there is no Redis, no persistence, no web UI.
 //! - `MUTATE` is not implemented (it answers `-ERR unknown command MUTATE`).
@@ -43,6 +48,10 @@
 //!   float64.
 //! - Worker state (quiet/terminate) applies to every connection of a wid.
 //! - Command lines longer than [`ServerConfig::max_line`] are refused and the connection closed.
+//! - Inputs that crash a real Faktory connection (`ACK` with no argument, `QUEUE PAUSE` with no
+//!   queue) get an `-ERR` instead.
+//! - It is much faster than Faktory (no Redis round trips): benchmarks against it measure the
+//!   client, not the server.
 
 mod auth;
 mod clock;

@@ -4,6 +4,9 @@
 //! third-party `faktory` crate (code we did not write) and raw TCP for what the crate cannot
 //! express (pipelining, partial PUSHB failures, error texts, blocking FETCH, BEAT states).
 //!
+//! Jobs that the crate's `Worker` fetches are pushed by the crate itself, with `reserve_for`
+//! set: the crate's `Job` cannot deserialize a job without it.
+//!
 //! Checks that need the virtual clock (backoff, expiry, dead set, heartbeat timeout, scheduled
 //! promotion) or the handle (stop/restart listener) run only against the test server: a real
 //! Faktory cannot be fast-forwarded. They are in `mod test_server_only` below.
