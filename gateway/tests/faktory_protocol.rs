@@ -417,6 +417,40 @@ async fn cancelled_or_timed_out_operation_breaks_the_connection() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn fetch_each_hands_over_jobs_before_the_pipeline_ends() {
+    // The third FETCH finds the queue empty and never answers within the test, yet the two
+    // jobs ahead of it are handed over (they are reserved at Faktory) before the timeout.
+    let (server, url) = start_blocking(Duration::from_secs(3600)).await;
+    let queue = unique("each");
+    let jids = [unique("jid"), unique("jid")];
+    let mut conn = connect(&url).await;
+    for jid in &jids {
+        conn.push(&serde_json::to_vec(&job(jid, &queue)).unwrap())
+            .await
+            .unwrap();
+    }
+    let options = ConnectOptions {
+        io_timeout: Duration::from_millis(200),
+        fetch_block: Duration::ZERO,
+        ..ConnectOptions::default()
+    };
+    let mut conn = Connection::connect_with(&url, None, &options)
+        .await
+        .unwrap();
+    let mut handed = Vec::new();
+    let err = conn
+        .fetch_each(std::slice::from_ref(&queue), 3, |job| {
+            handed.push(jid_of(&job))
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_eq!(handed, jids);
+    assert_eq!(server.handle().reserved_jids().len(), 2);
+    server.shutdown().await;
+}
+
 /// A self-signed certificate for 127.0.0.1, its PEM written where the client can load it.
 fn self_signed(name: &str) -> (TlsIdentity, std::path::PathBuf) {
     let key =

@@ -212,21 +212,47 @@ impl Connection {
     /// [`Error::InvalidInput`] for no queues or a queue name with whitespace;
     /// [`Error::Server`] when every reply was an error; connection errors otherwise. An error
     /// reply among received jobs is logged and the jobs are returned, as they are reserved.
+    ///
+    /// Jobs received before a connection error, a timeout or a dropped future are lost to the
+    /// caller while Faktory holds their reservations; [`Connection::fetch_each`] hands each job
+    /// over as soon as it is read, and on shutdown in-flight fetches are best left to finish
+    /// (at most `depth` × [`ConnectOptions::fetch_block`]).
     pub async fn fetch(&mut self, queues: &[String], depth: usize) -> Result<Vec<Bytes>, Error> {
+        let mut jobs = Vec::with_capacity(depth);
+        self.fetch_each(queues, depth, |job| jobs.push(job)).await?;
+        Ok(jobs)
+    }
+
+    /// Like [`Connection::fetch`], but hands each job to `on_job` as soon as its reply is read,
+    /// so jobs at the head of a deep pipeline need not wait for the FETCHes behind them (which
+    /// block on empty queues). Returns how many jobs were handed over.
+    ///
+    /// # Errors
+    /// As [`Connection::fetch`]; jobs handed to `on_job` before a connection error stay handed
+    /// over (they are reserved at Faktory).
+    pub async fn fetch_each(
+        &mut self,
+        queues: &[String],
+        depth: usize,
+        mut on_job: impl FnMut(Bytes),
+    ) -> Result<usize, Error> {
         command::check_queues(queues)?;
         self.begin()?;
         if depth == 0 {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         command::fetch(&mut self.write_buf, queues, depth);
-        let mut jobs = Vec::with_capacity(depth);
+        let mut received = 0;
         let mut first_error = None;
         let limit = self.io_timeout
             + self
                 .fetch_block
                 .saturating_mul(u32::try_from(depth).unwrap_or(u32::MAX));
         self.exchange("FETCH", depth, limit, |reply| match reply {
-            Reply::Bulk(Some(job)) => jobs.push(job),
+            Reply::Bulk(Some(job)) => {
+                received += 1;
+                on_job(job);
+            }
             Reply::Bulk(None) => {}
             Reply::Error(line) => {
                 first_error.get_or_insert(Error::Server(ServerError::from_line(&line)));
@@ -237,12 +263,12 @@ impl Connection {
         })
         .await?;
         match first_error {
-            Some(e) if jobs.is_empty() => Err(e),
+            Some(e) if received == 0 => Err(e),
             Some(e) => {
-                tracing::warn!(error = %e, jobs = jobs.len(), "faktory returned an error among fetched jobs");
-                Ok(jobs)
+                tracing::warn!(error = %e, jobs = received, "faktory returned an error among fetched jobs");
+                Ok(received)
             }
-            None => Ok(jobs),
+            None => Ok(received),
         }
     }
 
