@@ -144,6 +144,8 @@ pub(crate) struct Dispatcher {
     settles: VecDeque<Settle>,
     fetching: bool,
     accepting: bool,
+    /// Set by the final release: jobs fetched later go straight back.
+    closed: bool,
     drain_notice: Option<Drain>,
     in_flight: HashMap<Vec<String>, usize>,
     depth: HashMap<Vec<String>, usize>,
@@ -166,6 +168,7 @@ impl Dispatcher {
             settles: VecDeque::new(),
             fetching: true,
             accepting: true,
+            closed: false,
             drain_notice: None,
             in_flight: HashMap::new(),
             depth: HashMap::new(),
@@ -432,8 +435,8 @@ impl Dispatcher {
     // ----- fetching ---------------------------------------------------------
 
     /// Claims a fetch against open window, or `None` when nothing should be
-    /// fetched now. The caller must report back with [`Dispatcher::fetched`]
-    /// or [`Dispatcher::fetch_failed`].
+    /// fetched now. The caller must report back with [`Dispatcher::fetched_job`] for each job
+    /// and then [`Dispatcher::fetch_done`] or [`Dispatcher::fetch_failed`].
     pub(crate) fn claim_fetch(&mut self) -> Option<FetchClaim> {
         if !self.fetching {
             return None;
@@ -473,19 +476,18 @@ impl Dispatcher {
         Some(FetchClaim { queues, depth })
     }
 
-    fn end_claim(&mut self, claim: &FetchClaim) {
-        if let Some(n) = self.in_flight.get_mut(&claim.queues) {
-            *n = n.saturating_sub(claim.depth);
-            if *n == 0 {
-                self.in_flight.remove(&claim.queues);
+    fn end_claim(&mut self, queues: &[String], n: usize) {
+        if let Some(left) = self.in_flight.get_mut(queues) {
+            *left = left.saturating_sub(n);
+            if *left == 0 {
+                self.in_flight.remove(queues);
             }
         }
     }
 
-    /// Records the jobs a claimed fetch returned; FETCHes were sent at
-    /// `fetched_at` (`fetched_unix_ms` on the wall clock). Adapts the
-    /// pipeline depth: deeper when every FETCH returned a job, 1 when none
-    /// did.
+    /// Records the jobs a claimed fetch returned, all at once (see
+    /// [`Dispatcher::fetched_job`] and [`Dispatcher::fetch_done`]).
+    #[cfg(test)]
     pub(crate) fn fetched(
         &mut self,
         claim: &FetchClaim,
@@ -493,8 +495,71 @@ impl Dispatcher {
         fetched_at: Instant,
         fetched_unix_ms: i64,
     ) {
-        self.end_claim(claim);
         let got = raws.len();
+        for raw in raws {
+            self.fetched_job(claim, raw, fetched_at, fetched_unix_ms);
+        }
+        self.fetch_done(claim, got);
+    }
+
+    /// Records one job of a claimed fetch whose FETCHes were sent at
+    /// `fetched_at` (`fetched_unix_ms` on the wall clock), as soon as it
+    /// arrives, and hands it to a session if one has room.
+    pub(crate) fn fetched_job(
+        &mut self,
+        claim: &FetchClaim,
+        raw: Bytes,
+        fetched_at: Instant,
+        fetched_unix_ms: i64,
+    ) {
+        self.end_claim(&claim.queues, 1);
+        let job = match from_faktory_json(raw) {
+            Ok(job) => job,
+            Err(e) => {
+                // Without a jid nothing can be done with it; Faktory's
+                // reservation expiry will retry it.
+                warn!(error = %e, "fetched job is not valid job JSON; left to Faktory's reservation expiry");
+                return;
+            }
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let jid = job.jid().to_owned();
+        let mut lease = Lease::new(job, seq, fetched_at, fetched_unix_ms);
+        if self.closed {
+            // Arrived after the final release: straight back to Faktory.
+            lease.holder = Holder::Settling;
+            self.settles.push_back(release_of(&lease));
+            self.settle_wake.notify_waiters();
+        }
+        let waiting = lease.holder != Holder::Settling;
+        if let Some(old) = self.leases.insert(jid.clone(), lease) {
+            // Faktory handed out the same jid again (its reservation of the
+            // old one expired, or a release copy came back): the new
+            // reservation is the one that counts.
+            warn!(jid = %jid, "fetched a job the gateway already held; replacing its lease");
+            match old.holder {
+                Holder::Session(s) => {
+                    if let Some(slot) = self.sessions.get_mut(&s) {
+                        slot.unfinished.remove(&jid);
+                    }
+                }
+                Holder::Pending { .. } => self.pending.retain(|j| *j != jid),
+                Holder::Settling => {}
+            }
+        }
+        if waiting {
+            self.pending.push_back(jid);
+            self.fill(Instant::now());
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Ends a claimed fetch that handed over `got` jobs, and adapts the
+    /// pipeline depth: deeper when every FETCH returned a job, down to what
+    /// came back (at least 1) otherwise.
+    pub(crate) fn fetch_done(&mut self, claim: &FetchClaim, got: usize) {
+        self.end_claim(&claim.queues, claim.depth.saturating_sub(got));
         let depth = self.depth.entry(claim.queues.clone()).or_insert(1);
         *depth = if got >= claim.depth {
             (*depth)
@@ -503,44 +568,12 @@ impl Dispatcher {
         } else {
             got.max(1)
         };
-        for raw in raws {
-            let job = match from_faktory_json(raw) {
-                Ok(job) => job,
-                Err(e) => {
-                    // Without a jid nothing can be done with it; Faktory's
-                    // reservation expiry will retry it.
-                    warn!(error = %e, "fetched job is not valid job JSON; left to Faktory's reservation expiry");
-                    continue;
-                }
-            };
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let jid = job.jid().to_owned();
-            let lease = Lease::new(job, seq, fetched_at, fetched_unix_ms);
-            if let Some(old) = self.leases.insert(jid.clone(), lease) {
-                // Faktory handed out the same jid again (its reservation of
-                // the old one expired, or a release copy came back): the new
-                // reservation is the one that counts.
-                warn!(jid = %jid, "fetched a job the gateway already held; replacing its lease");
-                match old.holder {
-                    Holder::Session(s) => {
-                        if let Some(slot) = self.sessions.get_mut(&s) {
-                            slot.unfinished.remove(&jid);
-                        }
-                    }
-                    Holder::Pending { .. } => self.pending.retain(|j| *j != jid),
-                    Holder::Settling => {}
-                }
-            }
-            self.pending.push_back(jid);
-        }
-        self.fill(Instant::now());
-        self.changed.notify_waiters();
+        self.fetch_wake.notify_waiters();
     }
 
-    /// Records that a claimed fetch failed (nothing was received).
-    pub(crate) fn fetch_failed(&mut self, claim: &FetchClaim) {
-        self.end_claim(claim);
+    /// Ends a claimed fetch that failed after handing over `got` jobs.
+    pub(crate) fn fetch_failed(&mut self, claim: &FetchClaim, got: usize) {
+        self.end_claim(&claim.queues, claim.depth.saturating_sub(got));
         self.depth.insert(claim.queues.clone(), 1);
         self.fetch_wake.notify_waiters();
     }
@@ -734,6 +767,7 @@ impl Dispatcher {
     /// waiting in the gateway and those still at workers (whose results, if
     /// they come later, are answered as unknown).
     pub(crate) fn release_everything(&mut self) {
+        self.closed = true;
         self.pending.clear();
         self.avoid.clear();
         for slot in self.sessions.values_mut() {

@@ -42,7 +42,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         let conn = match link.get(&shared.faktory, &stop).await {
             Ok(conn) => conn,
             Err(e) => {
-                shared.dispatcher.lock().fetch_failed(&claim);
+                shared.dispatcher.lock().fetch_failed(&claim, 0);
                 if !stop.is_cancelled() {
                     warn!(error = %e, "fetch connection failed; retrying");
                     link.failed(&e, &stop).await;
@@ -52,21 +52,29 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         };
         let started = Instant::now();
         let started_unix_ms = unix_now_ms();
-        match conn.fetch(&claim.queues, claim.depth).await {
-            Ok(jobs) => {
+        let mut handed = 0;
+        let result = conn
+            .fetch_each(&claim.queues, claim.depth, |job| {
+                handed += 1;
+                shared
+                    .dispatcher
+                    .lock()
+                    .fetched_job(&claim, job, started, started_unix_ms);
+            })
+            .await;
+        match result {
+            Ok(got) => {
                 link.succeeded();
                 shared
                     .metrics
                     .observe_faktory(FaktoryOp::Fetch, started.elapsed());
-                shared.metrics.jobs_fetched.add(jobs.len() as u64);
-                debug!(queues = ?claim.queues, depth = claim.depth, got = jobs.len(), "fetched");
-                shared
-                    .dispatcher
-                    .lock()
-                    .fetched(&claim, jobs, started, started_unix_ms);
+                shared.metrics.jobs_fetched.add(got as u64);
+                debug!(queues = ?claim.queues, depth = claim.depth, got, "fetched");
+                shared.dispatcher.lock().fetch_done(&claim, got);
             }
             Err(e) => {
-                shared.dispatcher.lock().fetch_failed(&claim);
+                // Jobs handed over before the error are recorded already.
+                shared.dispatcher.lock().fetch_failed(&claim, handed);
                 warn!(error = %e, queues = ?claim.queues, "fetch failed");
                 link.failed(&e, &stop).await;
             }

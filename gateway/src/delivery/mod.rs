@@ -51,9 +51,20 @@ pub(crate) mod window;
 use dispatcher::{Dispatcher, Rules};
 
 /// Deepest FETCH pipeline on one connection. Deep pipelines only form while
-/// every FETCH returns a job; when the queue runs dry each pipelined FETCH
-/// blocks ~2 s in turn, so the cap bounds that stall.
-pub(crate) const MAX_FETCH_DEPTH: usize = 16;
+/// every FETCH returns a job; when the queue runs dry the FETCHes behind the
+/// last job block ~2 s each in turn. Jobs are handed over as their replies
+/// arrive, so the stall costs no latency, but it keeps the connection busy
+/// (and a shutdown waiting) for up to `(depth - 1) * 2 s`; 4 bounds that to
+/// 6 s while 4 FETCHes in flight per connection already hide the
+/// sub-millisecond round trip to a Faktory next door.
+pub(crate) const MAX_FETCH_DEPTH: usize = 4;
+
+/// Longest wait for session tasks to end once told to.
+const SESSION_STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Longest wait for FETCH pipelines in progress at shutdown: each pipelined
+/// FETCH on an empty queue blocks ~2 s in turn.
+const FETCH_STOP_TIMEOUT: Duration = Duration::from_secs(2 * MAX_FETCH_DEPTH as u64 + 5);
 
 /// How often waiting jobs are checked against their grace periods.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
@@ -173,6 +184,7 @@ impl Delivery {
         let options = ConnectOptions {
             tls_ca: config.faktory_tls_ca.clone(),
             connect_timeout: config.faktory_timeout(),
+            io_timeout: config.faktory_timeout(),
             ..ConnectOptions::default()
         };
         let shared = Shared::new(
@@ -254,16 +266,19 @@ impl Delivery {
             .await;
         self.shared.sessions_stop.cancel();
         self.sessions.close();
-        self.fetchers.close();
-        let _ = tokio::time::timeout_at(
-            drain_until.max(Instant::now()) + Duration::from_secs(1),
-            async {
-                self.sessions.wait().await;
-                self.fetchers.wait().await;
-            },
-        )
-        .await;
+        let _ = tokio::time::timeout(SESSION_STOP_TIMEOUT, self.sessions.wait()).await;
+        // From here on every job the gateway holds, or fetches late, goes
+        // back to Faktory.
         self.shared.dispatcher.lock().release_everything();
+        self.fetchers.close();
+        if tokio::time::timeout(FETCH_STOP_TIMEOUT, self.fetchers.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                "fetch connections still busy; jobs they receive now wait for their reservation to expire"
+            );
+        }
         let settle_until = (started + grace).max(Instant::now() + FINAL_SETTLE_TIMEOUT);
         self.wait_until(settle_until, |d| d.lease_count() == 0)
             .await;

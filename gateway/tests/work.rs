@@ -1,0 +1,443 @@
+//! End-to-end tests of the delivery path (`Work`): a gateway running in this
+//! process, plain tonic worker clients, and the Faktory test server (or a real
+//! Faktory for the main scenario when `FAKTORY_URL` is set).
+
+mod common;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Gateway, Received, TestWorker, eventually, hello, jid_of, jobs};
+use faktory_gateway_proto::v1::{Hello, worker_message};
+use faktory_test_server::{ServerHandle, TestServer};
+use tonic::Code;
+
+/// Pushes `n` jobs to `queue` while one worker with `window` consumes them,
+/// holding back half its window unacked to keep the window under pressure.
+/// Returns the largest number of unfinished jobs the worker ever held and
+/// the jids pushed.
+async fn push_and_consume(
+    gateway: &Gateway,
+    queue: &str,
+    n: usize,
+    window: u32,
+) -> (usize, Vec<String>) {
+    let mut worker = TestWorker::connect(gateway, hello("e2e", &[queue], window))
+        .await
+        .expect("session");
+    assert_eq!(worker.welcome.window, window);
+    let batch = jobs("e2e", n, queue, "e2e");
+    let pushed: Vec<String> = batch.iter().map(|j| j.jid.clone()).collect();
+    let producer = {
+        let client = gateway.client().await;
+        tokio::spawn(async move { common::push_with(client, batch).await })
+    };
+    let hold = window as usize / 2;
+    let mut delivered: HashSet<String> = HashSet::new();
+    let mut unfinished: VecDeque<String> = VecDeque::new();
+    let mut most_unfinished = 0;
+    let mut acked = 0;
+    while acked < n {
+        for delivery in worker.jobs().await {
+            assert_eq!(delivery.attempt, 1);
+            assert!(delivery.reservation_deadline_unix_ms > 0);
+            let jid = jid_of(&delivery);
+            assert!(delivered.insert(jid.clone()), "{jid} delivered twice");
+            unfinished.push_back(jid);
+        }
+        most_unfinished = most_unfinished.max(unfinished.len());
+        assert!(
+            unfinished.len() <= window as usize,
+            "worker holds {} unfinished jobs, window {window}",
+            unfinished.len()
+        );
+        let keep = if delivered.len() == n { 0 } else { hold };
+        let mut results = Vec::new();
+        while unfinished.len() > keep {
+            results.push(unfinished.pop_front().expect("non-empty"));
+        }
+        acked += results.len();
+        if !results.is_empty() {
+            worker.ack(results).await;
+        }
+    }
+    producer.await.expect("producer task");
+    assert_eq!(delivered.len(), n);
+    assert!(worker.sync(u64::MAX).await.is_empty());
+    drop(worker);
+    (most_unfinished, pushed)
+}
+
+fn assert_all_gone(handle: &ServerHandle, jids: &[String]) {
+    assert_eq!(handle.total_queued(), 0, "queues");
+    assert!(handle.reserved_jids().is_empty(), "reservations");
+    assert_eq!(handle.scheduled_len(), 0, "scheduled");
+    assert!(handle.retries().is_empty(), "retries");
+    assert!(handle.dead().is_empty(), "dead");
+    for jid in jids {
+        assert!(handle.job(jid).is_none(), "{jid} still at faktory");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_jobs_flow_through_a_window_of_500() {
+    let server = common::faktory().await;
+    let handle = server.handle();
+    let gateway = Gateway::start(&server.url(), &["--fetch-concurrency", "4"]).await;
+    let started = Instant::now();
+    let (most, pushed) = push_and_consume(&gateway, "default", 10_000, 500).await;
+    let elapsed = started.elapsed();
+    gateway.stop().await.expect("clean shutdown");
+    println!(
+        "10000 jobs pushed and consumed in {:.2?} ({:.0} jobs/s), most unfinished at the worker: {most}",
+        elapsed,
+        10_000.0 / elapsed.as_secs_f64()
+    );
+    assert!(most <= 500);
+    let counters = handle.counters();
+    assert_eq!(counters.pushed, 10_000);
+    assert_eq!(counters.acked, 10_000, "every jid acked exactly once");
+    assert_eq!(counters.failed, 0);
+    assert_all_gone(&handle, &pushed);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_jobs_against_real_faktory() {
+    let Some(url) = common::real_faktory("ten_thousand_jobs_against_real_faktory") else {
+        return;
+    };
+    let queue = format!("gateway-e2e-{}", std::process::id());
+    let gateway = Gateway::start(&url, &["--fetch-concurrency", "4"]).await;
+    let (most, _) = push_and_consume(&gateway, &queue, 10_000, 500).await;
+    gateway.stop().await.expect("clean shutdown");
+    assert!(most <= 500);
+    let url = faktory_gateway::faktory::FaktoryUrl::parse(&url).expect("FAKTORY_URL");
+    let mut conn = faktory_gateway::faktory::Connection::connect(&url, None)
+        .await
+        .expect("connect to faktory");
+    let info = conn.info().await.expect("INFO");
+    let left = info["faktory"]["queues"][&queue].as_u64().unwrap_or(0);
+    assert_eq!(left, 0, "jobs left in {queue}: {info}");
+}
+
+/// Collects deliveries from `worker` until it holds `n`.
+async fn receive(worker: &mut TestWorker, n: usize) -> Vec<faktory_gateway_proto::v1::Delivery> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        got.extend(worker.jobs().await);
+    }
+    assert_eq!(got.len(), n, "no more than the window");
+    got
+}
+
+/// A test server, a gateway for it started with `flags`, and `n` jobs of
+/// type `t` pushed to `default`; returns the pushed jids too.
+async fn scenario(tag: &str, n: usize, flags: &[&str]) -> (TestServer, Gateway, Vec<String>) {
+    let server = common::faktory().await;
+    let gateway = Gateway::start(&server.url(), flags).await;
+    let pushed = jobs(tag, n, "default", "t");
+    let jids = pushed.iter().map(|j| j.jid.clone()).collect();
+    common::push_with(gateway.client().await, pushed).await;
+    (server, gateway, jids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_stream_redelivers_to_another_worker_without_a_retry() {
+    let (server, gateway, jids) = scenario("cut", 200, &[]).await;
+    let handle = server.handle();
+
+    let mut a = TestWorker::connect(&gateway, hello("a", &["default"], 100))
+        .await
+        .unwrap();
+    let at_a: HashSet<String> = receive(&mut a, 100).await.iter().map(jid_of).collect();
+    let mut b = TestWorker::connect(&gateway, hello("b", &["default"], 500))
+        .await
+        .unwrap();
+    let fresh = receive(&mut b, 100).await;
+    assert!(
+        fresh
+            .iter()
+            .all(|d| d.attempt == 1 && !at_a.contains(&jid_of(d)))
+    );
+    b.ack(fresh.iter().map(jid_of).collect()).await;
+
+    let cut_at = Instant::now();
+    a.cut();
+    let again = receive(&mut b, 100).await;
+    println!(
+        "a cut worker's 100 jobs reached the other worker in {:.2?}",
+        cut_at.elapsed()
+    );
+    let again_jids: HashSet<String> = again.iter().map(jid_of).collect();
+    assert_eq!(again_jids, at_a, "exactly the cut worker's jobs");
+    assert!(again.iter().all(|d| d.attempt == 2));
+    b.ack(again_jids.into_iter().collect()).await;
+    assert!(b.sync(1).await.is_empty());
+    drop(b);
+    gateway.stop().await.expect("clean shutdown");
+
+    let counters = handle.counters();
+    assert_eq!(counters.acked, 200);
+    assert_eq!(counters.failed, 0, "no retry used");
+    assert_eq!(counters.expired, 0);
+    assert_all_gone(&handle, &jids);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_jobs_go_to_another_worker() {
+    let (server, gateway, _) = scenario("rel", 10, &[]).await;
+    let handle = server.handle();
+    let mut a = TestWorker::connect(&gateway, hello("a", &["default"], 10))
+        .await
+        .unwrap();
+    let held: Vec<String> = receive(&mut a, 10).await.iter().map(jid_of).collect();
+    let mut b = TestWorker::connect(&gateway, hello("b", &["default"], 10))
+        .await
+        .unwrap();
+    a.release(held.clone()).await;
+    let again = receive(&mut b, 10).await;
+    assert!(again.iter().all(|d| d.attempt == 2));
+    b.ack(again.iter().map(jid_of).collect()).await;
+    assert!(b.sync(1).await.is_empty());
+    drop((a, b));
+    gateway.stop().await.expect("clean shutdown");
+    assert_eq!(handle.counters().failed, 0);
+    assert_all_gone(&handle, &held);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_mid_run_acks_or_returns_every_job_with_its_retries() {
+    let (server, gateway, jids) = scenario("stop", 300, &["--shutdown-grace-ms", "1000"]).await;
+    let handle = server.handle();
+    let mut worker = TestWorker::connect(&gateway, hello("w", &["default"], 200))
+        .await
+        .unwrap();
+    let held: Vec<String> = receive(&mut worker, 200).await.iter().map(jid_of).collect();
+    let done: Vec<String> = held[..50].to_vec();
+    worker.ack(done.clone()).await;
+    // Make sure the acks were applied before the shutdown starts.
+    let more = worker.sync(1).await;
+    assert!(more.len() <= 50);
+
+    let started = Instant::now();
+    let stopping = tokio::spawn(gateway.stop());
+    // Jobs for the 50 reopened slots may still arrive before the drain
+    // notice; the worker sits on everything it holds until the gateway gives
+    // up on it.
+    loop {
+        match worker.recv().await {
+            Received::Jobs(more) => assert!(more.len() <= 50),
+            Received::Drain(drain) => {
+                assert_eq!(drain.reason, "shutdown");
+                break;
+            }
+            other => panic!("expected a drain notice, got {other:?}"),
+        }
+    }
+    match worker.recv().await {
+        Received::End(Some(status)) => assert_eq!(status.code(), Code::Unavailable),
+        other => panic!("expected the stream to end, got {other:?}"),
+    }
+    stopping
+        .await
+        .unwrap()
+        .expect("serve returns Ok after the drain");
+    println!(
+        "serve returned {:.2?} after shutdown began (grace 1 s)",
+        started.elapsed()
+    );
+
+    assert!(handle.reserved_jids().is_empty(), "nothing left reserved");
+    assert!(handle.retries().is_empty(), "no retry used");
+    assert!(handle.dead().is_empty());
+    // Release copies come back a second later; let the scheduler run.
+    handle.advance_clock(Duration::from_secs(2));
+    assert_eq!(handle.total_queued(), 250);
+    for jid in &jids {
+        let job = handle.job(jid);
+        if done.contains(jid) {
+            assert!(job.is_none(), "{jid} was acked");
+        } else {
+            let job = job.unwrap_or_else(|| panic!("{jid} lost"));
+            assert!(
+                job.get("failure").is_none_or(|f| f.is_null()),
+                "{jid}: {job}"
+            );
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_hellos_get_precise_errors() {
+    let server = common::faktory().await;
+    let gateway = Gateway::start(&server.url(), &["--hello-timeout-ms", "300"]).await;
+
+    let status = TestWorker::connect(&gateway, hello("w", &["default"], 0))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("hello.window"),
+        "{}",
+        status.message()
+    );
+
+    let status = TestWorker::connect(&gateway, hello("w", &["no spaces"], 5))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("hello.queues"),
+        "{}",
+        status.message()
+    );
+
+    let too_many_labels = Hello {
+        labels: vec!["l".into(); 33],
+        ..hello("w", &["default"], 5)
+    };
+    let status = TestWorker::connect(&gateway, too_many_labels)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        status.message().contains("hello.labels"),
+        "{}",
+        status.message()
+    );
+
+    let status = TestWorker::connect_raw(&gateway, worker_message::Kind::Acks(Default::default()))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("first message must be a hello"),
+        "{}",
+        status.message()
+    );
+
+    let status = TestWorker::connect_with(&gateway, None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+
+    gateway.stop().await.expect("clean shutdown");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_results_are_rejected_and_the_stream_stays_open() {
+    let (server, gateway, _) = scenario("res", 2, &[]).await;
+    let handle = server.handle();
+    let mut worker = TestWorker::connect(&gateway, hello("w", &["default"], 5))
+        .await
+        .unwrap();
+    let got: Vec<String> = receive(&mut worker, 2).await.iter().map(jid_of).collect();
+
+    worker.ack(vec!["never-delivered".into()]).await;
+    match worker.recv().await {
+        Received::Rejected(r) => {
+            assert_eq!(r.len(), 1);
+            assert_eq!(r[0].jid, "never-delivered");
+            assert_eq!(r[0].reason, "unknown jid");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    worker.fail(&got[0], "").await;
+    match worker.recv().await {
+        Received::Rejected(r) => assert_eq!(r[0].reason, "errtype is required"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    worker.ping(9).await;
+    assert!(
+        matches!(worker.recv().await, Received::Pong(9)),
+        "stream still open"
+    );
+
+    worker.fail(&got[0], "Boom").await;
+    worker.ack(vec![got[1].clone()]).await;
+    let failed = got[0].clone();
+    eventually(
+        "the failure reaches faktory",
+        Duration::from_secs(10),
+        || handle.retries().len() == 1,
+    )
+    .await;
+    let job = handle.job(&failed).expect("in retries");
+    assert_eq!(job["failure"]["errtype"], "Boom");
+    worker.ack(vec![got[1].clone()]).await;
+    match worker.recv().await {
+        Received::Rejected(r) => assert_eq!(r[0].reason, "unknown jid", "already acked"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    drop(worker);
+    gateway.stop().await.expect("clean shutdown");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_no_worker_can_take_are_failed_with_a_reason() {
+    let server = common::faktory().await;
+    let handle = server.handle();
+    let gateway = Gateway::start(&server.url(), &["--unknown-jobtype-grace-ms", "300"]).await;
+    let mut batch = jobs("kind", 3, "default", "known");
+    batch[1].jobtype = "mystery".into();
+    batch[2].args = Bytes::from(format!("[\"{}\"]", "x".repeat(3000)));
+    let (known, mystery, large) = (
+        batch[0].jid.clone(),
+        batch[1].jid.clone(),
+        batch[2].jid.clone(),
+    );
+    common::push_with(gateway.client().await, batch).await;
+    let mut worker = TestWorker::connect(
+        &gateway,
+        Hello {
+            jobtypes: vec!["known".into()],
+            max_message_bytes: 2048,
+            ..hello("w", &["default"], 10)
+        },
+    )
+    .await
+    .unwrap();
+    let got = worker.jobs().await;
+    assert_eq!(
+        got.iter().map(jid_of).collect::<Vec<_>>(),
+        vec![known.clone()]
+    );
+    worker.ack(vec![known]).await;
+    eventually(
+        "both refused jobs are failed",
+        Duration::from_secs(10),
+        || handle.retries().len() == 2,
+    )
+    .await;
+    let errtypes: HashMap<String, String> = [mystery, large]
+        .into_iter()
+        .map(|jid| {
+            let job = handle.job(&jid).expect("in retries");
+            (
+                jid,
+                job["failure"]["errtype"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut kinds: Vec<&str> = errtypes.values().map(String::as_str).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, vec!["JobTooLarge", "NoWorkerForJobtype"]);
+    assert!(worker.sync(1).await.is_empty());
+    drop(worker);
+    gateway.stop().await.expect("clean shutdown");
+    server.shutdown().await;
+}
