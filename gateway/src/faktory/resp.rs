@@ -433,6 +433,23 @@ mod tests {
         }
 
         #[test]
+        fn corrupted_valid_streams_never_panic(
+            replies in proptest::collection::vec(arb_reply(), 1..10),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let mut wire = Vec::new();
+            for r in &replies {
+                r.encode(&mut wire);
+            }
+            for (at, byte) in flips {
+                let i = at.index(wire.len());
+                wire[i] = byte;
+            }
+            // Ends (every successful parse consumes bytes) and never panics.
+            let _ = parse_all(&ReplyParser::new(256), &wire);
+        }
+
+        #[test]
         fn any_split_parses_identically(
             replies in proptest::collection::vec(arb_reply(), 0..20),
             cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
