@@ -12,6 +12,13 @@ use common::{Gateway, Received, TestWorker, eventually, hello, jid_of, jobs};
 use faktory_gateway_proto::v1::{Hello, worker_message};
 use faktory_test_server::{ServerHandle, TestServer};
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 /// Pushes `n` jobs to `queue` while one worker with `window` consumes them,
 /// holding back half its window unacked to keep the window under pressure.
@@ -223,6 +230,7 @@ async fn shutdown_mid_run_acks_or_returns_every_job_with_its_retries() {
     let more = worker.sync(1).await;
     assert!(more.len() <= 50);
 
+    let gateway_addr = gateway.addr;
     let started = Instant::now();
     let stopping = tokio::spawn(gateway.stop());
     // Jobs for the 50 reopened slots may still arrive before the drain
@@ -238,6 +246,7 @@ async fn shutdown_mid_run_acks_or_returns_every_job_with_its_retries() {
             other => panic!("expected a drain notice, got {other:?}"),
         }
     }
+    assert_eq!(health(&gateway_addr, "").await, ServingStatus::NotServing);
     match worker.recv().await {
         Received::End(Some(status)) => assert_eq!(status.code(), Code::Unavailable),
         other => panic!("expected the stream to end, got {other:?}"),
@@ -438,6 +447,63 @@ async fn jobs_no_worker_can_take_are_failed_with_a_reason() {
     assert_eq!(kinds, vec!["JobTooLarge", "NoWorkerForJobtype"]);
     assert!(worker.sync(1).await.is_empty());
     drop(worker);
+    gateway.stop().await.expect("clean shutdown");
+    server.shutdown().await;
+}
+
+async fn channel(addr: &std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// The gateway's health status for `service` ("" = the whole server).
+async fn health(addr: &std::net::SocketAddr, service: &str) -> ServingStatus {
+    let mut client = HealthClient::new(channel(addr).await);
+    let response = client
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health check");
+    response.into_inner().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_are_served() {
+    let server = common::faktory().await;
+    let gateway = Gateway::start(&server.url(), &[]).await;
+    assert_eq!(health(&gateway.addr, "").await, ServingStatus::Serving);
+    assert_eq!(
+        health(&gateway.addr, "faktory_gateway.v1.Gateway").await,
+        ServingStatus::Serving
+    );
+
+    let mut reflection = ServerReflectionClient::new(channel(&gateway.addr).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection call")
+        .into_inner();
+    let response = responses
+        .message()
+        .await
+        .expect("reply")
+        .expect("one reply");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("expected a service list, got {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.iter().any(|n| n == "faktory_gateway.v1.Gateway"),
+        "{names:?}"
+    );
     gateway.stop().await.expect("clean shutdown");
     server.shutdown().await;
 }

@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 use faktory_gateway_proto::v1::Hello;
 
+use crate::submit::validate::check_queue;
+
 /// Most labels a hello may carry.
 pub(crate) const MAX_LABELS: usize = 32;
 /// Most queues a hello may name.
@@ -13,8 +15,6 @@ pub(crate) const MAX_QUEUES: usize = 64;
 pub(crate) const MAX_JOBTYPES: usize = 1024;
 /// Longest worker id, in bytes.
 pub(crate) const MAX_WORKER_ID_BYTES: usize = 128;
-/// Longest queue name, in bytes.
-pub(crate) const MAX_QUEUE_BYTES: usize = 128;
 /// Longest job type, in bytes.
 pub(crate) const MAX_JOBTYPE_BYTES: usize = 256;
 /// What `max_message_bytes: 0` means.
@@ -69,16 +69,6 @@ fn refuse(field: &'static str, reason: impl Into<String>) -> HelloError {
     }
 }
 
-/// Whether `name` is a sane queue name: letters, digits, `.`, `_`, `-`, `:`,
-/// 1 to 128 bytes (the rule of `Job.queue`).
-pub(crate) fn valid_queue_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_QUEUE_BYTES
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
-}
-
 /// Checks a hello; `session_seq` makes up a worker id when none is given.
 ///
 /// # Errors
@@ -99,13 +89,10 @@ pub(crate) fn validate(hello: Hello, session_seq: u64) -> Result<SessionSpec, He
     if hello.queues.len() > MAX_QUEUES {
         return Err(refuse("queues", format!("more than {MAX_QUEUES} queues")));
     }
-    if let Some(bad) = hello.queues.iter().find(|q| !valid_queue_name(q)) {
-        return Err(refuse(
-            "queues",
-            format!(
-                "invalid queue name {bad:?} (letters, digits, '.', '_', '-', ':', at most {MAX_QUEUE_BYTES} bytes)"
-            ),
-        ));
+    for queue in &hello.queues {
+        if let Err(reason) = check_queue(queue) {
+            return Err(refuse("queues", format!("queue {queue:?}: {reason}")));
+        }
     }
     if hello.jobtypes.len() > MAX_JOBTYPES {
         return Err(refuse(

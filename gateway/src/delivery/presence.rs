@@ -98,3 +98,57 @@ fn react(shared: &Arc<Shared>, state: BeatState) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::hello::SessionSpec;
+    use crate::delivery::tests_support::shared as new_shared;
+
+    fn spec() -> SessionSpec {
+        SessionSpec {
+            worker_id: "w".into(),
+            hostname: String::new(),
+            queues: vec!["q".into()],
+            jobtypes: Default::default(),
+            window: 5,
+            max_message_bytes: 1 << 20,
+        }
+    }
+
+    #[tokio::test]
+    async fn quiet_stops_fetching_and_drains_workers() {
+        let shared = new_shared();
+        let ticket = shared.dispatcher.lock().register(spec()).unwrap();
+        react(&shared, BeatState::Quiet);
+        let mut d = shared.dispatcher.lock();
+        assert_eq!(d.claim_fetch(), None);
+        let drain = d.take_outgoing(ticket.id).drain.expect("drain notice");
+        assert_eq!(drain.reason, "faktory_quiet");
+        // Workers that connect later are told at once.
+        let late = d.register(spec()).expect("still accepted");
+        assert_eq!(
+            d.take_outgoing(late.id).drain.unwrap().reason,
+            "faktory_quiet"
+        );
+        assert!(!shared.sessions_stop.is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn terminate_also_releases_held_jobs_after_the_grace() {
+        let shared = new_shared();
+        let ticket = shared.dispatcher.lock().register(spec()).unwrap();
+        {
+            let mut d = shared.dispatcher.lock();
+            let claim = d.claim_fetch().unwrap();
+            let raw = bytes::Bytes::from_static(br#"{"jid":"j1","jobtype":"t","queue":"q"}"#);
+            d.fetched(&claim, vec![raw], Instant::now(), 0);
+            assert_eq!(d.take_outgoing(ticket.id).deliveries.len(), 1);
+        }
+        react(&shared, BeatState::Terminate);
+        shared.sessions_stop.cancelled().await;
+        let mut d = shared.dispatcher.lock();
+        assert!(!d.sessions_hold_jobs());
+        assert_eq!(d.take_settlements(10).len(), 1, "released");
+    }
+}

@@ -299,6 +299,10 @@ impl Session {
             return control;
         }
         let batch = self.batches.pop_front().unwrap_or_default();
+        let metrics = &self.shared.metrics;
+        metrics.jobs_delivered.add(batch.deliveries.len() as u64);
+        let again = batch.deliveries.iter().filter(|d| d.attempt > 1).count();
+        metrics.jobs_redelivered.add(again as u64);
         message(gateway_message::Kind::Jobs(batch))
     }
 }
