@@ -507,3 +507,85 @@ async fn health_and_reflection_are_served() {
     gateway.stop().await.expect("clean shutdown");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_worker_loses_its_jobs_to_another() {
+    let (server, gateway, jids) = scenario(
+        "quiet",
+        20,
+        &[
+            "--heartbeat-interval-ms",
+            "100",
+            "--heartbeat-timeout-ms",
+            "500",
+        ],
+    )
+    .await;
+    let handle = server.handle();
+    // `a` takes every job, then neither reads nor answers pings.
+    let mut a = TestWorker::connect(&gateway, hello("a", &["default"], 20))
+        .await
+        .unwrap();
+    let at_a: HashSet<String> = receive(&mut a, 20).await.iter().map(jid_of).collect();
+    let mut b = TestWorker::connect(&gateway, hello("b", &["default"], 20))
+        .await
+        .unwrap();
+    let again = receive(&mut b, 20).await;
+    assert!(again.iter().all(|d| d.attempt == 2));
+    assert_eq!(again.iter().map(jid_of).collect::<HashSet<_>>(), at_a);
+    b.ack(again.iter().map(jid_of).collect()).await;
+    assert!(b.sync(1).await.is_empty());
+    match a.recv().await {
+        Received::End(Some(status)) => assert_eq!(status.code(), Code::DeadlineExceeded),
+        other => panic!("expected the silent stream to end, got {other:?}"),
+    }
+    drop((a, b));
+    gateway.stop().await.expect("clean shutdown");
+    assert_eq!(handle.counters().failed, 0);
+    assert_all_gone(&handle, &jids);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_get_only_their_queues() {
+    let server = common::faktory().await;
+    let gateway = Gateway::start(&server.url(), &[]).await;
+    let mut mixed = jobs("qa", 30, "alpha", "t");
+    mixed.extend(jobs("qb", 30, "beta", "t"));
+    common::push_with(gateway.client().await, mixed).await;
+    let mut a = TestWorker::connect(&gateway, hello("a", &["alpha"], 50))
+        .await
+        .unwrap();
+    let mut b = TestWorker::connect(&gateway, hello("b", &["beta", "alpha"], 50))
+        .await
+        .unwrap();
+    let mut queues: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut total = 0;
+    // Between them they take all 60; `a` never sees a beta job.
+    while total < 60 {
+        tokio::select! {
+            got = a.jobs() => {
+                for d in &got {
+                    assert_eq!(d.job.as_ref().unwrap().queue, "alpha");
+                }
+                total += got.len();
+                queues.entry("a").or_default().extend(got.iter().map(jid_of));
+                a.ack(got.iter().map(jid_of).collect()).await;
+            }
+            got = b.jobs() => {
+                total += got.len();
+                queues.entry("b").or_default().extend(got.iter().map(jid_of));
+                b.ack(got.iter().map(jid_of).collect()).await;
+            }
+        }
+    }
+    assert_eq!(total, 60);
+    assert!(a.sync(1).await.is_empty());
+    assert!(b.sync(2).await.is_empty());
+    drop((a, b));
+    gateway.stop().await.expect("clean shutdown");
+    let handle = server.handle();
+    assert_eq!(handle.counters().acked, 60);
+    assert_eq!(handle.total_queued(), 0);
+    server.shutdown().await;
+}
