@@ -2,14 +2,16 @@
 //!
 //! Commands are executed in order. Replies collect in one buffer that is written once per read
 //! batch, so a pipelined burst of FETCH/ACK costs one read and one write. A FETCH that finds
-//! nothing first flushes the replies before it, then blocks (real time) until a job arrives or
-//! the fetch timeout passes; commands pipelined behind it wait, as in Faktory.
+//! nothing first flushes the replies before it, then blocks (real time) until a job is handed
+//! to it (see `waiters.rs`) or the fetch timeout passes; commands pipelined behind it wait, as
+//! in Faktory.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, HelloError};
@@ -134,9 +136,9 @@ where
                     flush(stream, &mut out).await?;
                     return Err(Closed);
                 }
-                Step::WaitForJob(queues) => {
+                Step::WaitForJob { id, receive } => {
                     flush(stream, &mut out).await?;
-                    wait_for_job(shared, wid, &queues, &mut out, close).await?;
+                    wait_for_job(shared, id, receive, &mut out, close).await?;
                 }
                 Step::SleepThenNothing => {
                     flush(stream, &mut out).await?;
@@ -168,32 +170,46 @@ where
     }
 }
 
-/// Blocks a FETCH until a job arrives in one of `queues` or the fetch timeout passes.
+/// Unregisters a blocked FETCH when its wait ends in any way (served, timed out, cancelled).
+struct WaiterGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.state.lock().store.waiters.remove(self.id);
+    }
+}
+
+/// Blocks a registered FETCH until a job is handed to it or the fetch timeout passes.
 async fn wait_for_job(
     shared: &Shared,
-    wid: &str,
-    queues: &[String],
+    id: u64,
+    mut receive: oneshot::Receiver<Bytes>,
     out: &mut Vec<u8>,
     close: &CancellationToken,
 ) -> Result<(), Closed> {
-    let deadline = tokio::time::Instant::now() + shared.config.fetch_block;
-    loop {
-        let notified = shared.jobs_ready.notified();
-        tokio::pin!(notified);
-        // Register interest before looking, so a push between the look and the wait wakes us.
-        notified.as_mut().enable();
-        if execute::try_fetch(shared, wid, queues, out) {
-            return Ok(());
-        }
-        tokio::select! {
-            _ = close.cancelled() => return Err(Closed),
-            _ = tokio::time::sleep_until(deadline) => {
-                resp::null(out);
+    let guard = WaiterGuard { shared, id };
+    tokio::select! {
+        // If the connection is closed after a job was handed over, the job stays reserved
+        // until its reservation expires, as with Faktory's BRPOP.
+        _ = close.cancelled() => return Err(Closed),
+        job = &mut receive => {
+            if let Ok(json) = job {
+                resp::bulk(out, &json);
                 return Ok(());
             }
-            _ = &mut notified => {}
         }
+        _ = tokio::time::sleep(shared.config.fetch_block) => {}
     }
+    // Unregister first; after that no job can be handed over, so the check below is final.
+    drop(guard);
+    match receive.try_recv() {
+        Ok(json) => resp::bulk(out, &json),
+        Err(_) => resp::null(out),
+    }
+    Ok(())
 }
 
 async fn flush<S>(stream: &mut S, out: &mut Vec<u8>) -> Result<(), Closed>

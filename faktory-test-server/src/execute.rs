@@ -14,7 +14,7 @@ use crate::command::Command;
 use crate::job::{FailPayload, Job};
 use crate::resp;
 use crate::shared::Shared;
-use crate::store::QueueAction;
+use crate::store::{FetchOutcome, QueueAction};
 use crate::workers::WorkerState;
 
 /// What the connection does after a command.
@@ -24,8 +24,12 @@ pub(crate) enum Step {
     Continue,
     /// Close the connection (END).
     Close,
-    /// FETCH found nothing: block up to the fetch timeout for a job from these queues.
-    WaitForJob(Vec<String>),
+    /// FETCH found nothing and is registered as waiter `id`: block up to the fetch timeout
+    /// for a job to arrive on `receive`.
+    WaitForJob {
+        id: u64,
+        receive: tokio::sync::oneshot::Receiver<bytes::Bytes>,
+    },
     /// FETCH from a quiet or terminated worker: sleep the fetch timeout, then `$-1`.
     SleepThenNothing,
 }
@@ -83,10 +87,7 @@ fn push(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
     let now = shared.clock.now();
     let result = shared.state.lock().store.push(job, now);
     match result {
-        Ok(()) => {
-            shared.jobs_ready.notify_waiters();
-            resp::ok(out);
-        }
+        Ok(()) => resp::ok(out),
         Err(message) => resp::err(out, &message),
     }
 }
@@ -112,7 +113,6 @@ fn push_bulk(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
             }
         }
     }
-    shared.jobs_ready.notify_waiters();
     if failed.is_empty() {
         resp::bulk(out, b"{}");
     } else {
@@ -134,26 +134,12 @@ fn fetch(shared: &Shared, wid: &str, queues: &[&str], out: &mut Vec<u8>) -> Step
     if state.store.all_paused(queues) {
         return Step::SleepThenNothing;
     }
-    match state.store.fetch(queues, wid, now) {
-        Some(json) => {
-            resp::bulk(out, json);
+    match state.store.fetch_or_wait(queues, wid, now) {
+        FetchOutcome::Job(json) => {
+            resp::bulk(out, &json);
             Step::Continue
         }
-        None => Step::WaitForJob(queues.iter().map(|q| (*q).to_owned()).collect()),
-    }
-}
-
-/// One non-blocking FETCH attempt for a waiting connection; `true` if a job was written.
-pub(crate) fn try_fetch(shared: &Shared, wid: &str, queues: &[String], out: &mut Vec<u8>) -> bool {
-    let queues: Vec<&str> = queues.iter().map(String::as_str).collect();
-    let now = shared.clock.now();
-    let mut state = shared.state.lock();
-    match state.store.fetch(&queues, wid, now) {
-        Some(json) => {
-            resp::bulk(out, json);
-            true
-        }
-        None => false,
+        FetchOutcome::Wait { id, receive } => Step::WaitForJob { id, receive },
     }
 }
 

@@ -136,6 +136,12 @@ impl ServerHandle {
         self.shared.run_periodic(true);
     }
 
+    /// FETCHes currently blocked on empty queues (lets a test wait until a FETCH is parked
+    /// instead of sleeping).
+    pub fn blocked_fetches(&self) -> usize {
+        self.shared.state.lock().store.waiters.len()
+    }
+
     /// Open client sockets (including ones still in the handshake).
     pub fn connection_count(&self) -> usize {
         self.shared.open_sockets.load(Ordering::Relaxed)

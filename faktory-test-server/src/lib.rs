@@ -14,6 +14,7 @@
 //! - `resp.rs`: RESP reply encoding.
 //! - `job.rs`: the job record, normalised like Faktory's Go struct.
 //! - `store.rs`: queues, reservations, scheduled/retry/dead sets, failure handling.
+//! - `waiters.rs`: blocked FETCHes, served first come first served like `BRPOP`.
 //! - `workers.rs`: worker processes, BEAT, quiet/terminate, heartbeat reaping.
 //! - `clock.rs`: the virtual clock and Faktory's timestamp format.
 //! - `shared.rs`: state shared by connections, ticker and handle; periodic tasks; INFO.
@@ -67,6 +68,7 @@ mod server;
 mod shared;
 mod store;
 mod tls;
+mod waiters;
 mod workers;
 
 pub use auth::password_hash;

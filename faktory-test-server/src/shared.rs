@@ -1,15 +1,13 @@
 //! [`Shared`]: the state every connection, the sweeper and the test handle share.
 //!
 //! One `parking_lot::Mutex` guards all job and worker state ([`State`]); it is held for a few
-//! hash-map operations and never across an `.await`. A `Notify` wakes blocked FETCHes whenever
-//! jobs become available.
+//! hash-map operations and never across an `.await`.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
-use tokio::sync::Notify;
 
 use crate::clock::{Clock, Nanos, format_rfc3339_nano, format_utc_time_of_day};
 use crate::config::ServerConfig;
@@ -31,8 +29,6 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) clock: Clock,
-    /// Woken whenever jobs enter a queue.
-    pub(crate) jobs_ready: Notify,
     pub(crate) config: ServerConfig,
     /// Known commands executed.
     pub(crate) commands: AtomicU64,
@@ -61,7 +57,6 @@ impl Shared {
         Shared {
             state: Mutex::new(State::default()),
             clock,
-            jobs_ready: Notify::new(),
             config,
             commands: AtomicU64::new(0),
             open_sockets: AtomicUsize::new(0),
@@ -102,23 +97,17 @@ impl Shared {
                 due(&mut runs.dead, Duration::from_secs(60)),
             )
         };
-        let mut enqueued = 0;
-        {
-            let mut state = self.state.lock();
-            if reaper {
-                enqueued += state.store.reap_reservations(now);
-                state.workers.reap(now);
-            }
-            if scheduler {
-                enqueued += state.store.enqueue_scheduled(now);
-                enqueued += state.store.enqueue_retries(now);
-            }
-            if dead {
-                state.store.purge_dead(now);
-            }
+        let mut state = self.state.lock();
+        if reaper {
+            state.store.reap_reservations(now);
+            state.workers.reap(now);
         }
-        if enqueued > 0 {
-            self.jobs_ready.notify_waiters();
+        if scheduler {
+            state.store.enqueue_scheduled(now);
+            state.store.enqueue_retries(now);
+        }
+        if dead {
+            state.store.purge_dead(now);
         }
     }
 

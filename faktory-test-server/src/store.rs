@@ -14,6 +14,7 @@ use rand::Rng;
 use crate::clock::{Nanos, format_rfc3339_nano, parse_rfc3339, secs};
 use crate::counters::Counters;
 use crate::job::{DEFAULT_RETRY, FailPayload, Failure, Job, MAX_RESERVE_SECS, StoredJob};
+use crate::waiters::Waiters;
 
 /// How long Faktory keeps dead jobs (`manager.DeadTTL`, 180 days).
 const DEAD_TTL: Nanos = secs(180 * 24 * 3600);
@@ -89,6 +90,20 @@ pub(crate) struct Store {
     pub(crate) reservations_reaped: u64,
     /// Paused queues; Faktory keeps this list in memory, so FLUSH does not clear it.
     paused: HashSet<String>,
+    /// FETCHes blocked on empty queues.
+    pub(crate) waiters: Waiters,
+}
+
+/// What a FETCH gets from [`Store::fetch_or_wait`].
+#[derive(Debug)]
+pub(crate) enum FetchOutcome {
+    /// A job, already reserved: its wire encoding.
+    Job(Bytes),
+    /// Nothing yet: registered as waiter `id`; a job may arrive on `receive`.
+    Wait {
+        id: u64,
+        receive: tokio::sync::oneshot::Receiver<Bytes>,
+    },
 }
 
 /// What `QUEUE` does to the named queues.
@@ -139,11 +154,22 @@ impl Store {
 
     fn enqueue(&mut self, mut job: Job, now: Nanos) {
         job.enqueued_at = format_rfc3339_nano(now);
-        let queue = match self.queues.get_mut(job.queue.as_str()) {
-            Some(q) => q,
-            None => self.queues.entry(job.queue.clone()).or_default(),
-        };
-        queue.push_back(StoredJob::new(job));
+        let name = job.queue.as_str();
+        if !self.queues.contains_key(name) {
+            self.queues.insert(name.to_owned(), VecDeque::new());
+        }
+        let idle = self.queues[name].is_empty() && !self.paused.contains(name);
+        if idle && let Some(waiter) = self.waiters.take_for(name) {
+            // Like BRPOP: the longest-blocked FETCH gets the job straight away.
+            let json = self.reserve(StoredJob::new(job), &waiter.wid, now).clone();
+            // Cannot fail: the receiver was alive when taken under this lock, and a waiter
+            // drops its receiver only after unregistering under this lock.
+            let _ = waiter.deliver.send(json);
+            return;
+        }
+        if let Some(queue) = self.queues.get_mut(job.queue.as_str()) {
+            queue.push_back(StoredJob::new(job));
+        }
     }
 
     /// Pops the first job of the first non-empty queue (in the given order), reserves it and
@@ -154,6 +180,25 @@ impl Store {
             .iter()
             .filter(|q| paused.is_empty() || !paused.contains(**q))
             .find_map(|q| self.queues.get_mut(*q).and_then(VecDeque::pop_front))?;
+        Some(self.reserve(stored, wid, now))
+    }
+
+    /// FETCH that, finding nothing, registers as a waiter on the unpaused `queues`.
+    pub(crate) fn fetch_or_wait(&mut self, queues: &[&str], wid: &str, now: Nanos) -> FetchOutcome {
+        if let Some(json) = self.fetch(queues, wid, now) {
+            return FetchOutcome::Job(json.clone());
+        }
+        let active: Vec<&str> = queues
+            .iter()
+            .copied()
+            .filter(|q| !self.paused.contains(*q))
+            .collect();
+        let (id, receive) = self.waiters.register(&active, wid);
+        FetchOutcome::Wait { id, receive }
+    }
+
+    /// Records a reservation for a fetched job; returns its wire encoding.
+    fn reserve(&mut self, stored: StoredJob, wid: &str, now: Nanos) -> &Bytes {
         self.counters.fetched += 1;
         let expires_at = now.saturating_add(secs(stored.job.reservation_secs()));
         let reservation = Reservation {
@@ -168,7 +213,7 @@ impl Store {
             }
             std::collections::hash_map::Entry::Vacant(v) => v.insert(reservation),
         };
-        Some(&slot.job.json)
+        &slot.job.json
     }
 
     /// True when every one of `queues` is paused (Faktory then sleeps and answers nothing).

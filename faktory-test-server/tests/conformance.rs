@@ -887,12 +887,47 @@ mod test_server_only {
         let later = job(&queue, json!({"at": at.to_rfc3339()}));
         raw.cmd(&format!("PUSH {later}")).await.assert_ok();
         raw.send(&format!("FETCH {queue}")).await;
+        while h.blocked_fetches() == 0 {
+            tokio::task::yield_now().await;
+        }
         h.advance_clock(Duration::from_secs(61));
         // With a 30 s block, only a wake-up can deliver the job this soon.
         let reply = tokio::time::timeout(Duration::from_secs(20), raw.reply())
             .await
             .unwrap();
         assert_eq!(reply.json()["jid"], later["jid"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_push_wakes_one_of_many_blocked_fetches_in_order() {
+        let t = Target::with_config(ServerConfig {
+            fetch_block: Duration::from_secs(30),
+            ..ServerConfig::default()
+        })
+        .await;
+        let h = t.handle().unwrap();
+        let queue = unique("herd");
+        let mut fetchers = Vec::new();
+        for i in 0..5 {
+            let mut raw = Raw::connect(&t, json!({})).await;
+            raw.send(&format!("FETCH {queue}")).await;
+            while h.blocked_fetches() < i + 1 {
+                tokio::task::yield_now().await;
+            }
+            fetchers.push(raw);
+        }
+        let mut producer = Raw::connect(&t, json!({})).await;
+        let jobs: Vec<Value> = (0..2).map(|_| job(&queue, json!({}))).collect();
+        producer.cmd(&format!("PUSHB {}", json!(jobs))).await;
+        // The two longest-waiting FETCHes get the jobs, in order; the others keep waiting.
+        assert_eq!(fetchers[0].reply().await.json()["jid"], jobs[0]["jid"]);
+        assert_eq!(fetchers[1].reply().await.json()["jid"], jobs[1]["jid"]);
+        assert_eq!(h.blocked_fetches(), 3);
+        assert_eq!(h.reserved_jids().len(), 2);
+        assert_eq!(h.queue_len(&queue), 0);
+        let next = job(&queue, json!({}));
+        producer.cmd(&format!("PUSH {next}")).await.assert_ok();
+        assert_eq!(fetchers[2].reply().await.json()["jid"], next["jid"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
