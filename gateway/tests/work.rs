@@ -589,3 +589,83 @@ async fn workers_get_only_their_queues() {
     assert_eq!(handle.total_queued(), 0);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_streams_run_over_tls() {
+    let dir = std::env::temp_dir().join(format!("fg-work-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+
+    let (server, gateway, jids) = scenario_tls(&cert, &key).await;
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&cert_pem))
+        .domain_name("localhost");
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", gateway.addr))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .expect("tls connect");
+    let mut worker = TestWorker::connect_via(
+        faktory_gateway_proto::v1::gateway_client::GatewayClient::new(channel),
+        hello("tls", &["default"], 10),
+    )
+    .await
+    .expect("session over tls");
+    let got = receive(&mut worker, jids.len()).await;
+    worker.ack(got.iter().map(jid_of).collect()).await;
+    assert!(worker.sync(1).await.is_empty());
+    drop(worker);
+    // Plaintext clients are not served.
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{}", gateway.addr))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(channel) = plain {
+        let mut client = faktory_gateway_proto::v1::gateway_client::GatewayClient::new(channel);
+        let push = client
+            .push(faktory_gateway_proto::v1::PushRequest::default())
+            .await;
+        assert!(push.is_err());
+    }
+    gateway.stop().await.expect("clean shutdown");
+    assert_all_gone(&server.handle(), &jids);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Like [`scenario`] with TLS on the gateway's port; jobs are pushed over
+/// a direct Faktory connection (the gateway's port needs TLS).
+async fn scenario_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (TestServer, Gateway, Vec<String>) {
+    let server = common::faktory().await;
+    let gateway = Gateway::start(
+        &server.url(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let url = faktory_gateway::faktory::FaktoryUrl::parse(&server.url()).unwrap();
+    let mut conn = faktory_gateway::faktory::Connection::connect(&url, None)
+        .await
+        .unwrap();
+    let mut jids = Vec::new();
+    for job in jobs("tls", 5, "default", "t") {
+        conn.push(&faktory_gateway::job::to_faktory_json(&job).unwrap())
+            .await
+            .unwrap();
+        jids.push(job.jid);
+    }
+    (server, gateway, jids)
+}

@@ -49,6 +49,11 @@ pub(crate) const REASON_UNKNOWN_JID: &str = "unknown jid";
 /// Reason sent back for a failure without errtype.
 pub(crate) const REASON_ERRTYPE_REQUIRED: &str = "errtype is required";
 
+/// Settlements waiting for a relay above which fetching pauses: when Faktory
+/// takes results more slowly than workers produce them, fetching more would
+/// only grow the gateway's memory and the jobs' time in reservation.
+pub(crate) const MAX_SETTLE_BACKLOG: usize = 20_000;
+
 /// Time limits the dispatcher applies.
 #[derive(Debug, Clone)]
 pub(crate) struct Rules {
@@ -438,7 +443,7 @@ impl Dispatcher {
     /// fetched now. The caller must report back with [`Dispatcher::fetched_job`] for each job
     /// and then [`Dispatcher::fetch_done`] or [`Dispatcher::fetch_failed`].
     pub(crate) fn claim_fetch(&mut self) -> Option<FetchClaim> {
-        if !self.fetching {
+        if !self.fetching || self.settles.len() >= MAX_SETTLE_BACKLOG {
             return None;
         }
         let mut open: HashMap<&Vec<String>, usize> = HashMap::new();
@@ -733,6 +738,7 @@ impl Dispatcher {
             }
         }
         self.changed.notify_waiters();
+        self.fetch_wake.notify_waiters();
     }
 
     /// Number of leases not yet settled at Faktory.
@@ -903,6 +909,25 @@ mod tests {
         // Empty return: back to depth 1.
         assert_eq!(d.claim_fetch().unwrap().depth, 1);
         assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fetching_pauses_while_faktory_lags_behind_results() {
+        let mut d = Dispatcher::new(rules());
+        d.register(spec(&["q"], &[], 1000)).unwrap();
+        let claim = d.claim_fetch().unwrap();
+        d.fetch_done(&claim, 0);
+        for i in 0..MAX_SETTLE_BACKLOG {
+            d.settles.push_back(Settle {
+                jid: format!("j{i}"),
+                seq: 0,
+                kind: SettleKind::Ack,
+            });
+        }
+        assert_eq!(d.claim_fetch(), None);
+        let sent = d.take_settlements(1);
+        d.settled(sent.into_iter().map(|s| (s.jid, s.seq)));
+        assert!(d.claim_fetch().is_some());
     }
 
     #[tokio::test(start_paused = true)]

@@ -181,12 +181,31 @@ impl TestWorker {
         Self::open(gateway, tx, rx).await
     }
 
+    /// Opens a stream over `client` (e.g. a TLS channel), hello first.
+    pub async fn connect_via(
+        client: GatewayClient<Channel>,
+        hello: Hello,
+    ) -> Result<TestWorker, Status> {
+        let (tx, rx) = mpsc::channel(64);
+        tx.send(message(worker_message::Kind::Hello(hello)))
+            .await
+            .expect("buffer");
+        Self::open_via(client, tx, rx).await
+    }
+
     async fn open(
         gateway: &Gateway,
         tx: mpsc::Sender<WorkerMessage>,
         rx: mpsc::Receiver<WorkerMessage>,
     ) -> Result<TestWorker, Status> {
-        let mut client = gateway.client().await;
+        Self::open_via(gateway.client().await, tx, rx).await
+    }
+
+    async fn open_via(
+        mut client: GatewayClient<Channel>,
+        tx: mpsc::Sender<WorkerMessage>,
+        rx: mpsc::Receiver<WorkerMessage>,
+    ) -> Result<TestWorker, Status> {
         let mut stream = client.work(ReceiverStream::new(rx)).await?.into_inner();
         match stream.message().await? {
             Some(GatewayMessage {
