@@ -289,6 +289,8 @@ impl Store {
         backtrace: Option<Vec<String>>,
         now: Nanos,
     ) {
+        // Faktory's `Failure()` counts a failure as processed too.
+        self.total_processed += 1;
         self.total_failures += 1;
         self.counters.failed += 1;
         let retry = *job.retry.get_or_insert(DEFAULT_RETRY);

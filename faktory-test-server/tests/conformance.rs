@@ -62,6 +62,7 @@ portable!(
     future_at_is_scheduled_not_queued,
     beat_states,
     info_field_names,
+    fail_counts_as_processed,
     unknown_command_and_garbage,
     end_closes_the_connection,
     queue_pause_resume_remove,
@@ -537,6 +538,45 @@ async fn beat_states(t: &Target) {
     assert_eq!(reply.json(), json!({"state": "terminate"}));
     let reply = worker.cmd(&format!(r#"BEAT {{"wid":"{wid}"}}"#)).await;
     assert_eq!(reply.json(), json!({"state": "terminate"}));
+}
+
+/// Faktory counts a FAIL as processed as well as failed (its `Failure()` bumps both), so INFO's
+/// `total_processed` moves on every ACK and every FAIL.
+async fn fail_counts_as_processed(t: &Target) {
+    let queue = unique("counting");
+    let mut raw = Raw::connect(t, json!({})).await;
+    let totals = |info: &Value| {
+        (
+            info["faktory"]["total_processed"].as_u64().unwrap(),
+            info["faktory"]["total_failures"].as_u64().unwrap(),
+        )
+    };
+    for _ in 0..2 {
+        raw.cmd(&format!("PUSH {}", job(&queue, json!({}))))
+            .await
+            .assert_ok();
+    }
+    let before = totals(&raw.cmd("INFO").await.json());
+    let acked = raw.fetch_job(&queue).await["jid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = raw.fetch_job(&queue).await["jid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    raw.cmd(&format!(r#"ACK {{"jid":"{acked}"}}"#))
+        .await
+        .assert_ok();
+    raw.cmd(&format!(
+        r#"FAIL {{"jid":"{failed}","errtype":"E","message":"m","backtrace":[]}}"#
+    ))
+    .await
+    .assert_ok();
+    let after = totals(&raw.cmd("INFO").await.json());
+    // Other tests may run against a shared real server at the same time: at least ours counted.
+    assert!(after.0 >= before.0 + 2, "processed {before:?} -> {after:?}");
+    assert!(after.1 > before.1, "failures {before:?} -> {after:?}");
 }
 
 async fn info_field_names(t: &Target) {
