@@ -669,3 +669,40 @@ async fn scenario_tls(
     }
     (server, gateway, jids)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_survive_faktory_connections_dropping() {
+    let (server, gateway, jids) = scenario("chaos", 600, &[]).await;
+    let handle = server.handle();
+    let mut worker = TestWorker::connect(&gateway, hello("w", &["default"], 100))
+        .await
+        .unwrap();
+    let mut done = HashSet::new();
+    let mut dropped = false;
+    let mut carried = Vec::new();
+    while done.len() < jids.len() {
+        let mut got = std::mem::take(&mut carried);
+        if got.is_empty() {
+            got = worker.jobs().await;
+        }
+        let got: Vec<String> = got.iter().map(jid_of).collect();
+        for jid in &got {
+            assert!(done.insert(jid.clone()), "{jid} delivered twice");
+        }
+        worker.ack(got).await;
+        if !dropped && done.len() >= 200 {
+            // Every Faktory connection of the gateway drops while results
+            // are on their way; they must be retried on new connections.
+            dropped = true;
+            server.stop_listener().await;
+            carried = worker.sync(1).await;
+            server.restart_listener().await;
+        }
+    }
+    assert!(worker.sync(2).await.is_empty());
+    drop(worker);
+    gateway.stop().await.expect("clean shutdown");
+    assert_eq!(handle.counters().failed, 0);
+    assert_all_gone(&handle, &jids);
+    server.shutdown().await;
+}

@@ -246,8 +246,10 @@ impl Delivery {
     pub async fn shutdown(&self) {
         let grace = self.shared.settings.shutdown_grace;
         let started = Instant::now();
-        // Keep a slice of the grace for releasing what is left.
-        let drain_until = started + grace - (grace / 5).min(Duration::from_secs(2));
+        // Workers get the grace minus a slice kept for releasing what is
+        // left; the drain notice names that cut-off.
+        let drain_for = grace - (grace / 5).min(Duration::from_secs(2));
+        let drain_until = started + drain_for;
         info!(grace_ms = grace.as_millis(), "draining workers");
         {
             let mut d = self.shared.dispatcher.lock();
@@ -255,7 +257,7 @@ impl Delivery {
             d.drain_sessions(
                 Drain {
                     deadline_unix_ms: lease::unix_now_ms()
-                        .saturating_add(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)),
+                        .saturating_add(i64::try_from(drain_for.as_millis()).unwrap_or(i64::MAX)),
                     reason: "shutdown".to_owned(),
                 },
                 true,
