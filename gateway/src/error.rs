@@ -1,5 +1,5 @@
 //! The crate's [`Error`]: why the gateway could not start or keep serving,
-//! and its translation to a gRPC [`Status`] at the edge (details go to logs,
+//! and its translation to a gRPC [`Status`](tonic::Status) at the edge (details go to logs,
 //! not to clients).
 
 use std::net::SocketAddr;

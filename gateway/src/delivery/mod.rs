@@ -4,18 +4,18 @@
 //! opens a session task per `Work` stream, and runs the drain on shutdown.
 //!
 //! # Layout
-//! - [`dispatcher`]: the shared state and its rules (routing, windows, fetch
+//! - `dispatcher`: the shared state and its rules (routing, windows, fetch
 //!   demand, waiting-time limits, settlements queue).
-//! - [`session`]: one worker's `Work` stream.
-//! - [`fetcher`]: the fetch engine (`FETCH_CONCURRENCY` connections).
-//! - [`relay`]: ACK/FAIL/release batches on their own connections.
-//! - [`presence`]: the gateway's HELLO/BEAT as one Faktory process.
-//! - [`hello`]: validation of a worker's `Hello`.
-//! - [`window`]: a worker's window.
-//! - [`lease`]: one job reserved at Faktory for the gateway.
-//! - [`link`]: a delivery task's lazily reconnected Faktory connection.
-//! - [`settle`]: what the gateway must still tell Faktory about a job.
-//! - [`batch`]: cutting deliveries into messages by count and bytes.
+//! - `session`: one worker's `Work` stream.
+//! - `fetcher`: the fetch engine (`FETCH_CONCURRENCY` connections).
+//! - `relay`: ACK/FAIL/release batches on their own connections.
+//! - `presence`: the gateway's HELLO/BEAT as one Faktory process.
+//! - `hello`: validation of a worker's `Hello`.
+//! - `window`: a worker's window.
+//! - `lease`: one job reserved at Faktory for the gateway.
+//! - `link`: a delivery task's lazily reconnected Faktory connection.
+//! - `settle`: what the gateway must still tell Faktory about a job.
+//! - `batch`: cutting deliveries into messages by count and bytes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
