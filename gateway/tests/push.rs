@@ -118,6 +118,48 @@ async fn mixed_batch_against_real_faktory() {
     stop(gateway).await;
 }
 
+/// A job between two good ones whose args Faktory cannot decode (a number
+/// beyond float64, which the gateway's JSON check lets through): Faktory
+/// refuses the whole PUSHB, and the gateway retries job by job so only that
+/// job is rejected. Returns the good jids.
+async fn undecodable_between_good_jobs(gateway: &Gateway) -> [String; 2] {
+    let good = [jid("good", 0), jid("good", 1)];
+    let mut undecodable = job(&jid("undecodable", 0));
+    undecodable.args = Bytes::from_static(b"[1e400]");
+    let response = push(gateway, vec![job(&good[0]), undecodable, job(&good[1])]).await;
+    use PushStatus::*;
+    assert_eq!(
+        statuses(&response),
+        [Accepted, Rejected, Accepted],
+        "{response:?}"
+    );
+    let reason = &response.results[1].reason;
+    assert!(reason.contains("invalid JSON"), "{reason}");
+    good
+}
+
+#[tokio::test]
+async fn undecodable_job_is_rejected_alone() {
+    let server = TestServer::start().await.unwrap();
+    let gateway = Gateway::start(&server.url(), &[]).await;
+    let good = undecodable_between_good_jobs(&gateway).await;
+    let handle = server.handle();
+    assert_eq!(handle.total_queued(), 2);
+    assert!(good.iter().all(|jid| handle.job(jid).is_some()));
+    stop(gateway).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn undecodable_job_is_rejected_alone_by_real_faktory() {
+    let Some(url) = real_faktory("undecodable_job_is_rejected_alone_by_real_faktory") else {
+        return;
+    };
+    let gateway = Gateway::start(&url, &[]).await;
+    undecodable_between_good_jobs(&gateway).await;
+    stop(gateway).await;
+}
+
 #[tokio::test]
 async fn oversize_and_empty_calls_are_refused_whole() {
     let server = TestServer::start().await.unwrap();

@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use tonic::Status;
 
 use self::batcher::{BatchRules, Outcome, Part};
-use self::producer_pool::{FaktoryBackend, PushBackend};
+use self::producer_pool::Endpoint;
 use self::validate::{Limits, ValidJob};
 use crate::config::Config;
 use crate::faktory::ConnectOptions;
@@ -93,22 +93,11 @@ impl Submitter {
             io_timeout: config.faktory_timeout(),
             ..ConnectOptions::default()
         };
-        let backend = FaktoryBackend {
+        let endpoint = Arc::new(Endpoint {
             url: config.faktory_url.clone(),
             options,
-        };
-        Submitter::with_backend(
-            SubmitSettings::from_config(config),
-            Arc::new(backend),
-            metrics,
-        )
-    }
-
-    fn with_backend(
-        settings: SubmitSettings,
-        backend: Arc<dyn PushBackend>,
-        metrics: Arc<Metrics>,
-    ) -> Submitter {
+        });
+        let settings = SubmitSettings::from_config(config);
         let tasks = TaskTracker::new();
         let connections = settings.producer_connections.max(1);
         let (idle_tx, idle_rx) = mpsc::channel(connections);
@@ -118,7 +107,7 @@ impl Submitter {
             producers.push(tx);
             tasks.spawn(producer_pool::run_producer(
                 index,
-                backend.clone(),
+                endpoint.clone(),
                 metrics.clone(),
                 rx,
                 idle_tx.clone(),

@@ -11,11 +11,9 @@
 //! jobs, and a resend would duplicate them. The jobs are answered UNAVAILABLE
 //! (safe to retry with the same jid, as the contract says).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -23,69 +21,11 @@ use super::batcher::{Batch, Outcome};
 use crate::faktory::{Backoff, ConnectOptions, Connection, Error, FaktoryUrl};
 use crate::metrics::{FaktoryOp, Metrics};
 
-/// One connection able to push jobs (a Faktory [`Connection`], or a fake in
-/// tests).
-pub(crate) trait PushConnection: Send {
-    /// `PUSHB`: returns jid → Faktory's error for the refused jobs only.
-    fn push_bulk<'a>(
-        &'a mut self,
-        jobs_json_array: &'a [u8],
-    ) -> BoxFuture<'a, Result<HashMap<String, String>, Error>>;
-
-    /// `PUSH` of one job.
-    fn push<'a>(&'a mut self, job_json: &'a [u8]) -> BoxFuture<'a, Result<(), Error>>;
-
-    /// Whether the connection must be replaced.
-    fn is_broken(&self) -> bool;
-
-    /// Says goodbye (`END`) and closes.
-    fn end(self: Box<Self>) -> BoxFuture<'static, ()>;
-}
-
-/// Opens producer connections.
-pub(crate) trait PushBackend: Send + Sync + 'static {
-    /// Opens one connection.
-    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn PushConnection>, Error>>;
-}
-
-impl PushConnection for Connection {
-    fn push_bulk<'a>(
-        &'a mut self,
-        jobs_json_array: &'a [u8],
-    ) -> BoxFuture<'a, Result<HashMap<String, String>, Error>> {
-        Box::pin(Connection::push_bulk(self, jobs_json_array))
-    }
-
-    fn push<'a>(&'a mut self, job_json: &'a [u8]) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(Connection::push(self, job_json))
-    }
-
-    fn is_broken(&self) -> bool {
-        Connection::is_broken(self)
-    }
-
-    fn end(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            if let Err(error) = Connection::end(*self).await {
-                tracing::debug!(%error, "closing producer connection");
-            }
-        })
-    }
-}
-
-/// Real Faktory connections, without a worker identity (producers need none).
-pub(crate) struct FaktoryBackend {
+/// Where producers connect. Producers need no worker identity.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
     pub(crate) url: FaktoryUrl,
     pub(crate) options: ConnectOptions,
-}
-
-impl PushBackend for FaktoryBackend {
-    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn PushConnection>, Error>> {
-        Box::pin(async move {
-            let conn = Connection::connect_with(&self.url, None, &self.options).await?;
-            Ok(Box::new(conn) as Box<dyn PushConnection>)
-        })
-    }
 }
 
 /// `error` with its causes, for the reason of an UNAVAILABLE result. The
@@ -103,9 +43,9 @@ pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// One producer task's state: its connection, or why it has none.
 struct Producer {
-    backend: Arc<dyn PushBackend>,
+    endpoint: Arc<Endpoint>,
     metrics: Arc<Metrics>,
-    conn: Option<Box<dyn PushConnection>>,
+    conn: Option<Connection>,
     backoff: Backoff,
     /// While set and in the future, do not try to connect; answer with
     /// `last_error` instead.
@@ -117,13 +57,13 @@ struct Producer {
 /// them, and reports itself idle on `idle` (with `index`) after each.
 pub(crate) async fn run_producer(
     index: usize,
-    backend: Arc<dyn PushBackend>,
+    endpoint: Arc<Endpoint>,
     metrics: Arc<Metrics>,
     mut batches: mpsc::Receiver<Batch>,
     idle: mpsc::Sender<usize>,
 ) {
     let mut producer = Producer {
-        backend,
+        endpoint,
         metrics,
         conn: None,
         backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5)),
@@ -137,8 +77,10 @@ pub(crate) async fn run_producer(
         // producer) never fills; the batcher may be gone during shutdown.
         let _ = idle.send(index).await;
     }
-    if let Some(conn) = producer.conn.take() {
-        conn.end().await;
+    if let Some(conn) = producer.conn.take()
+        && let Err(error) = conn.end().await
+    {
+        tracing::debug!(%error, "closing producer connection");
     }
 }
 
@@ -209,7 +151,7 @@ impl Producer {
     /// The open connection, opening one if needed. A lost connection is
     /// reopened at once; a failed connect waits a backoff delay before the
     /// next attempt.
-    async fn connection(&mut self) -> Result<&mut Box<dyn PushConnection>, String> {
+    async fn connection(&mut self) -> Result<&mut Connection, String> {
         if self.conn.as_ref().is_some_and(|c| c.is_broken()) {
             self.conn = None;
         }
@@ -217,7 +159,8 @@ impl Producer {
             if self.retry_at.is_some_and(|t| Instant::now() < t) {
                 return Err(self.last_error.clone());
             }
-            match self.backend.connect().await {
+            let endpoint = &self.endpoint;
+            match Connection::connect_with(&endpoint.url, None, &endpoint.options).await {
                 Ok(conn) => {
                     self.conn = Some(conn);
                     self.backoff.reset();

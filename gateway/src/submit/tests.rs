@@ -1,109 +1,28 @@
-//! Unit tests of the submit path against a fake Faktory backend.
-
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+//! Unit tests of the submit path against the project's Faktory test server.
+//!
+//! PUSHBs are counted with the server's command counter: producer connections
+//! send nothing but `PUSHB` (and `PUSH` when a whole `PUSHB` is refused) until
+//! they close.
 
 use bytes::Bytes;
+use clap::Parser;
 use faktory_gateway_proto::v1::Job;
-use futures::future::{BoxFuture, join_all};
-use parking_lot::Mutex;
+use faktory_test_server::{ServerHandle, TestServer};
+use futures::future::join_all;
 
-use super::producer_pool::PushConnection;
 use super::*;
-use crate::faktory::{Error, ServerError};
 
-/// A fake Faktory: records every PUSHB, refuses jids starting with
-/// `refuse-`, refuses a whole PUSHB holding `poison`, and can be "down".
-#[derive(Default)]
-struct Fake {
-    down: AtomicBool,
-    connects: AtomicUsize,
-    pushb_sizes: Mutex<Vec<usize>>,
-    single_pushes: AtomicUsize,
-    latency: Duration,
-}
-
-struct FakeConn(Arc<Fake>);
-
-impl PushBackend for Arc<Fake> {
-    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn PushConnection>, Error>> {
-        Box::pin(async move {
-            self.connects.fetch_add(1, Ordering::SeqCst);
-            if self.down.load(Ordering::SeqCst) {
-                return Err(Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionRefused,
-                    "connection refused",
-                )));
-            }
-            Ok(Box::new(FakeConn(self.clone())) as Box<dyn PushConnection>)
-        })
-    }
-}
-
-impl PushConnection for FakeConn {
-    fn push_bulk<'a>(
-        &'a mut self,
-        body: &'a [u8],
-    ) -> BoxFuture<'a, Result<HashMap<String, String>, Error>> {
-        Box::pin(async move {
-            tokio::time::sleep(self.0.latency).await;
-            if self.0.down.load(Ordering::SeqCst) {
-                return Err(Error::Closed);
-            }
-            let jobs: Vec<serde_json::Value> = serde_json::from_slice(body).expect("array");
-            self.0.pushb_sizes.lock().push(jobs.len());
-            if body.windows(6).any(|w| w == b"poison") {
-                return Err(Error::Server(ServerError {
-                    kind: "ERR".into(),
-                    message: "invalid JSON".into(),
-                }));
-            }
-            Ok(jobs
-                .iter()
-                .filter_map(|j| j["jid"].as_str())
-                .filter(|jid| jid.starts_with("refuse-"))
-                .map(|jid| (jid.to_owned(), "jobs must be nice".to_owned()))
-                .collect())
-        })
-    }
-
-    fn push<'a>(&'a mut self, job: &'a [u8]) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.0.single_pushes.fetch_add(1, Ordering::SeqCst);
-            if job.windows(6).any(|w| w == b"poison") {
-                return Err(Error::Server(ServerError {
-                    kind: "ERR".into(),
-                    message: "poisoned".into(),
-                }));
-            }
-            Ok(())
-        })
-    }
-
-    fn is_broken(&self) -> bool {
-        false
-    }
-
-    fn end(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async {})
-    }
-}
-
-fn settings() -> SubmitSettings {
-    SubmitSettings {
-        max_jobs_per_push: 1000,
-        max_job_bytes: 1024,
-        batch_max_size: 100,
-        batch_max_bytes: 64 * 1024,
-        batch_max_delay: Duration::from_millis(5),
-        batch_auto_enabled: true,
-        producer_connections: 4,
-    }
-}
-
-fn submitter(fake: &Arc<Fake>, settings: SubmitSettings) -> Submitter {
-    Submitter::with_backend(settings, Arc::new(fake.clone()), Metrics::new())
+/// A test server and a submitter for it, with the gateway's default settings
+/// changed by `flags`.
+async fn start(flags: &[&str]) -> (TestServer, ServerHandle, Submitter) {
+    let server = TestServer::start().await.expect("test server starts");
+    let url = server.url();
+    let mut args = vec!["faktory-gateway", "--faktory-url", &url];
+    args.extend_from_slice(flags);
+    let config = Config::try_parse_from(args).expect("valid flags");
+    let submitter = Submitter::new(&config, Metrics::new());
+    let handle = server.handle();
+    (server, handle, submitter)
 }
 
 fn job(jid: &str) -> Job {
@@ -115,6 +34,20 @@ fn job(jid: &str) -> Job {
     }
 }
 
+/// A job that passes validation but that Faktory cannot decode: Go (and the
+/// test server) refuse a number out of float64's range, so a `PUSHB` holding
+/// it is refused whole with `invalid JSON`.
+fn undecodable(jid: &str) -> Job {
+    Job {
+        args: Bytes::from_static(b"[1e400]"),
+        ..job(jid)
+    }
+}
+
+fn jobs(tag: &str, n: usize) -> Vec<Job> {
+    (0..n).map(|i| job(&format!("{tag}-{i:06}"))).collect()
+}
+
 fn request(jobs: Vec<Job>) -> PushRequest {
     PushRequest { jobs }
 }
@@ -123,10 +56,25 @@ fn statuses(response: &PushResponse) -> Vec<PushStatus> {
     response.results.iter().map(|r| r.status()).collect()
 }
 
+/// Commands the server has executed: the PUSHBs (and PUSHes) sent so far.
+fn commands(handle: &ServerHandle) -> u64 {
+    handle.counters().commands
+}
+
+/// Sends `calls` one-job calls at once; every one must be accepted.
+async fn concurrent_single_job_calls(s: &Submitter, calls: usize) {
+    let pushes = (0..calls).map(|i| {
+        let s = s.clone();
+        async move { s.push(request(vec![job(&format!("job-{i:06}"))])).await }
+    });
+    for response in join_all(pushes).await {
+        assert_eq!(statuses(&response.unwrap()), [PushStatus::Accepted]);
+    }
+}
+
 #[tokio::test]
 async fn each_job_gets_its_own_answer_in_order() {
-    let fake = Arc::new(Fake::default());
-    let s = submitter(&fake, settings());
+    let (server, handle, s) = start(&["--max-job-bytes", "1024"]).await;
     let mut bad_args = job("bad-args-1");
     bad_args.args = Bytes::from_static(b"[1,");
     let mut no_type = job("no-type-01");
@@ -138,7 +86,6 @@ async fn each_job_gets_its_own_answer_in_order() {
             job("good-0001"),
             bad_args,
             no_type,
-            job("refuse-001"),
             huge,
             job(""),
         ]))
@@ -147,7 +94,7 @@ async fn each_job_gets_its_own_answer_in_order() {
     use PushStatus::*;
     assert_eq!(
         statuses(&response),
-        [Accepted, Invalid, Invalid, Rejected, Invalid, Accepted]
+        [Accepted, Invalid, Invalid, Invalid, Accepted]
     );
     let r = &response.results;
     assert_eq!(r[0].jid, "good-0001");
@@ -156,188 +103,193 @@ async fn each_job_gets_its_own_answer_in_order() {
         ("args", "bad-args-1")
     );
     assert_eq!(r[2].field, "jobtype");
-    assert_eq!(r[3].reason, "jobs must be nice");
-    assert_eq!(r[4].field, "args");
+    assert_eq!(r[3].field, "args");
     assert!(
-        r[4].reason.contains("limit of 1024 bytes"),
+        r[3].reason.contains("limit of 1024 bytes"),
         "{}",
-        r[4].reason
+        r[3].reason
     );
-    assert_eq!(r[5].jid.len(), 24, "generated jid");
-    // Only the three valid jobs went to Faktory, in one PUSHB.
-    assert_eq!(*fake.pushb_sizes.lock(), vec![3]);
+    assert_eq!(r[4].jid.len(), 24, "generated jid");
+    // Only the two valid jobs went to Faktory, in one PUSHB.
+    assert_eq!(commands(&handle), 1);
+    assert_eq!(handle.total_queued(), 2);
+    assert!(handle.job("good-0001").is_some());
+    assert!(
+        handle.job(&r[4].jid).is_some(),
+        "stored under its generated jid"
+    );
+    server.shutdown().await;
 }
 
 #[tokio::test]
 async fn empty_and_oversize_calls_are_refused_whole() {
-    let fake = Arc::new(Fake::default());
-    let s = submitter(
-        &fake,
-        SubmitSettings {
-            max_jobs_per_push: 3,
-            ..settings()
-        },
-    );
+    let (server, handle, s) = start(&["--max-jobs-per-push", "3"]).await;
     let empty = s.push(request(vec![])).await.unwrap_err();
     assert_eq!(empty.code(), tonic::Code::InvalidArgument);
-    let many = s
-        .push(request(
-            (0..4).map(|i| job(&format!("job-{i:06}"))).collect(),
-        ))
-        .await
-        .unwrap_err();
+    let many = s.push(request(jobs("job", 4))).await.unwrap_err();
     assert_eq!(many.code(), tonic::Code::InvalidArgument);
     assert!(
         many.message().contains("limit of 3 jobs"),
         "{}",
         many.message()
     );
-    assert_eq!(fake.connects.load(Ordering::SeqCst), 0, "nothing pushed");
-}
-
-#[tokio::test(start_paused = true)]
-async fn concurrent_small_calls_share_pushbs() {
-    let fake = Arc::new(Fake {
-        latency: Duration::from_millis(1),
-        ..Fake::default()
-    });
-    let s = submitter(&fake, settings());
-    let calls = (0..300).map(|i| {
-        let s = s.clone();
-        async move { s.push(request(vec![job(&format!("job-{i:06}"))])).await }
-    });
-    for response in join_all(calls).await {
-        assert_eq!(statuses(&response.unwrap()), [PushStatus::Accepted]);
-    }
-    let sizes = fake.pushb_sizes.lock().clone();
-    assert_eq!(sizes.iter().sum::<usize>(), 300);
-    assert!(
-        sizes.len() <= 10,
-        "300 calls took {} PUSHBs: {sizes:?}",
-        sizes.len()
+    let counters = handle.counters();
+    assert_eq!(
+        (counters.connections_accepted, counters.pushed),
+        (0, 0),
+        "nothing pushed"
     );
-    assert!(sizes.iter().all(|&n| n <= 100));
-}
-
-#[tokio::test(start_paused = true)]
-async fn without_coalescing_each_call_is_its_own_pushb() {
-    let fake = Arc::new(Fake::default());
-    let s = submitter(
-        &fake,
-        SubmitSettings {
-            batch_auto_enabled: false,
-            ..settings()
-        },
-    );
-    let calls = (0..20).map(|i| {
-        let s = s.clone();
-        async move { s.push(request(vec![job(&format!("job-{i:06}"))])).await }
-    });
-    join_all(calls).await;
-    assert_eq!(*fake.pushb_sizes.lock(), vec![1; 20]);
+    server.shutdown().await;
 }
 
 #[tokio::test]
-async fn large_calls_are_split_by_count_and_bytes() {
-    let fake = Arc::new(Fake::default());
-    let s = submitter(&fake, settings());
-    let jobs = (0..250).map(|i| job(&format!("job-{i:06}"))).collect();
-    let response = s.push(request(jobs)).await.unwrap();
+async fn concurrent_small_calls_share_pushbs() {
+    let (server, handle, s) = start(&[]).await;
+    concurrent_single_job_calls(&s, 300).await;
+    assert_eq!(handle.total_queued(), 300);
+    let pushbs = commands(&handle);
+    // At most 100 jobs per PUSHB, so at least 3.
+    assert!((3..=10).contains(&pushbs), "300 calls took {pushbs} PUSHBs");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_coalescing_each_call_is_its_own_pushb() {
+    let (server, handle, s) = start(&["--batch-auto-enabled", "false"]).await;
+    concurrent_single_job_calls(&s, 20).await;
+    assert_eq!(handle.total_queued(), 20);
+    assert_eq!(commands(&handle), 20);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn large_calls_are_split_by_count() {
+    let (server, handle, s) = start(&["--batch-max-size", "100"]).await;
+    let response = s.push(request(jobs("job", 250))).await.unwrap();
     assert!(
         statuses(&response)
             .iter()
             .all(|&st| st == PushStatus::Accepted)
     );
-    let mut sizes = fake.pushb_sizes.lock().clone();
-    sizes.sort_unstable();
-    assert_eq!(sizes, vec![50, 100, 100]);
-
-    let fake = Arc::new(Fake::default());
-    let s = submitter(
-        &fake,
-        SubmitSettings {
-            batch_max_bytes: 2000,
-            ..settings()
-        },
-    );
-    let jobs: Vec<Job> = (0..20).map(|i| job(&format!("job-{i:06}"))).collect();
-    let one = validate::validate(
-        jobs[0].clone(),
-        &Limits {
-            max_job_bytes: 1024,
-        },
-    )
-    .unwrap()
-    .json
-    .len()
-        + 1;
-    s.push(request(jobs)).await.unwrap();
-    let sizes = fake.pushb_sizes.lock().clone();
-    assert_eq!(sizes.iter().sum::<usize>(), 20);
-    assert!(
-        sizes.iter().all(|&n| n * one <= 2000),
-        "{sizes:?} of {one} bytes"
-    );
+    assert_eq!(handle.total_queued(), 250);
+    assert_eq!(commands(&handle), 3, "100 + 100 + 50");
+    server.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn faktory_down_answers_unavailable_then_recovers() {
-    let fake = Arc::new(Fake::default());
-    fake.down.store(true, Ordering::SeqCst);
-    let s = submitter(
-        &fake,
-        SubmitSettings {
-            producer_connections: 1,
-            ..settings()
-        },
-    );
-    let response = s.push(request(vec![job("job-000001")])).await.unwrap();
-    assert_eq!(statuses(&response), [PushStatus::Unavailable]);
-    assert!(
-        response.results[0].reason.contains("unreachable"),
-        "{}",
-        response.results[0].reason
-    );
-    // Backing off: answered at once without another connect.
-    let response = s.push(request(vec![job("job-000002")])).await.unwrap();
-    assert_eq!(statuses(&response), [PushStatus::Unavailable]);
-    assert_eq!(fake.connects.load(Ordering::SeqCst), 1);
-
-    fake.down.store(false, Ordering::SeqCst);
-    let mut accepted = false;
-    for _ in 0..200 {
-        let response = s.push(request(vec![job("job-000003")])).await.unwrap();
-        if statuses(&response) == [PushStatus::Accepted] {
-            accepted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+#[tokio::test]
+async fn large_calls_are_split_by_bytes() {
+    const MAX_BYTES: usize = 1024;
+    let (server, handle, s) = start(&["--batch-max-bytes", &MAX_BYTES.to_string()]).await;
+    let mut jobs = jobs("job", 20);
+    for job in &mut jobs {
+        job.args = Bytes::from(format!("[\"{}\"]", "x".repeat(100)));
     }
-    assert!(accepted, "never recovered");
+    // Every job has the same size; a PUSHB counts one separator per job.
+    let limits = Limits {
+        max_job_bytes: MAX_BYTES,
+    };
+    let one = validate::validate(jobs[0].clone(), &limits)
+        .unwrap()
+        .json
+        .len()
+        + 1;
+    let per_pushb = MAX_BYTES / one;
+    assert!(per_pushb < 20, "jobs too small to split: {one} bytes");
+    let response = s.push(request(jobs)).await.unwrap();
+    assert_eq!(statuses(&response), [PushStatus::Accepted; 20]);
+    assert_eq!(handle.total_queued(), 20);
+    assert_eq!(commands(&handle), 20usize.div_ceil(per_pushb) as u64);
+    server.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_refused_pushb_is_retried_job_by_job() {
-    let fake = Arc::new(Fake::default());
-    let s = submitter(&fake, settings());
-    let mut poison = job("poison-001");
-    poison.custom = Bytes::from_static(br#"{"x":"poison"}"#);
+    let (server, handle, s) = start(&[]).await;
     let response = s
-        .push(request(vec![job("good-00001"), poison, job("good-00002")]))
+        .push(request(vec![
+            job("good-00001"),
+            undecodable("bad-000001"),
+            job("good-00002"),
+        ]))
         .await
         .unwrap();
     use PushStatus::*;
     assert_eq!(statuses(&response), [Accepted, Rejected, Accepted]);
-    assert!(response.results[1].reason.contains("poisoned"));
-    assert_eq!(fake.single_pushes.load(Ordering::SeqCst), 3);
+    let reason = &response.results[1].reason;
+    assert!(reason.contains("invalid JSON"), "{reason}");
+    // One refused PUSHB, then one PUSH per job.
+    assert_eq!(commands(&handle), 4);
+    assert!(handle.job("good-00001").is_some() && handle.job("good-00002").is_some());
+    assert!(handle.job("bad-000001").is_none());
+
+    // A one-job PUSHB refused whole is that job's rejection; no retry.
+    let response = s
+        .push(request(vec![undecodable("bad-000002")]))
+        .await
+        .unwrap();
+    assert_eq!(statuses(&response), [Rejected]);
+    assert_eq!(commands(&handle), 5);
+    assert_eq!(handle.total_queued(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn faktory_down_answers_unavailable_then_recovers() {
+    let (server, handle, s) = start(&["--producer-connections", "1"]).await;
+    server.stop_listener().await;
+    // Frozen time: the backoff after the failed connect cannot run out
+    // before the second call.
+    tokio::time::pause();
+    let response = s.push(request(vec![job("job-000001")])).await.unwrap();
+    assert_eq!(statuses(&response), [PushStatus::Unavailable]);
+    let reason = &response.results[0].reason;
+    assert!(reason.contains("unreachable"), "{reason}");
+
+    // Backing off: answered at once, without trying Faktory (now back).
+    server.restart_listener().await;
+    let response = s.push(request(vec![job("job-000002")])).await.unwrap();
+    assert_eq!(statuses(&response), [PushStatus::Unavailable]);
+    assert_eq!(handle.counters().connections_accepted, 0);
+
+    // Past the longest backoff, the next call connects.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    tokio::time::resume();
+    let response = s.push(request(vec![job("job-000003")])).await.unwrap();
+    assert_eq!(statuses(&response), [PushStatus::Accepted]);
+    assert_eq!(handle.counters().connections_accepted, 1);
+    assert_eq!(handle.total_queued(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lost_connection_answers_unavailable_then_reconnects() {
+    let (server, handle, s) = start(&["--producer-connections", "1"]).await;
+    let response = s.push(request(vec![job("job-000001")])).await.unwrap();
+    assert_eq!(statuses(&response), [PushStatus::Accepted]);
+
+    // Faktory goes away under the open connection: the PUSHB is not
+    // confirmed, so the job is UNAVAILABLE (not resent).
+    server.stop_listener().await;
+    let response = s.push(request(vec![job("job-000002")])).await.unwrap();
+    assert_eq!(statuses(&response), [PushStatus::Unavailable]);
+
+    // A lost connection is reopened at once, without backoff.
+    server.restart_listener().await;
+    let response = s.push(request(vec![job("job-000003")])).await.unwrap();
+    assert_eq!(statuses(&response), [PushStatus::Accepted]);
+    assert_eq!(handle.counters().connections_accepted, 2);
+    assert!(handle.job("job-000002").is_none());
+    assert_eq!(handle.total_queued(), 2);
+    server.shutdown().await;
 }
 
 #[tokio::test]
 async fn close_waits_for_the_pool() {
-    let fake = Arc::new(Fake::default());
-    let s = submitter(&fake, settings());
+    let (server, handle, s) = start(&[]).await;
     s.push(request(vec![job("job-000001")])).await.unwrap();
     s.close().await;
+    assert_eq!(handle.total_queued(), 1);
+    server.shutdown().await;
 }
 
 #[test]
