@@ -706,3 +706,26 @@ async fn results_survive_faktory_connections_dropping() {
     assert_all_gone(&handle, &jids);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_registers_with_faktory_as_one_process() {
+    let server = common::faktory().await;
+    let handle = server.handle();
+    let wid = format!("gw-{}", std::process::id());
+    let gateway = Gateway::start(&server.url(), &["--wid", &wid, "--labels", "gateway,test"]).await;
+    eventually(
+        "the gateway's HELLO and first BEAT",
+        Duration::from_secs(10),
+        || handle.workers().iter().any(|w| w.wid == wid),
+    )
+    .await;
+    let me = handle
+        .workers()
+        .into_iter()
+        .find(|w| w.wid == wid)
+        .expect("registered");
+    assert_eq!(me.labels, vec!["gateway", "test"]);
+    assert_eq!(me.connections, 1, "one presence connection");
+    gateway.stop().await.expect("clean shutdown");
+    server.shutdown().await;
+}
