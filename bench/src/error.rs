@@ -7,6 +7,9 @@ pub enum Error {
     /// The `faktory` crate client failed (connect, push, fetch, ack).
     #[error("faktory client")]
     Faktory(#[source] faktory::Error),
+    /// The gateway's Faktory protocol layer failed (producers).
+    #[error("faktory protocol: {0}")]
+    Protocol(String),
     /// A local I/O operation failed (sockets, child processes, files).
     #[error("{what}")]
     Io {

@@ -146,14 +146,7 @@ impl Load {
     /// link's port; at RTT 0 that is Faktory or the gateway itself, so at
     /// RTT 0 direct counts include the producers' connections).
     pub fn worker_connections(&self) -> Option<usize> {
-        let port = self.link.addr().port();
-        match (self.link.connections(), self.scenario.path) {
-            (Some(through_link), _) => Some(through_link),
-            (None, WorkerPath::Gateway { .. }) => established_to_port(port),
-            (None, WorkerPath::Direct { .. }) => {
-                established_to_port(port).map(|n| n.saturating_sub(self.faktory_baseline))
-            }
-        }
+        worker_connections(&self.link, self.scenario.path, self.faktory_baseline)
     }
 
     /// TCP connections the gateway holds to Faktory (gateway path only).
@@ -244,11 +237,39 @@ impl Load {
             Workers::Direct(workers) => workers.stop().await,
             Workers::Sdk(workers) => workers.stop().await,
         };
+        // `faktory::Worker` aborts its slot tasks on return; their clients
+        // say END and close as the runtime drops them. Wait for that before
+        // closing the link (or stopping Faktory): the `faktory` crate
+        // panics when END cannot be written.
+        let deadline = Instant::now() + CLOSE_LIMIT;
+        let closed = |connections: Option<usize>| connections.unwrap_or(0) == 0;
+        while !closed(worker_connections(
+            &self.link,
+            self.scenario.path,
+            self.faktory_baseline,
+        )) && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let gateway = match self.gateway.take() {
             Some(gateway) => gateway.stop().await,
             None => Ok(()),
         };
         drop(self.link);
         feeder.and(workers).and(gateway)
+    }
+}
+
+/// How long stopped workers may take to close their connections.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
+fn worker_connections(link: &Link, path: WorkerPath, faktory_baseline: usize) -> Option<usize> {
+    let port = link.addr().port();
+    match (link.connections(), path) {
+        (Some(through_link), _) => Some(through_link),
+        (None, WorkerPath::Gateway { .. }) => established_to_port(port),
+        (None, WorkerPath::Direct { .. }) => {
+            established_to_port(port).map(|n| n.saturating_sub(faktory_baseline))
+        }
     }
 }

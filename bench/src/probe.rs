@@ -1,14 +1,16 @@
 //! The body every benchmark handler runs, whichever client calls it: note
 //! the push → start latency from the job's stamp, do the workload's work,
-//! count the job as done. Also builds the args producers put in jobs.
+//! count the job as done. Also builds the args and the Faktory job JSON
+//! producers push.
 
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::measure::{LatencyHistogram, unix_micros};
-use crate::scenario::Workload;
+use crate::scenario::{JOBTYPE, Workload};
 
 /// Shared by all handlers of one scenario.
 #[derive(Default)]
@@ -77,6 +79,47 @@ pub fn job_args(workload: Workload, stamp: u64) -> Vec<Value> {
     args
 }
 
+/// A jid unique to this process run: a per-process prefix from the clock
+/// and a counter.
+pub fn next_jid() -> String {
+    static PREFIX: LazyLock<u64> = LazyLock::new(|| unix_micros() ^ u64::from(std::process::id()));
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{:012x}{:012x}",
+        *PREFIX & 0xffff_ffff_ffff,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Appends one Faktory job (JSON object) for `queue` to `out`.
+pub fn write_job_json(out: &mut Vec<u8>, queue: &str, workload: Workload, stamp: u64) {
+    let job = serde_json::json!({
+        "jid": next_jid(),
+        "jobtype": JOBTYPE,
+        "queue": queue,
+        "args": job_args(workload, stamp),
+        // Faktory's default, spelled out: the `faktory` crate's workers
+        // cannot deserialize a job without it.
+        "reserve_for": 1800,
+    });
+    // Writing a `Value` into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &job);
+}
+
+/// A JSON array of `count` jobs for `PUSHB`.
+pub fn jobs_array_json(queue: &str, workload: Workload, count: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(count * (64 + workload.padding_len()) + 2);
+    out.push(b'[');
+    for index in 0..count {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_job_json(&mut out, queue, workload, 0);
+    }
+    out.push(b']');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +133,16 @@ mod tests {
         probe.run_raw(&raw).await;
         assert_eq!(probe.done(), 3);
         assert_eq!(probe.latency().count(), 2);
+    }
+
+    #[test]
+    fn job_arrays_are_valid_json_with_unique_jids() {
+        let array: Vec<Value> =
+            serde_json::from_slice(&jobs_array_json("q", Workload::Noop, 3)).unwrap();
+        assert_eq!(array.len(), 3);
+        assert_ne!(array[0]["jid"], array[1]["jid"]);
+        assert_eq!(array[2]["queue"], "q");
+        assert_eq!(array[2]["jobtype"], JOBTYPE);
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! Push comparisons: `PUSHB`/`PUSH` straight to Faktory with the `faktory`
-//! crate's client against the gateway's `Push` RPC, in sequential batches
-//! and as many concurrent single-job callers (which the gateway coalesces).
-//! Producers are co-located with Faktory and the gateway (no link).
+//! Push comparisons: `PUSHB`/`PUSH` straight to Faktory (with the same
+//! protocol layer the gateway uses, see [`crate::producer`]) against the
+//! gateway's `Push` RPC, in sequential batches and as many concurrent
+//! single-job callers (which the gateway coalesces). Producers are
+//! co-located with Faktory and the gateway (no link).
 
 use std::time::Instant;
 
-use faktory::Client;
+use faktory_gateway::faktory::Connection;
 use faktory_gateway_proto::v1::gateway_client::GatewayClient;
 use faktory_gateway_proto::v1::{Job as WireJob, PushRequest, PushStatus};
 use tokio::task::JoinSet;
@@ -14,7 +15,7 @@ use tonic::transport::Channel;
 use crate::Error;
 use crate::gateway_process::GatewayProcess;
 use crate::probe::job_args;
-use crate::producer::bench_job;
+use crate::producer::{connect, push_batch, push_one};
 use crate::report::PushRow;
 use crate::scenario::{JOBTYPE, PushMode, PushScenario, PushSide, Workload};
 
@@ -116,36 +117,36 @@ fn call_sizes(total: usize, size: usize) -> impl Iterator<Item = usize> {
 async fn direct(url: &str, mode: PushMode, total: usize) -> Result<u64, Error> {
     match mode {
         PushMode::Batch { size } => {
-            let mut client = Client::connect_to(url).await?;
-            direct_calls(&mut client, total, size).await
+            let mut connection = connect(url).await?;
+            direct_calls(&mut connection, total, size).await
         }
         PushMode::Concurrent { callers } => {
             let mut clients = Vec::with_capacity(callers);
             for _ in 0..callers {
-                clients.push(Client::connect_to(url).await?);
+                clients.push(connect(url).await?);
             }
             let mut tasks = JoinSet::new();
-            for (caller, mut client) in clients.into_iter().enumerate() {
+            for (caller, mut connection) in clients.into_iter().enumerate() {
                 let share = share_of(total, callers, caller);
-                tasks.spawn(async move { direct_calls(&mut client, share, 1).await });
+                tasks.spawn(async move { direct_calls(&mut connection, share, 1).await });
             }
             sum_tasks(tasks).await
         }
     }
 }
 
-async fn direct_calls(client: &mut Client, total: usize, size: usize) -> Result<u64, Error> {
+async fn direct_calls(
+    connection: &mut Connection,
+    total: usize,
+    size: usize,
+) -> Result<u64, Error> {
     let mut accepted = 0;
     for count in call_sizes(total, size) {
         if count == 1 {
-            client
-                .enqueue(bench_job(PUSH_QUEUE, Workload::Noop, 0))
-                .await?;
+            push_one(connection, PUSH_QUEUE, Workload::Noop, 0).await?;
             accepted += 1;
         } else {
-            let jobs = (0..count).map(|_| bench_job(PUSH_QUEUE, Workload::Noop, 0));
-            let (ok, _) = client.enqueue_many(jobs.collect::<Vec<_>>()).await?;
-            accepted += ok as u64;
+            accepted += push_batch(connection, PUSH_QUEUE, Workload::Noop, count).await?;
         }
     }
     Ok(accepted)
@@ -198,7 +199,7 @@ async fn sum_tasks(mut tasks: JoinSet<Result<u64, Error>>) -> Result<u64, Error>
 /// Best effort: empties the push queue so pushed jobs do not pile up in
 /// the server between scenarios.
 async fn clear_queue(url: &str) {
-    if let Ok(mut client) = Client::connect_to(url).await {
+    if let Ok(mut client) = faktory::Client::connect_to(url).await {
         let _ = client.queue_remove(&[PUSH_QUEUE]).await;
     }
 }

@@ -57,6 +57,12 @@ const GATEWAY_RUN_LIMIT: Duration = Duration::from_secs(120);
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,6 +96,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "--faktory-url",
         &target.url(),
         "--metrics-listen=off",
+        // The worker has stopped before the gateway; no long drain needed.
+        "--shutdown-grace-ms=3000",
     ])
     .context("gateway configuration")?;
     let gateway = tokio::spawn(faktory_gateway::serve(
@@ -160,8 +168,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
     worker.stop().await?;
     drop(link);
+    // The gateway drains while the direct comparison runs.
     shutdown.cancel();
-    gateway.await.context("gateway task")?.context("gateway")?;
 
     progress.line(&format!(
         "direct: a faktory-crate worker with {} slots across the same {} ms link, for {} s...",
@@ -192,6 +200,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await;
     let direct_rate = rate(&start, &end);
     load.stop().await?;
+    gateway.await.context("gateway task")?.context("gateway")?;
     target.shutdown().await;
 
     progress.line("");
