@@ -85,8 +85,14 @@ where
             window = ticket.window,
             "worker connected"
         );
-        session.serve(inbound, ticket.window).await;
+        let (tx, status) = session.serve(inbound, ticket.window).await;
+        // Free the session's jobs for other workers before telling this one
+        // why it ends (which may wait on a worker that stopped reading).
         drop(registration);
+        if let Some(status) = status {
+            // Bounded: a worker that stopped reading cannot hold the task.
+            let _ = timeout(Duration::from_secs(1), tx.send(Err(status))).await;
+        }
     }
     .instrument(span)
     .await;
@@ -150,7 +156,9 @@ fn message(kind: gateway_message::Kind) -> GatewayMessage {
 }
 
 impl Session {
-    async fn serve<S>(mut self, mut inbound: S, window: u32)
+    /// Runs the session loop; returns the outbound sender and the status to
+    /// end the stream with, if any.
+    async fn serve<S>(mut self, mut inbound: S, window: u32) -> (Outbound, Option<Status>)
     where
         S: Stream<Item = Result<WorkerMessage, Status>> + Unpin + Send,
     {
@@ -218,12 +226,13 @@ impl Session {
             }
         };
         match end {
-            End::Closed => info!("worker disconnected"),
+            End::Closed => {
+                info!("worker disconnected");
+                (self.tx, None)
+            }
             End::Status(status) => {
                 info!(code = ?status.code(), reason = %status.message(), "ending the session");
-                // Bounded: a worker that stopped reading does not hold the
-                // session (and its jobs) hostage.
-                let _ = timeout(Duration::from_secs(1), self.tx.send(Err(status))).await;
+                (self.tx, Some(status))
             }
         }
     }
