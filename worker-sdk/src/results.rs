@@ -155,6 +155,14 @@ impl Results {
         again
     }
 
+    /// Every result not confirmed yet, sent or not.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = &Report> {
+        self.unsent
+            .iter()
+            .chain(&self.sent_unpinged)
+            .chain(self.awaiting.values().flatten())
+    }
+
     /// Whether every result is confirmed.
     pub(crate) fn is_settled(&self) -> bool {
         self.unsent.is_empty() && self.sent_unpinged.is_empty() && self.awaiting.is_empty()

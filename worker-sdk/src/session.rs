@@ -5,7 +5,7 @@
 //! Everything happens on one task in one `select!` loop; the handlers run on
 //! their own tasks and report back through the worker state's outcome channel.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ use tracing::{debug, info};
 
 use crate::Job;
 use crate::connect::Stream;
-use crate::results::Report;
 use crate::state::WorkerState;
 use crate::stats::{Counter, Gauge};
 
@@ -73,9 +72,6 @@ struct Session {
     heartbeat_interval: Duration,
     quiet_bound: Duration,
     max_message_bytes: usize,
-    /// Results sent again on this stream, by jid: if the gateway delivers one
-    /// of these jobs again, the result is repeated instead of the job rerun.
-    resent: HashMap<String, Report>,
 }
 
 type Step = Result<(), SessionEnd>;
@@ -102,10 +98,16 @@ pub(crate) async fn run(state: &mut WorkerState, stream: Stream) -> SessionEnd {
         0 => DEFAULT_GATEWAY_MAX_BYTES,
         n => n as usize,
     };
+    state.stream_seq += 1;
     let again = state.results.requeue_unconfirmed(now);
     if !again.is_empty() {
         info!(count = again.len(), "re-sending unconfirmed results");
         state.stats.add(Counter::ResultsResent, again.len() as u64);
+    }
+    // Everything still unconfirmed is from an earlier stream now.
+    let earlier: Vec<_> = state.results.pending().cloned().collect();
+    for report in earlier {
+        state.carry(report);
     }
     info!(
         session = %welcome.session_id,
@@ -126,12 +128,14 @@ pub(crate) async fn run(state: &mut WorkerState, stream: Stream) -> SessionEnd {
         heartbeat_interval,
         quiet_bound,
         max_message_bytes,
-        resent: again.into_iter().map(|r| (r.jid().to_owned(), r)).collect(),
     };
-    match session.run(state).await {
+    let end = match session.run(state).await {
         Ok(never) => match never {},
         Err(end) => end,
-    }
+    };
+    // Jobs of this stream that finish from now on belong to an earlier one.
+    state.stream_seq += 1;
+    end
 }
 
 impl Session {
@@ -249,10 +253,10 @@ impl Session {
                 // Redelivered while it still runs here (after a reconnect):
                 // its result, sent when it finishes, settles the new delivery.
                 debug!(jid = %job.jid(), "delivery of a job already running here");
-            } else if let Some(report) = self.resent.get(job.jid()) {
-                // Finished here before a reconnect: repeat the result instead
-                // of running the job twice.
-                state.results.push(report.clone(), now);
+            } else if let Some(report) = state.carried.remove(job.jid()) {
+                // Finished here, delivered on an earlier stream: repeat the
+                // result instead of running the job twice.
+                state.results.push(report, now);
             } else if self.drain.is_some() || !state.handlers.contains_key(job.jobtype()) {
                 release.push(job.jid().to_owned());
             } else {

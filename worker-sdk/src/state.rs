@@ -21,6 +21,9 @@ use crate::{Job, JobError, StatsHandle};
 /// Errtype of jobs still running when the shutdown timeout ran out.
 pub(crate) const SHUTDOWN_TIMEOUT_ERRTYPE: &str = "WorkerShutdownTimeout";
 
+/// The most results of earlier streams remembered.
+const MAX_CARRIED: usize = 100_000;
+
 /// A finished handler run, sent from the job's task to the stream owner.
 #[derive(Debug)]
 pub(crate) struct Outcome {
@@ -34,8 +37,15 @@ pub(crate) struct WorkerState {
     pub(crate) settings: Arc<Settings>,
     pub(crate) handlers: Arc<Handlers>,
     pub(crate) stats: StatsHandle,
-    /// Running handlers by jid.
-    pub(crate) running: HashMap<String, AbortHandle>,
+    /// Running handlers by jid, with the stream that delivered them.
+    pub(crate) running: HashMap<String, (AbortHandle, u64)>,
+    /// Which stream is open now; counts up when a stream opens and when it
+    /// ends, so jobs finishing between streams count as from an earlier one.
+    pub(crate) stream_seq: u64,
+    /// Results of jobs delivered on an earlier stream. The gateway may hand
+    /// such a job out again after a reconnect; the result is then repeated
+    /// instead of the job being run twice.
+    pub(crate) carried: HashMap<String, Report>,
     outcomes_tx: mpsc::Sender<Outcome>,
     pub(crate) outcomes_rx: mpsc::Receiver<Outcome>,
     pub(crate) results: Results,
@@ -65,6 +75,8 @@ impl WorkerState {
             handlers,
             stats,
             running: HashMap::new(),
+            stream_seq: 0,
+            carried: HashMap::new(),
             outcomes_tx,
             outcomes_rx,
             shutdown,
@@ -131,7 +143,8 @@ impl WorkerState {
             }
             .instrument(span),
         );
-        self.running.insert(jid, task.abort_handle());
+        self.running
+            .insert(jid, (task.abort_handle(), self.stream_seq));
         self.stats.add(Counter::Started, 1);
         self.update_running_gauge();
         true
@@ -140,9 +153,9 @@ impl WorkerState {
     /// Turns a handler's outcome into a queued result. Outcomes of jobs no
     /// longer tracked (failed by the shutdown timeout) are dropped.
     pub(crate) fn absorb(&mut self, outcome: Outcome) {
-        if self.running.remove(&outcome.jid).is_none() {
+        let Some((_, delivered_on)) = self.running.remove(&outcome.jid) else {
             return;
-        }
+        };
         self.flow.on_completed(1);
         let report = match outcome.result {
             Ok(()) => {
@@ -163,16 +176,28 @@ impl WorkerState {
                 })
             }
         };
+        if delivered_on != self.stream_seq {
+            self.carry(report.clone());
+        }
         self.results.push(report, Instant::now());
         self.update_running_gauge();
+    }
+
+    /// Remembers the result of a job from an earlier stream (bounded: the
+    /// memory is only an optimisation against running a job twice).
+    pub(crate) fn carry(&mut self, report: Report) {
+        if self.carried.len() >= MAX_CARRIED {
+            self.carried.clear();
+        }
+        self.carried.insert(report.jid().to_owned(), report);
     }
 
     /// Aborts every running handler and reports its job as failed with
     /// [`SHUTDOWN_TIMEOUT_ERRTYPE`]. Returns how many there were.
     pub(crate) fn time_out_running(&mut self) -> usize {
         let now = Instant::now();
-        let timed_out: Vec<(String, AbortHandle)> = self.running.drain().collect();
-        for (jid, task) in &timed_out {
+        let timed_out: Vec<(String, (AbortHandle, u64))> = self.running.drain().collect();
+        for (jid, (task, _)) in &timed_out {
             task.abort();
             warn!(jid = %jid, "job still running at the shutdown timeout");
             self.results.push(

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faktory_gateway_worker::{Job, JobError, StatsHandle, StopReason, Worker, WorkerBuilder};
+use link_emulator::LinkEmulator;
 use support::stack::{Stack, eventually, push};
 use support::{Concurrent, gated};
 use tokio::sync::{Semaphore, oneshot};
@@ -194,6 +195,63 @@ async fn a_gateway_restart_mid_run_costs_a_pause_not_jobs() {
     assert!(
         faktory.retries().is_empty() && faktory.dead().is_empty(),
         "no retry was used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_costs_a_pause_not_jobs() {
+    // With a redelivery grace, the gateway keeps the cut worker's jobs for it.
+    let stack = Stack::start(&["--redelivery-grace-ms", "10000"]).await;
+    let link = LinkEmulator::start(stack.gateway.addr(), Duration::from_millis(1))
+        .await
+        .unwrap();
+    let jids = push(&stack.gateway.url(), "work", "[]", None, 2_000).await;
+    let runs = Runs::default();
+    let r = runs.clone();
+    let (stats, stop, task) = spawn(
+        worker(&stack)
+            .gateway(format!("http://{}", link.addr()))
+            .concurrency(20)
+            .register("work", move |job: Job| {
+                r.record(job.jid());
+                async {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    Ok(())
+                }
+            }),
+    );
+    eventually("some progress", || runs.distinct() >= 300).await;
+    link.cut_all();
+    let faktory = stack.faktory.handle();
+    eventually("every job ran and Faktory is empty", || {
+        // Jobs the gateway released while no worker was connected come back
+        // as copies scheduled 1 s ahead.
+        if faktory.scheduled_len() > 0 {
+            faktory.advance_clock(Duration::from_secs(2));
+        }
+        runs.distinct() == 2_000
+            && faktory.total_queued() == 0
+            && faktory.scheduled_len() == 0
+            && faktory.reserved_jids().is_empty()
+    })
+    .await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+    assert_eq!(
+        runs.snapshot().keys().cloned().collect::<HashSet<_>>(),
+        jids.into_iter().collect()
+    );
+    let s = stats.snapshot();
+    assert!(s.sessions >= 2, "the worker reconnected: {s:?}");
+    assert!(
+        faktory.retries().is_empty() && faktory.dead().is_empty(),
+        "no retry was used"
+    );
+    // Jobs caught by the cut were redelivered to the reconnected worker; those
+    // it had finished were answered from its memory, not run again.
+    assert!(
+        runs.snapshot().values().all(|n| *n == 1),
+        "a job ran twice: {s:?}"
     );
 }
 

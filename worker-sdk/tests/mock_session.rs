@@ -252,3 +252,27 @@ async fn a_gateway_drain_releases_prefetched_jobs_and_reconnects() {
     );
     mock.with(|r| assert_eq!(r.acked.iter().collect::<HashSet<_>>().len(), 30));
 }
+
+#[tokio::test]
+async fn a_silent_stream_is_torn_down_and_reopened() {
+    let mock = MockGateway::start().await;
+    mock.push("work", "[]", 20);
+    let gate = Arc::new(Semaphore::new(0));
+    let worker = builder(&mock)
+        .concurrency(5)
+        .register("work", gated(&gate, &Arc::default()))
+        .build()
+        .unwrap();
+    let stats = worker.stats();
+    let run = tokio::spawn(worker.run());
+    mock.wait_for(|r| r.deliveries >= 5).await;
+    // The gateway goes silent; the worker notices after the heartbeat timeout
+    // (500 ms in the mock's welcome) and opens a new stream.
+    mock.mute();
+    mock.wait_for(|r| r.hellos.len() >= 2).await;
+    gate.add_permits(1000);
+    mock.wait_for(|r| r.acked.iter().collect::<HashSet<_>>().len() == 20)
+        .await;
+    run.abort();
+    assert!(stats.snapshot().sessions >= 2);
+}

@@ -52,6 +52,8 @@ struct Shared {
     /// Cancelling the current token ends every open stream.
     cut: Mutex<CancellationToken>,
     drain: Mutex<CancellationToken>,
+    /// Cancelling the current token makes every open stream go silent.
+    mute: Mutex<CancellationToken>,
     next_session: Mutex<u64>,
 }
 
@@ -64,6 +66,7 @@ impl MockGateway {
             changed: Notify::new(),
             cut: Mutex::new(CancellationToken::new()),
             drain: Mutex::new(CancellationToken::new()),
+            mute: Mutex::new(CancellationToken::new()),
             next_session: Mutex::new(0),
         });
         let stop = CancellationToken::new();
@@ -123,6 +126,13 @@ impl MockGateway {
     pub fn drain(&self) {
         let mut drain = self.shared.drain.lock().unwrap();
         std::mem::take(&mut *drain).cancel();
+    }
+
+    /// Makes every open stream go silent without closing it (a black-holed
+    /// connection): nothing more is sent or read.
+    pub fn mute(&self) {
+        let mut mute = self.shared.mute.lock().unwrap();
+        std::mem::take(&mut *mute).cancel();
     }
 
     /// Resolves once `pred` holds (re-checked whenever the record changes).
@@ -186,8 +196,8 @@ impl Gateway for Service {
         let (tx, rx) = mpsc::channel(64);
         let welcome = v1::Welcome {
             session_id: format!("s{session}"),
-            heartbeat_interval_ms: 1000,
-            heartbeat_timeout_ms: 5000,
+            heartbeat_interval_ms: 100,
+            heartbeat_timeout_ms: 500,
             window,
             max_window: 100_000,
             max_message_bytes: 4 << 20,
@@ -197,6 +207,7 @@ impl Gateway for Service {
             .unwrap();
         let cut = self.shared.cut.lock().unwrap().clone();
         let drain = self.shared.drain.lock().unwrap().clone();
+        let mute = self.shared.mute.lock().unwrap().clone();
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let mut conn = Conn {
@@ -205,7 +216,7 @@ impl Gateway for Service {
                 window,
                 tx,
             };
-            conn.run(inbound, cut, drain).await;
+            conn.run(inbound, cut, drain, mute).await;
             conn.close();
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx)) as Out))
@@ -229,6 +240,7 @@ impl Conn {
         mut inbound: Streaming<v1::WorkerMessage>,
         cut: CancellationToken,
         drain: CancellationToken,
+        mute: CancellationToken,
     ) {
         let mut drained = false;
         loop {
@@ -241,6 +253,11 @@ impl Conn {
             }
             let changed = self.shared.changed.notified();
             tokio::select! {
+                _ = mute.cancelled() => {
+                    // Silent but open: read and ignore until the worker hangs up.
+                    while let Some(Ok(_)) = inbound.next().await {}
+                    return;
+                }
                 _ = cut.cancelled() => {
                     let _ = self.tx.send(Err(Status::unavailable("cut"))).await;
                     return;

@@ -88,13 +88,20 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Gateway flags tuned for tests: jobs of a vanished worker go straight
-    /// back, and shutdown does not linger.
+    /// Gateway flags tuned for tests unless `extra` sets them: jobs of a
+    /// vanished worker go straight back, and shutdown does not linger.
     pub async fn start(extra: &[&str]) -> Stack {
         super::init_tracing();
         let faktory = TestServer::start().await.expect("test server");
-        let mut flags = vec!["--redelivery-grace-ms", "0", "--shutdown-grace-ms", "5000"];
-        flags.extend_from_slice(extra);
+        let mut flags = extra.to_vec();
+        for (flag, value) in [
+            ("--redelivery-grace-ms", "0"),
+            ("--shutdown-grace-ms", "5000"),
+        ] {
+            if !extra.contains(&flag) {
+                flags.extend([flag, value]);
+            }
+        }
         let gateway = Gateway::start(&faktory.url(), &flags).await;
         Stack { faktory, gateway }
     }
