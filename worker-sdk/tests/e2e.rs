@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faktory_gateway_worker::{Job, JobError, StatsHandle, StopReason, Worker, WorkerBuilder};
+use faktory_test_server::ServerHandle;
 use link_emulator::LinkEmulator;
 use support::stack::{Stack, eventually, push};
 use support::{Concurrent, gated};
@@ -58,6 +59,43 @@ fn recording(
         runs.record(job.jid());
         futures::future::ready(Ok(()))
     }
+}
+
+/// A handler that records its run and takes a millisecond.
+fn brief(
+    runs: &Runs,
+) -> impl Fn(Job) -> futures::future::BoxFuture<'static, Result<(), JobError>> + Send + Sync + 'static
+{
+    let runs = runs.clone();
+    move |job: Job| {
+        runs.record(job.jid());
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok(())
+        })
+    }
+}
+
+/// Waits until every one of `jids` ran and Faktory holds nothing, then checks
+/// no retry was used. Jobs a gateway released back to Faktory return as copies
+/// scheduled 1 s ahead: the clock is moved instead of waiting for them.
+async fn all_ran_and_faktory_empty(faktory: &ServerHandle, runs: &Runs, jids: &[String]) {
+    eventually("every job ran and Faktory is empty", || {
+        if faktory.scheduled_len() > 0 {
+            faktory.advance_clock(Duration::from_secs(2));
+        }
+        runs.distinct() == jids.len()
+            && faktory.total_queued() == 0
+            && faktory.scheduled_len() == 0
+            && faktory.reserved_jids().is_empty()
+    })
+    .await;
+    let ran: HashSet<String> = runs.snapshot().into_keys().collect();
+    assert_eq!(ran, jids.iter().cloned().collect());
+    assert!(
+        faktory.retries().is_empty() && faktory.dead().is_empty(),
+        "no retry was used"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,43 +197,17 @@ async fn a_gateway_restart_mid_run_costs_a_pause_not_jobs() {
     let mut stack = Stack::start(&[]).await;
     let jids = push(&stack.gateway.url(), "work", "[]", None, 3_000).await;
     let runs = Runs::default();
-    let r = runs.clone();
-    let (stats, stop, task) = spawn(worker(&stack).concurrency(50).register(
-        "work",
-        move |job: Job| {
-            r.record(job.jid());
-            async {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                Ok(())
-            }
-        },
-    ));
+    let (stats, stop, task) = spawn(
+        worker(&stack)
+            .concurrency(50)
+            .register("work", brief(&runs)),
+    );
     eventually("some progress", || runs.distinct() >= 500).await;
     stack.gateway.restart().await;
-    let faktory = stack.faktory.handle();
-    eventually("every job ran and Faktory is empty", || {
-        // Jobs the old gateway released come back as copies scheduled 1 s
-        // ahead: move the clock instead of waiting for the scheduler.
-        if faktory.scheduled_len() > 0 {
-            faktory.advance_clock(Duration::from_secs(2));
-        }
-        runs.distinct() == 3_000
-            && faktory.total_queued() == 0
-            && faktory.scheduled_len() == 0
-            && faktory.reserved_jids().is_empty()
-    })
-    .await;
+    all_ran_and_faktory_empty(&stack.faktory.handle(), &runs, &jids).await;
     stop.send(()).unwrap();
     assert_eq!(task.await.unwrap(), StopReason::Shutdown);
-    assert_eq!(
-        runs.snapshot().keys().cloned().collect::<HashSet<_>>(),
-        jids.into_iter().collect()
-    );
     assert!(stats.snapshot().sessions >= 2, "the worker reconnected");
-    assert!(
-        faktory.retries().is_empty() && faktory.dead().is_empty(),
-        "no retry was used"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,46 +219,19 @@ async fn a_cut_connection_costs_a_pause_not_jobs() {
         .unwrap();
     let jids = push(&stack.gateway.url(), "work", "[]", None, 2_000).await;
     let runs = Runs::default();
-    let r = runs.clone();
     let (stats, stop, task) = spawn(
         worker(&stack)
             .gateway(format!("http://{}", link.addr()))
             .concurrency(20)
-            .register("work", move |job: Job| {
-                r.record(job.jid());
-                async {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    Ok(())
-                }
-            }),
+            .register("work", brief(&runs)),
     );
     eventually("some progress", || runs.distinct() >= 300).await;
     link.cut_all();
-    let faktory = stack.faktory.handle();
-    eventually("every job ran and Faktory is empty", || {
-        // Jobs the gateway released while no worker was connected come back
-        // as copies scheduled 1 s ahead.
-        if faktory.scheduled_len() > 0 {
-            faktory.advance_clock(Duration::from_secs(2));
-        }
-        runs.distinct() == 2_000
-            && faktory.total_queued() == 0
-            && faktory.scheduled_len() == 0
-            && faktory.reserved_jids().is_empty()
-    })
-    .await;
+    all_ran_and_faktory_empty(&stack.faktory.handle(), &runs, &jids).await;
     stop.send(()).unwrap();
     assert_eq!(task.await.unwrap(), StopReason::Shutdown);
-    assert_eq!(
-        runs.snapshot().keys().cloned().collect::<HashSet<_>>(),
-        jids.into_iter().collect()
-    );
     let s = stats.snapshot();
     assert!(s.sessions >= 2, "the worker reconnected: {s:?}");
-    assert!(
-        faktory.retries().is_empty() && faktory.dead().is_empty(),
-        "no retry was used"
-    );
     // Jobs caught by the cut were redelivered to the reconnected worker; those
     // it had finished were answered from its memory, not run again.
     assert!(
