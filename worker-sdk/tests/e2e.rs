@@ -8,13 +8,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use faktory_gateway_worker::{Job, JobError, StatsHandle, StopReason, Worker, WorkerBuilder};
+use faktory_gateway_worker::proto::gateway_client::GatewayClient;
+use faktory_gateway_worker::{
+    Error, Job, JobError, StatsHandle, StopReason, Worker, WorkerBuilder,
+};
 use faktory_test_server::ServerHandle;
 use link_emulator::LinkEmulator;
-use support::stack::{Stack, eventually, push};
+use support::stack::{Stack, eventually, push, push_via};
 use support::{Concurrent, gated};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 /// How many times each jid ran.
 #[derive(Clone, Default)]
@@ -325,4 +329,66 @@ async fn concurrency_10_and_max_prefetch_5_never_hold_more_than_15() {
     assert!(concurrent.peak() <= 10);
     assert!(stats.snapshot().window <= 15);
     eprintln!("peak reserved at quiescent points: {peak_reserved}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_a_worker_token() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "sdk-tls-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let stack = Stack::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--worker-token",
+        "s3cret",
+    ])
+    .await;
+    let url = format!("https://localhost:{}", stack.gateway.addr().port());
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&cert_pem))
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(url.clone())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let jids = push_via(&mut GatewayClient::new(channel), "secure", "[]", None, 100).await;
+
+    let tls_worker = || {
+        Worker::builder()
+            .gateway(url.clone())
+            .tls_ca_pem(cert_pem.clone())
+            .tls_domain("localhost")
+            .register("secure", |_job: Job| async { Ok(()) })
+    };
+    let refused = tls_worker().build().unwrap().run().await;
+    assert!(
+        matches!(&refused, Err(Error::Refused { status }) if status.code() == tonic::Code::Unauthenticated),
+        "{refused:?}"
+    );
+
+    let runs = Runs::default();
+    let (_, stop, task) = spawn(
+        tls_worker()
+            .token("s3cret")
+            .register("secure", recording(&runs)),
+    );
+    eventually("all jobs ran over TLS", || runs.distinct() == 100).await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+    let ran: HashSet<String> = runs.snapshot().into_keys().collect();
+    assert_eq!(ran, jids.into_iter().collect());
+    let _ = std::fs::remove_dir_all(&dir);
 }

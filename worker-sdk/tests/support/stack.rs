@@ -12,6 +12,7 @@ use faktory_test_server::TestServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 /// The task running `faktory_gateway::serve`.
 type ServeTask = JoinHandle<Result<(), faktory_gateway::Error>>;
@@ -119,6 +120,17 @@ pub async fn push(
     let mut client = GatewayClient::connect(gateway_url.to_owned())
         .await
         .expect("connect");
+    push_via(&mut client, jobtype, args, retry, n).await
+}
+
+/// Like [`push`], over an existing client.
+pub async fn push_via(
+    client: &mut GatewayClient<Channel>,
+    jobtype: &str,
+    args: &str,
+    retry: Option<i32>,
+    n: usize,
+) -> Vec<String> {
     let mut jids = Vec::with_capacity(n);
     let mut pushed = 0;
     while pushed < n {
