@@ -238,8 +238,9 @@ impl Delivery {
     }
 
     /// Drains and stops the delivery path: stops fetching, sends every worker
-    /// a drain notice with a deadline `shutdown_grace` ahead, waits until the
-    /// workers hold no more jobs (or the deadline is near), ends the sessions,
+    /// a drain notice with a deadline (the shutdown grace minus a slice of at
+    /// most 2 s kept for releasing), waits until the workers hold no more
+    /// jobs or the deadline passes, ends the sessions,
     /// releases every job still held back to Faktory (PUSH copy + ACK, no
     /// retry used), waits for the relays to send it all, and closes every
     /// Faktory connection with END.
