@@ -729,3 +729,73 @@ async fn the_gateway_registers_with_faktory_as_one_process() {
     gateway.stop().await.expect("clean shutdown");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waits_for_a_worker_of_its_type_within_the_grace() {
+    let server = common::faktory().await;
+    let handle = server.handle();
+    let gateway = Gateway::start(&server.url(), &["--unknown-jobtype-grace-ms", "60000"]).await;
+    let mut x = TestWorker::connect(
+        &gateway,
+        Hello {
+            jobtypes: vec!["x".into()],
+            ..hello("x", &["default"], 5)
+        },
+    )
+    .await
+    .unwrap();
+    let pushed = jobs("late", 1, "default", "y");
+    let jid = pushed[0].jid.clone();
+    common::push_with(gateway.client().await, pushed).await;
+    // The y job is fetched for x's open window but x does not run it; it
+    // waits in the gateway instead of being failed at once.
+    eventually(
+        "the gateway fetched the y job",
+        Duration::from_secs(10),
+        || handle.reserved_jids().contains(&jid),
+    )
+    .await;
+    assert!(x.sync(1).await.is_empty());
+    let mut y = TestWorker::connect(
+        &gateway,
+        Hello {
+            jobtypes: vec!["y".into()],
+            ..hello("y", &["default"], 5)
+        },
+    )
+    .await
+    .unwrap();
+    let got = y.jobs().await;
+    assert_eq!(
+        got.iter().map(jid_of).collect::<Vec<_>>(),
+        vec![jid.clone()]
+    );
+    y.ack(vec![jid.clone()]).await;
+    assert!(y.sync(1).await.is_empty());
+    drop((x, y));
+    gateway.stop().await.expect("clean shutdown");
+    assert_eq!(handle.counters().failed, 0);
+    assert_all_gone(&handle, &[jid]);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_larger_window_brings_more_jobs() {
+    let (server, gateway, jids) = scenario("win", 10, &[]).await;
+    let mut worker = TestWorker::connect(&gateway, hello("w", &["default"], 4))
+        .await
+        .unwrap();
+    let mut held: Vec<String> = receive(&mut worker, 4).await.iter().map(jid_of).collect();
+    worker
+        .send(worker_message::Kind::Window(
+            faktory_gateway_proto::v1::WindowUpdate { window: 10 },
+        ))
+        .await;
+    held.extend(receive(&mut worker, 6).await.iter().map(jid_of));
+    worker.ack(held).await;
+    assert!(worker.sync(1).await.is_empty());
+    drop(worker);
+    gateway.stop().await.expect("clean shutdown");
+    assert_all_gone(&server.handle(), &jids);
+    server.shutdown().await;
+}
