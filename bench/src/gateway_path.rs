@@ -22,17 +22,23 @@ pub struct SdkWorkers {
 impl SdkWorkers {
     /// Starts one SDK worker with `concurrency` handler slots serving
     /// `queue` through the gateway at `gateway_url`, each job handled by
-    /// `probe`. Connects in the background.
+    /// `probe`; `max_prefetch` overrides the SDK's prefetch cap. Connects in
+    /// the background.
     ///
     /// Fails when the SDK rejects the configuration.
     pub fn start(
         gateway_url: &str,
         queue: &str,
         concurrency: usize,
+        max_prefetch: Option<u32>,
         probe: Arc<Probe>,
     ) -> Result<SdkWorkers, Error> {
         let cancel = CancellationToken::new();
-        let worker = Worker::builder()
+        let mut builder = Worker::builder();
+        if let Some(max_prefetch) = max_prefetch {
+            builder = builder.max_prefetch(max_prefetch);
+        }
+        let worker = builder
             .gateway(gateway_url)
             .queues([queue])
             .concurrency(concurrency)

@@ -28,6 +28,8 @@ pub struct Env {
     pub gateway_exe: std::path::PathBuf,
     /// Extra arguments for every gateway child.
     pub gateway_args: Vec<String>,
+    /// Overrides the worker SDK's prefetch cap (`None`: the SDK default).
+    pub sdk_max_prefetch: Option<u32>,
 }
 
 enum Workers {
@@ -94,7 +96,13 @@ impl Load {
             }
             WorkerPath::Gateway { concurrency } => {
                 let url = format!("http://{}", link.addr());
-                let workers = SdkWorkers::start(&url, queue, concurrency, Arc::clone(&probe))?;
+                let workers = SdkWorkers::start(
+                    &url,
+                    queue,
+                    concurrency,
+                    env.sdk_max_prefetch,
+                    Arc::clone(&probe),
+                )?;
                 (Workers::Sdk(workers), 1)
             }
         };

@@ -274,7 +274,7 @@ impl Plan {
             pushes,
             cpu_cost: true,
             timing: Timing {
-                warmup: ms(2000),
+                warmup: ms(3000),
                 measure: ms(5000),
                 latency: ms(2000),
                 settle_limit: ms(30_000),
@@ -328,8 +328,10 @@ impl Plan {
             pushes,
             cpu_cost: true,
             timing: Timing {
-                warmup: ms(1000),
-                measure: ms(1500),
+                // The SDK's prefetch window needs a few seconds to ramp up
+                // across a 200 ms link; measuring earlier understates it.
+                warmup: ms(2500),
+                measure: ms(2000),
                 latency: ms(500),
                 settle_limit: ms(20_000),
                 drain_limit: ms(5_000),

@@ -46,6 +46,9 @@ struct Args {
     /// Extra argument for every gateway (repeat), e.g. `--gateway-arg=--fetch-concurrency=8`.
     #[arg(long = "gateway-arg", allow_hyphen_values = true)]
     gateway_args: Vec<String>,
+    /// Override the worker SDK's prefetch cap (default: the SDK's own).
+    #[arg(long)]
+    sdk_max_prefetch: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +102,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         faktory_addr: target.addr(),
         gateway_exe: std::env::current_exe().context("locate the bench binary")?,
         gateway_args: args.gateway_args.clone(),
+        sdk_max_prefetch: args.sdk_max_prefetch,
     };
     let scenarios: Vec<_> = plan
         .scenarios
@@ -123,6 +127,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         target.describe()
     ));
 
+    let load_at_start = load_average();
     let mut all_ok = true;
     let mut throughput = Vec::new();
     for (index, scenario) in scenarios.iter().enumerate() {
@@ -182,7 +187,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let targets = evaluate(&throughput, &push, cpu_cost.as_ref());
     let report = Report {
         mode: plan.mode.to_owned(),
-        machine: machine(),
+        machine: format!(
+            "{}; load average {load_at_start} at start, {} at end",
+            machine(),
+            load_average()
+        ),
         faktory: target.describe(),
         throughput,
         push,
@@ -217,9 +226,9 @@ fn push_total(mode: &str, push: PushMode) -> usize {
         }
         PushMode::Batch { .. } => {
             if short {
-                20_000
-            } else {
                 100_000
+            } else {
+                300_000
             }
         }
     }
@@ -247,4 +256,12 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown cpu".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{model}, {cores} cores")
+}
+
+/// The 1-minute load average: other work on the machine skews every number.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }

@@ -115,6 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &format!("http://{}", link.addr()),
         QUEUE,
         args.concurrency,
+        None,
         Arc::clone(&probe),
     )?;
     progress.line(&format!(
@@ -180,6 +181,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         faktory_addr: target.addr(),
         gateway_exe: std::env::current_exe()?,
         gateway_args: Vec::new(),
+        sdk_max_prefetch: None,
     };
     let direct = Scenario {
         path: WorkerPath::Direct {
