@@ -1,0 +1,127 @@
+//! [`Fleet`]: the SDK workers of the run. Each slot runs one
+//! `faktory_gateway_worker::Worker`; a slot can be aborted (its task dropped,
+//! no graceful shutdown: the stream just breaks) and refilled with a fresh
+//! worker. Every fourth slot runs a slow handler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use faktory_gateway_worker::{Job, JobError, StopReason, Worker};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::plan::{INJECTED, JOBTYPE, QUEUE};
+use crate::record::Record;
+
+/// Handler concurrency of each worker.
+const CONCURRENCY: usize = 16;
+/// How long a slow worker's handler takes.
+const SLOW_HANDLER: Duration = Duration::from_millis(5);
+/// Graceful shutdown limit of a worker at the end of the run.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Slot {
+    slow: bool,
+    stop: CancellationToken,
+    task: JoinHandle<Result<StopReason, faktory_gateway_worker::Error>>,
+}
+
+/// The workers; see the module docs.
+pub(crate) struct Fleet {
+    gateway_url: String,
+    record: Arc<Record>,
+    slots: Vec<Slot>,
+    started: u64,
+}
+
+impl Fleet {
+    /// Starts `n` workers against `gateway_url`.
+    pub(crate) fn start(
+        gateway_url: String,
+        record: Arc<Record>,
+        n: usize,
+    ) -> anyhow::Result<Fleet> {
+        let mut fleet = Fleet {
+            gateway_url,
+            record,
+            slots: Vec::with_capacity(n),
+            started: 0,
+        };
+        for i in 0..n {
+            let slot = fleet.spawn(i % 4 == 0)?;
+            fleet.slots.push(slot);
+        }
+        Ok(fleet)
+    }
+
+    /// How many slots there are.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn spawn(&mut self, slow: bool) -> anyhow::Result<Slot> {
+        self.started += 1;
+        let record = self.record.clone();
+        let stop = CancellationToken::new();
+        let worker = Worker::builder()
+            .gateway(self.gateway_url.clone())
+            .worker_id(format!("chaos-worker-{}", self.started))
+            .queues([QUEUE])
+            .concurrency(CONCURRENCY)
+            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
+            .shutdown_timeout(SHUTDOWN_TIMEOUT)
+            .register(JOBTYPE, move |job: Job| handle(job, record.clone(), slow))
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .build()
+            .context("build a worker")?;
+        Ok(Slot {
+            slow,
+            stop,
+            task: tokio::spawn(worker.run()),
+        })
+    }
+
+    /// Aborts the worker in slot `index` (no graceful shutdown) and starts a
+    /// fresh one there.
+    pub(crate) fn abort_and_replace(&mut self, index: usize) -> anyhow::Result<()> {
+        let slow = self.slots[index].slow;
+        self.slots[index].task.abort();
+        self.slots[index] = self.spawn(slow)?;
+        Ok(())
+    }
+
+    /// Shuts every worker down gracefully and waits for them; returns how
+    /// many stopped cleanly.
+    pub(crate) async fn stop(self) -> usize {
+        for slot in &self.slots {
+            slot.stop.cancel();
+        }
+        let mut clean = 0;
+        for slot in self.slots {
+            if let Ok(Ok(Ok(StopReason::Shutdown))) =
+                tokio::time::timeout(SHUTDOWN_TIMEOUT * 2, slot.task).await
+            {
+                clean += 1;
+            }
+        }
+        clean
+    }
+}
+
+/// The handler: records the run, waits if slow, fails by injection where the
+/// plan says so, otherwise succeeds.
+async fn handle(job: Job, record: Arc<Record>, slow: bool) -> Result<(), JobError> {
+    let jid = job.jid().to_owned();
+    let errtype = job.failure().map(|f| f.errtype.clone());
+    let inject = record.start(&jid, errtype.as_deref());
+    if slow {
+        tokio::time::sleep(SLOW_HANDLER).await;
+    }
+    if inject {
+        record.injected(&jid);
+        return Err(JobError::new(INJECTED, "chaos: injected failure"));
+    }
+    record.succeeded(&jid);
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! [`Record`]: what the handlers saw, per jid: runs, successes, injected
+//! failures, and failure records left by anything other than the injection
+//! (a retry consumed by a gateway- or network-side event).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::plan::{Class, INJECTED, class_of};
+
+/// One jid's history as seen by handlers.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct JidRecord {
+    /// Handler runs started.
+    pub(crate) runs: u32,
+    /// Runs that succeeded.
+    pub(crate) successes: u32,
+    /// Runs failed by injection.
+    pub(crate) injected: u32,
+    /// Errtypes other than [`INJECTED`] found in the job's failure record.
+    pub(crate) foreign_errtypes: Vec<String>,
+}
+
+/// Shared by every handler of every worker.
+#[derive(Debug, Default)]
+pub(crate) struct Record {
+    jids: Mutex<HashMap<String, JidRecord>>,
+    /// Jids whose expected outcome the handlers have produced (a success,
+    /// or the injected failure of a dead-bound job), counted once each.
+    resolved: AtomicU64,
+    /// Handler runs in total.
+    runs: AtomicU64,
+}
+
+impl Record {
+    /// A handler starts `jid`; `errtype` is the job's failure record's.
+    /// Returns whether to fail it by injection.
+    pub(crate) fn start(&self, jid: &str, errtype: Option<&str>) -> bool {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let mut jids = self.jids.lock();
+        let entry = jids.entry(jid.to_owned()).or_default();
+        entry.runs += 1;
+        if let Some(errtype) = errtype.filter(|e| *e != INJECTED)
+            && !entry.foreign_errtypes.iter().any(|e| e == errtype)
+        {
+            entry.foreign_errtypes.push(errtype.to_owned());
+        }
+        class_of(jid).injects(errtype)
+    }
+
+    /// The handler failed `jid` by injection.
+    pub(crate) fn injected(&self, jid: &str) {
+        let mut jids = self.jids.lock();
+        let entry = jids.entry(jid.to_owned()).or_default();
+        entry.injected += 1;
+        if class_of(jid) == Class::FailToDead && entry.injected == 1 {
+            self.resolved.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The handler finished `jid` successfully.
+    pub(crate) fn succeeded(&self, jid: &str) {
+        let mut jids = self.jids.lock();
+        let entry = jids.entry(jid.to_owned()).or_default();
+        entry.successes += 1;
+        if entry.successes == 1 {
+            self.resolved.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Jids resolved so far (see [`Record::resolved`]'s field).
+    pub(crate) fn resolved(&self) -> u64 {
+        self.resolved.load(Ordering::Relaxed)
+    }
+
+    /// Handler runs so far.
+    pub(crate) fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    /// A copy of one jid's history.
+    pub(crate) fn get(&self, jid: &str) -> JidRecord {
+        self.jids.lock().get(jid).cloned().unwrap_or_default()
+    }
+}
