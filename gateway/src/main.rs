@@ -2,15 +2,64 @@
 //! environment fallbacks), sets up `tracing` from `RUST_LOG`, binds the gRPC
 //! port and runs [`faktory_gateway::serve`] until SIGINT or SIGTERM; exits 0
 //! after a clean drain.
+//!
+//! `faktory-gateway health` (in `health_check`) instead asks a running
+//! gateway whether it is SERVING and exits 0 only if so (the Docker image's
+//! `HEALTHCHECK`).
+
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use faktory_gateway::Config;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+mod health_check;
+
+/// The command line: the gateway's options, or a subcommand.
+#[derive(Parser)]
+#[command(
+    name = "faktory-gateway",
+    version,
+    long_about = None,
+    about = "A gRPC gateway that runs beside Faktory and streams jobs in bulk to remote workers.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ask a running gateway's gRPC health service whether it is SERVING
+    /// (exit 0) or not (exit 1). Needs no Faktory.
+    Health(health_check::HealthArgs),
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    match cli.command {
+        Some(Command::Health(args)) => {
+            let serving = runtime.block_on(health_check::run(&args))?;
+            Ok(if serving {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        None => {
+            runtime.block_on(run_gateway(cli.config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs the gateway until SIGINT or SIGTERM, then drains it.
+async fn run_gateway(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

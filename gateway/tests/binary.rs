@@ -1,11 +1,13 @@
 //! Tests of the `faktory-gateway` binary itself: it starts, serves, and on
 //! SIGTERM drains and exits 0; a bad option value exits non-zero naming the
-//! variable.
+//! variable; `faktory-gateway health` exits 0 only for a SERVING gateway
+//! (plain and TLS, address from `GATEWAY_LISTEN` as in the Docker image).
 
 mod common;
 
 use std::process::Stdio;
 
+use common::Gateway;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -70,4 +72,90 @@ async fn bad_option_values_exit_nonzero_naming_the_variable() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("FETCH_CONCURRENCY"), "{stderr}");
+}
+
+/// Runs `faktory-gateway health` with `args` and `env`; returns whether it
+/// exited 0, and its stdout.
+async fn health(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let output = Command::new(BINARY)
+        .arg("health")
+        .args(args)
+        .env_remove("GATEWAY_LISTEN")
+        .env_remove("GATEWAY_TLS_CERT")
+        .env_remove("GATEWAY_TLS_KEY")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run faktory-gateway health");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.success(), stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_exits_zero_only_for_a_serving_gateway() {
+    let server = common::faktory().await;
+    let gateway = Gateway::start(&server.url(), &[]).await;
+    let port = gateway.addr.port().to_string();
+
+    let (ok, out) = health(&["--addr", &format!("http://{}", gateway.addr)], &[]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("SERVING"), "{out}");
+    // As the Docker HEALTHCHECK runs it: the port of GATEWAY_LISTEN, with
+    // the wildcard address meaning loopback.
+    let listen = format!("0.0.0.0:{port}");
+    let (ok, out) = health(&[], &[("GATEWAY_LISTEN", &listen)]).await;
+    assert!(ok, "{out}");
+
+    // A port nobody listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed = free.local_addr().expect("addr");
+    drop(free);
+    let (ok, out) = health(&["--addr", &format!("http://{closed}")], &[]).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("UNREACHABLE"), "{out}");
+    let (ok, out) = health(&["--listen", &closed.to_string()], &[]).await;
+    assert!(!ok, "{out}");
+
+    // Once the gateway has stopped, nothing answers.
+    gateway.stop().await.expect("clean shutdown");
+    let (ok, out) = health(&[], &[("GATEWAY_LISTEN", &listen)]).await;
+    assert!(!ok, "{out}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_speaks_tls_when_the_gateway_has_a_certificate() {
+    let dir = std::env::temp_dir().join(format!("fg-health-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    let (cert, key) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+
+    let server = common::faktory().await;
+    let gateway = Gateway::start(&server.url(), &["--tls-cert", cert, "--tls-key", key]).await;
+    let listen = format!("0.0.0.0:{}", gateway.addr.port());
+    // The gateway's own environment: TLS on, its certificate trusted.
+    let env = [
+        ("GATEWAY_LISTEN", listen.as_str()),
+        ("GATEWAY_TLS_CERT", cert),
+        ("GATEWAY_TLS_KEY", key),
+    ];
+    let (ok, out) = health(&[], &env).await;
+    assert!(ok, "{out}");
+    assert!(out.starts_with("https://"), "{out}");
+    // Plaintext against the TLS port fails.
+    let (ok, out) = health(&["--addr", &format!("http://{}", gateway.addr)], &env).await;
+    assert!(!ok, "{out}");
+    // A certificate the gateway does not have is not trusted.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let other_path = dir.join("other.pem");
+    std::fs::write(&other_path, other.cert.pem()).expect("write cert");
+    let (ok, out) = health(&["--ca", other_path.to_str().expect("utf-8")], &env).await;
+    assert!(!ok, "{out}");
+
+    gateway.stop().await.expect("clean shutdown");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
