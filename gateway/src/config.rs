@@ -275,6 +275,14 @@ pub struct Config {
     )]
     pub shutdown_grace_ms: u64,
 
+    /// How often the gateway BEATs to Faktory as one worker process, in
+    /// milliseconds. Faktory's quiet/terminate (from its UI) reaches the
+    /// gateway with the next BEAT; Faktory drops a process silent for 60 s,
+    /// hence the upper bound.
+    #[arg(long, env = "GATEWAY_BEAT_INTERVAL_MS", value_name = "GATEWAY_BEAT_INTERVAL_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1..=50_000))]
+    pub beat_interval_ms: u64,
+
     /// Address of the Prometheus metrics endpoint (GET /metrics), or "off".
     #[arg(
         long,
@@ -385,6 +393,11 @@ impl Config {
         ms(self.lease_margin_ms)
     }
 
+    /// [`Config::beat_interval_ms`] as a duration.
+    pub fn beat_interval(&self) -> Duration {
+        ms(self.beat_interval_ms)
+    }
+
     /// [`Config::shutdown_grace_ms`] as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         ms(self.shutdown_grace_ms)
@@ -418,6 +431,7 @@ impl fmt::Debug for Config {
             .field("unknown_jobtype_grace_ms", &self.unknown_jobtype_grace_ms)
             .field("lease_margin_ms", &self.lease_margin_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("beat_interval_ms", &self.beat_interval_ms)
             .field("metrics_listen", &self.metrics_listen)
             .field("producer_token", &self.producer_token)
             .field("worker_token", &self.worker_token)
@@ -467,6 +481,7 @@ mod tests {
         assert_eq!(c.unknown_jobtype_grace(), Duration::from_secs(30));
         assert_eq!(c.lease_margin(), Duration::from_secs(10));
         assert_eq!(c.shutdown_grace(), Duration::from_secs(25));
+        assert_eq!(c.beat_interval(), Duration::from_secs(15));
         assert_eq!(c.metrics_listen, "0.0.0.0:9421".parse().unwrap());
         assert!(c.producer_token.is_none() && c.worker_token.is_none());
         assert!(c.tls_cert.is_none() && c.tls_key.is_none());
@@ -510,6 +525,7 @@ mod tests {
             ("--listen", "nowhere"),
             ("--faktory-url", "http://x"),
             ("--metrics-listen", "on"),
+            ("--beat-interval-ms", "60000"),
         ] {
             let arg = format!("{flag}={value}");
             let text = parse(&[&arg]).unwrap_err().to_string();

@@ -799,3 +799,143 @@ async fn a_larger_window_brings_more_jobs() {
     assert_all_gone(&server.handle(), &jids);
     server.shutdown().await;
 }
+
+/// A test server, a gateway registered as `wid` that BEATs every 100 ms
+/// (plus `flags`), and `n` jobs of type `t` pushed to `default`; waits until
+/// the gateway is registered, so that the server can signal it.
+async fn presence_scenario(
+    tag: &str,
+    wid: &str,
+    n: usize,
+    flags: &[&str],
+) -> (TestServer, Gateway, Vec<String>) {
+    let mut all = vec!["--wid", wid, "--beat-interval-ms", "100"];
+    all.extend_from_slice(flags);
+    let (server, gateway, jids) = scenario(tag, n, &all).await;
+    let handle = server.handle();
+    eventually("the gateway's HELLO", Duration::from_secs(10), || {
+        handle.workers().iter().any(|w| w.wid == wid)
+    })
+    .await;
+    (server, gateway, jids)
+}
+
+/// The next message that is not a job batch must be a drain notice; returns
+/// it (jobs arriving before it are counted into `jobs`).
+async fn drain_notice(
+    worker: &mut TestWorker,
+    jobs: &mut usize,
+) -> faktory_gateway_proto::v1::Drain {
+    loop {
+        match worker.recv().await {
+            Received::Jobs(more) => *jobs += more.len(),
+            Received::Drain(drain) => return drain,
+            other => panic!("expected a drain notice, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faktory_quiet_stops_fetching_and_drains_workers() {
+    let wid = format!("gw-quiet-{}", std::process::id());
+    let (server, gateway, _) = presence_scenario("fq", &wid, 20, &[]).await;
+    let handle = server.handle();
+    let mut worker = TestWorker::connect(&gateway, hello("w", &["default"], 5))
+        .await
+        .unwrap();
+    let held: Vec<String> = receive(&mut worker, 5).await.iter().map(jid_of).collect();
+
+    assert!(handle.set_quiet(&wid), "the gateway is registered");
+    let mut extra = 0;
+    let drain = drain_notice(&mut worker, &mut extra).await;
+    assert_eq!(drain.reason, "faktory_quiet");
+    assert!(drain.deadline_unix_ms > 0);
+    assert_eq!(extra, 0, "the window was full");
+    // Acks still reach Faktory, but the slots they reopen are not refilled.
+    worker.ack(held).await;
+    assert!(worker.sync(1).await.is_empty(), "no jobs after quiet");
+    eventually("acks relayed", Duration::from_secs(10), || {
+        handle.counters().acked == 5
+    })
+    .await;
+    // Let the gateway BEAT a few more times (each BEAT is a command at the
+    // server) and check it fetched nothing meanwhile.
+    let commands = handle.counters().commands;
+    eventually("three more BEATs", Duration::from_secs(10), || {
+        handle.counters().commands >= commands + 3
+    })
+    .await;
+    assert!(worker.sync(2).await.is_empty(), "no jobs after quiet");
+    assert_eq!(handle.counters().fetched, 5, "no FETCH after quiet");
+    assert_eq!(handle.total_queued(), 15);
+    assert!(handle.reserved_jids().is_empty());
+    // A worker that connects now is told at once and gets nothing.
+    let mut late = TestWorker::connect(&gateway, hello("late", &["default"], 5))
+        .await
+        .unwrap();
+    let mut jobs = 0;
+    assert_eq!(
+        drain_notice(&mut late, &mut jobs).await.reason,
+        "faktory_quiet"
+    );
+    assert!(late.sync(3).await.is_empty());
+    assert_eq!(jobs, 0);
+    drop((worker, late));
+    gateway.stop().await.expect("clean shutdown");
+    assert_eq!(
+        handle.total_queued(),
+        15,
+        "the quiet gateway left the queue alone"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faktory_terminate_releases_held_jobs_after_the_grace() {
+    let wid = format!("gw-term-{}", std::process::id());
+    let (server, gateway, jids) =
+        presence_scenario("ft", &wid, 10, &["--shutdown-grace-ms", "500"]).await;
+    let handle = server.handle();
+    let mut worker = TestWorker::connect(&gateway, hello("w", &["default"], 4))
+        .await
+        .unwrap();
+    receive(&mut worker, 4).await;
+    assert_eq!(handle.reserved_jids().len(), 4);
+
+    assert!(handle.set_terminate(&wid), "the gateway is registered");
+    let mut extra = 0;
+    let drain = drain_notice(&mut worker, &mut extra).await;
+    assert_eq!(drain.reason, "faktory_terminate");
+    assert_eq!(extra, 0, "the window was full");
+    // The worker sits on its jobs; after the grace the gateway takes them
+    // back and ends the stream.
+    loop {
+        match worker.recv().await {
+            Received::End(_) => break,
+            Received::Pong(_) => {}
+            other => panic!("expected the stream to end, got {other:?}"),
+        }
+    }
+    eventually(
+        "held jobs released back to faktory",
+        Duration::from_secs(10),
+        || handle.reserved_jids().is_empty() && handle.scheduled_len() == 4,
+    )
+    .await;
+    assert_eq!(handle.counters().failed, 0);
+    assert!(handle.retries().is_empty(), "no retry used");
+    assert!(handle.dead().is_empty());
+    // Release copies are scheduled 1 s ahead; let the scheduler run.
+    handle.advance_clock(Duration::from_secs(2));
+    assert_eq!(handle.total_queued(), 10, "every job back in its queue");
+    for jid in &jids {
+        let job = handle.job(jid).unwrap_or_else(|| panic!("{jid} lost"));
+        assert!(
+            job.get("failure").is_none_or(|f| f.is_null()),
+            "{jid}: {job}"
+        );
+    }
+    gateway.stop().await.expect("clean shutdown");
+    assert_eq!(handle.total_queued(), 10);
+    server.shutdown().await;
+}

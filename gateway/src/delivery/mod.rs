@@ -90,6 +90,8 @@ pub(crate) struct Settings {
     pub(crate) max_inbound_bytes: u32,
     /// How long workers get to finish when the gateway drains.
     pub(crate) shutdown_grace: Duration,
+    /// How often the gateway BEATs to Faktory.
+    pub(crate) beat_interval: Duration,
     /// The dispatcher's rules.
     pub(crate) rules: Rules,
 }
@@ -105,6 +107,7 @@ impl Settings {
             max_window: config.max_window.max(1),
             max_inbound_bytes: config.max_message_bytes,
             shutdown_grace: config.shutdown_grace(),
+            beat_interval: config.beat_interval(),
             rules: Rules {
                 redelivery_grace: config.redelivery_grace(),
                 unknown_jobtype_grace: config.unknown_jobtype_grace(),
@@ -369,6 +372,7 @@ pub(crate) mod tests_support {
             max_window: 100,
             max_inbound_bytes: 4 << 20,
             shutdown_grace: Duration::from_secs(5),
+            beat_interval: Duration::from_secs(15),
             rules: Rules {
                 redelivery_grace: Duration::from_secs(5),
                 unknown_jobtype_grace: Duration::from_secs(30),

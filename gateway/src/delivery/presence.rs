@@ -1,11 +1,11 @@
 //! Faktory presence: the gateway is one Faktory worker process. A dedicated
-//! connection says HELLO with the gateway's wid and BEATs every 15 s; when
+//! connection says HELLO with the gateway's wid and BEATs every
+//! `GATEWAY_BEAT_INTERVAL_MS` (default 15 s, as Faktory's own workers); when
 //! Faktory answers `quiet` the gateway stops fetching and drains its workers,
 //! and on `terminate` it also releases every job it holds once the drain
 //! grace has passed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use faktory_gateway_proto::v1::Drain;
 use tokio::time::Instant;
@@ -17,10 +17,6 @@ use super::lease::unix_now_ms;
 use super::link::Link;
 use crate::faktory::{BeatState, Identity};
 use crate::metrics::FaktoryOp;
-
-/// How often the gateway BEATs (Faktory's own workers use 15 s; 60 s without
-/// one and Faktory drops the process).
-pub(crate) const BEAT_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Runs the presence connection until `stop` fires, then ENDs it.
 pub(crate) async fn run(shared: Arc<Shared>, identity: Identity, stop: CancellationToken) {
@@ -50,7 +46,7 @@ pub(crate) async fn run(shared: Arc<Shared>, identity: Identity, stop: Cancellat
                 }
                 // Both arms are cancellation-safe.
                 tokio::select! {
-                    () = tokio::time::sleep(BEAT_INTERVAL) => {}
+                    () = tokio::time::sleep(shared.settings.beat_interval) => {}
                     () = stop.cancelled() => {}
                 }
             }
