@@ -939,3 +939,91 @@ async fn faktory_terminate_releases_held_jobs_after_the_grace() {
     assert_eq!(handle.total_queued(), 10);
     server.shutdown().await;
 }
+
+/// A test server whose FETCHes on empty queues block until a job arrives
+/// (for as long as the gateway waits), a gateway with one fetch connection
+/// and `flags`, and a worker with window 1 whose FETCH is parked at the
+/// server.
+async fn parked_fetch_scenario(flags: &[&str]) -> (TestServer, Gateway, TestWorker) {
+    let server = TestServer::start_with(faktory_test_server::ServerConfig {
+        fetch_block: Duration::from_secs(3600),
+        ..faktory_test_server::ServerConfig::default()
+    })
+    .await
+    .expect("start the faktory test server");
+    let handle = server.handle();
+    let mut all = vec!["--fetch-concurrency", "1"];
+    all.extend_from_slice(flags);
+    let gateway = Gateway::start(&server.url(), &all).await;
+    let worker = TestWorker::connect(&gateway, hello("w", &["default"], 1))
+        .await
+        .unwrap();
+    eventually(
+        "a FETCH parked at the server",
+        Duration::from_secs(10),
+        || handle.blocked_fetches() == 1,
+    )
+    .await;
+    (server, gateway, worker)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_from_a_fetch_in_flight_at_shutdown_is_released() {
+    let (server, gateway, mut worker) =
+        parked_fetch_scenario(&["--shutdown-grace-ms", "300"]).await;
+    let handle = server.handle();
+    let stopping = tokio::spawn(gateway.stop());
+    // The drain notice, or the stream's end (the worker holds nothing, so
+    // the session may end before the notice is read), comes after fetching
+    // stopped.
+    match worker.recv().await {
+        Received::Drain(drain) => assert_eq!(drain.reason, "shutdown"),
+        Received::End(Some(status)) => assert_eq!(status.code(), Code::Unavailable),
+        other => panic!("expected a drain notice, got {other:?}"),
+    }
+    // Now a job arrives, and Faktory hands it to the FETCH in flight.
+    let url = faktory_gateway::faktory::FaktoryUrl::parse(&server.url()).unwrap();
+    let mut conn = faktory_gateway::faktory::Connection::connect(&url, None)
+        .await
+        .unwrap();
+    let job = jobs("late", 1, "default", "t").remove(0);
+    conn.push(&faktory_gateway::job::to_faktory_json(&job).unwrap())
+        .await
+        .unwrap();
+    stopping
+        .await
+        .unwrap()
+        .expect("serve returns Ok after the drain");
+    drop(worker);
+
+    assert_eq!(handle.counters().fetched, 1, "the FETCH in flight got it");
+    assert!(
+        handle.reserved_jids().is_empty(),
+        "released, not left to its reservation"
+    );
+    assert_eq!(handle.counters().failed, 0);
+    assert!(handle.retries().is_empty(), "no retry used");
+    // The release copy comes back a second later.
+    handle.advance_clock(Duration::from_secs(2));
+    assert_eq!(handle.total_queued(), 1);
+    let back = handle.job(&job.jid).expect("back at faktory");
+    assert!(back.get("failure").is_none_or(|f| f.is_null()), "{back}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_when_faktory_never_answers_a_fetch() {
+    // The FETCH's deadline is the Faktory timeout plus 2 s per FETCH; the
+    // shutdown waits for it and no longer.
+    let (server, gateway, worker) =
+        parked_fetch_scenario(&["--shutdown-grace-ms", "100", "--faktory-timeout-ms", "300"]).await;
+    let started = Instant::now();
+    gateway.stop().await.expect("clean shutdown");
+    println!(
+        "shutdown with a FETCH never answered took {:.2?}",
+        started.elapsed()
+    );
+    drop(worker);
+    assert_eq!(server.handle().counters().fetched, 0);
+    server.shutdown().await;
+}

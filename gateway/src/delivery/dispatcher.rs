@@ -486,8 +486,15 @@ impl Dispatcher {
             *left = left.saturating_sub(n);
             if *left == 0 {
                 self.in_flight.remove(queues);
+                // The shutdown waits for the last FETCH in flight.
+                self.changed.notify_waiters();
             }
         }
+    }
+
+    /// Whether any claimed FETCH has not been answered yet.
+    pub(crate) fn fetches_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
     }
 
     /// Records the jobs a claimed fetch returned, all at once (see
@@ -531,8 +538,11 @@ impl Dispatcher {
         self.next_seq += 1;
         let jid = job.jid().to_owned();
         let mut lease = Lease::new(job, seq, fetched_at, fetched_unix_ms);
-        if self.closed {
-            // Arrived after the final release: straight back to Faktory.
+        if self.closed || !self.fetching {
+            // Arrived from a FETCH still in flight when fetching stopped
+            // (shutdown or Faktory's quiet: every session drains, none will
+            // take it) or after the final release: straight back to Faktory
+            // while the relays still run.
             lease.holder = Holder::Settling;
             self.settles.push_back(release_of(&lease));
             self.settle_wake.notify_waiters();
@@ -583,10 +593,16 @@ impl Dispatcher {
         self.fetch_wake.notify_waiters();
     }
 
-    /// Stops all fetching (Faktory said quiet, or shutdown).
+    /// Stops all fetching (Faktory said quiet, or shutdown): no more claims,
+    /// and jobs still arriving from FETCHes in flight are released at once.
     pub(crate) fn stop_fetching(&mut self) {
         self.fetching = false;
         self.fetch_wake.notify_waiters();
+    }
+
+    /// Whether fetching is on (see [`Dispatcher::stop_fetching`]).
+    pub(crate) fn is_fetching(&self) -> bool {
+        self.fetching
     }
 
     // ----- assignment ------------------------------------------------------
@@ -1102,6 +1118,27 @@ mod tests {
             d.take_settlements(1)[0].kind,
             SettleKind::Release { .. }
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_fetched_after_fetching_stopped_go_straight_back() {
+        let mut d = Dispatcher::new(rules());
+        let s = d.register(spec(&["q"], &[], 5)).unwrap();
+        let claim = d.claim_fetch().expect("open window");
+        d.stop_fetching();
+        assert!(!d.is_fetching());
+        assert!(d.fetches_in_flight());
+        // The FETCH was on the wire before fetching stopped; its job comes
+        // back now.
+        d.fetched(&claim, vec![raw("late", "q", "t")], Instant::now(), 0);
+        assert!(jids(&d.take_outgoing(s.id)).is_empty(), "not delivered");
+        let settles = d.take_settlements(10);
+        assert_eq!(settles.len(), 1, "released at once");
+        assert_eq!(settles[0].jid, "late");
+        assert_eq!(d.claim_fetch(), None);
+        assert!(!d.fetches_in_flight(), "the claim was answered");
+        d.settled(settles.into_iter().map(|s| (s.jid, s.seq)));
+        assert_eq!(d.lease_count(), 0);
     }
 
     #[tokio::test(start_paused = true)]

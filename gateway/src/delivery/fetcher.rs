@@ -14,10 +14,13 @@ use super::lease::unix_now_ms;
 use super::link::Link;
 use crate::metrics::FaktoryOp;
 
-/// Runs one fetch connection until `stop` fires. A FETCH already written is
-/// always read to its end, never cancelled half-way: the jobs it returns are
-/// reserved at Faktory and must reach the dispatcher (which releases them if
-/// nobody can take them).
+/// Runs one fetch connection until `stop` fires. No FETCH is written once
+/// the dispatcher has stopped fetching (checked under its lock right before
+/// writing). A FETCH already written is always read to its end, never
+/// cancelled half-way: the jobs it returns are reserved at Faktory and must
+/// reach the dispatcher, which releases them at once when fetching has
+/// stopped. The read is bounded by the connection's own limit
+/// ([`crate::faktory::ConnectOptions::fetch_limit`]).
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let wake = shared.dispatcher.lock().fetch_wake();
     let mut link = Link::new(None);
@@ -50,6 +53,15 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 continue;
             }
         };
+        {
+            // Shutdown (or Faktory's quiet) may have begun while this task
+            // was connecting: no FETCH goes out after that.
+            let mut d = shared.dispatcher.lock();
+            if !d.is_fetching() {
+                d.fetch_failed(&claim, 0);
+                continue;
+            }
+        }
         let started = Instant::now();
         let started_unix_ms = unix_now_ms();
         let mut handed = 0;

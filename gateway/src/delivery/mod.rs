@@ -16,6 +16,38 @@
 //! - `link`: a delivery task's lazily reconnected Faktory connection.
 //! - `settle`: what the gateway must still tell Faktory about a job.
 //! - `batch`: cutting deliveries into messages by count and bytes.
+//!
+//! # Shutdown, and what can still be left to reservation expiry
+//! [`Delivery::shutdown`] first stops fetching, under the dispatcher lock.
+//! From then on no fetch task writes a FETCH (each checks, under that lock,
+//! right before writing), and every job still arriving from a FETCH written
+//! earlier is released back to Faktory at once (PUSH copy + ACK, no retry
+//! used), while the relays still run. Workers get the drain grace; then
+//! every job the gateway still holds is released the same way.
+//!
+//! A FETCH cannot be taken back once written: Faktory reserves the job it
+//! pops for that FETCH even when the connection is gone by then, and only
+//! the reservation expiry brings it back. So the shutdown waits until every
+//! FETCH in flight has been answered. On empty queues Faktory blocks each
+//! pipelined FETCH ~2 s in turn, so a pipeline that was deep when the queues
+//! ran dry holds the shutdown up to (`MAX_FETCH_DEPTH` - 1) × 2 s; the wait
+//! overlaps the drain grace, so it only adds time when the workers finish
+//! early. The wait is bounded by each pipeline's own deadline
+//! (`GATEWAY_FAKTORY_TIMEOUT_MS` + 2 s per FETCH, see
+//! [`crate::faktory::ConnectOptions::fetch_limit`]), after which the fetch
+//! task drops the connection.
+//!
+//! Left to Faktory's reservation expiry (`ReservationExpired`, one retry
+//! used), at shutdown or not, only when Faktory itself does not answer in
+//! time:
+//! - a job Faktory pops for a FETCH after that FETCH's deadline: the gateway
+//!   has dropped the connection and cannot receive it (logged as "a FETCH got
+//!   no answer within its deadline" at shutdown, as a fetch timeout before);
+//! - releases Faktory did not take before the gateway stopped (the end of
+//!   the grace, or at least `FINAL_SETTLE_TIMEOUT` (5 s) after the fetches
+//!   ended; logged with the number of jobs);
+//! - a fetched job whose JSON has no readable jid (nothing can name it to
+//!   Faktory; logged).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,15 +88,16 @@ use dispatcher::{Dispatcher, Rules};
 /// arrive, so the stall costs no latency, but it keeps the connection busy
 /// (and a shutdown waiting) for up to `(depth - 1) * 2 s`; 4 bounds that to
 /// 6 s while 4 FETCHes in flight per connection already hide the
-/// sub-millisecond round trip to a Faktory next door.
+/// sub-millisecond round trip to a Faktory next door. See the module docs on
+/// shutdown.
 pub(crate) const MAX_FETCH_DEPTH: usize = 4;
 
 /// Longest wait for session tasks to end once told to.
 const SESSION_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Longest wait for FETCH pipelines in progress at shutdown: each pipelined
-/// FETCH on an empty queue blocks ~2 s in turn.
-const FETCH_STOP_TIMEOUT: Duration = Duration::from_secs(2 * MAX_FETCH_DEPTH as u64 + 5);
+/// Longest wait for the fetch tasks to say END once their last FETCH has
+/// been answered.
+const FETCHER_END_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How often waiting jobs are checked against their grace periods.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
@@ -245,8 +278,10 @@ impl Delivery {
     /// most 2 s kept for releasing), waits until the workers hold no more
     /// jobs or the deadline passes, ends the sessions,
     /// releases every job still held back to Faktory (PUSH copy + ACK, no
-    /// retry used), waits for the relays to send it all, and closes every
-    /// Faktory connection with END.
+    /// retry used), waits for the FETCHes still in flight (their jobs are
+    /// released too) and for the relays to send it all, and closes every
+    /// Faktory connection with END. The module docs say what can still be
+    /// left to Faktory's reservation expiry.
     pub async fn shutdown(&self) {
         let grace = self.shared.settings.shutdown_grace;
         let started = Instant::now();
@@ -273,18 +308,23 @@ impl Delivery {
         self.shared.sessions_stop.cancel();
         self.sessions.close();
         let _ = tokio::time::timeout(SESSION_STOP_TIMEOUT, self.sessions.wait()).await;
-        // From here on every job the gateway holds, or fetches late, goes
-        // back to Faktory.
+        // From here on every job the gateway holds goes back to Faktory (and
+        // so has every job fetched since fetching stopped).
         self.shared.dispatcher.lock().release_everything();
-        self.fetchers.close();
-        if tokio::time::timeout(FETCH_STOP_TIMEOUT, self.fetchers.wait())
-            .await
-            .is_err()
-        {
+        // FETCHes written before fetching stopped are read to their end, so
+        // that the jobs they bring are released too. Each pipeline ends by
+        // its own deadline, which began before now.
+        let fetch_limit = self.shared.faktory.options.fetch_limit(MAX_FETCH_DEPTH);
+        self.wait_until(Instant::now() + fetch_limit, |d| !d.fetches_in_flight())
+            .await;
+        if self.shared.dispatcher.lock().fetches_in_flight() {
             warn!(
-                "fetch connections still busy; jobs they receive now wait for their reservation to expire"
+                limit_ms = fetch_limit.as_millis(),
+                "a FETCH got no answer within its deadline; a job faktory hands it later waits for its reservation to expire"
             );
         }
+        self.fetchers.close();
+        let _ = tokio::time::timeout(FETCHER_END_TIMEOUT, self.fetchers.wait()).await;
         let settle_until = (started + grace).max(Instant::now() + FINAL_SETTLE_TIMEOUT);
         self.wait_until(settle_until, |d| d.lease_count() == 0)
             .await;

@@ -65,6 +65,20 @@ impl Default for ConnectOptions {
     }
 }
 
+impl ConnectOptions {
+    /// The deadline for the replies of a pipelined fetch of `depth` FETCHes:
+    /// `depth * fetch_block + io_timeout`. A fetch still unanswered then fails with a timeout
+    /// and its connection is dropped.
+    pub fn fetch_limit(&self, depth: usize) -> Duration {
+        fetch_limit(self.io_timeout, self.fetch_block, depth)
+    }
+}
+
+/// See [`ConnectOptions::fetch_limit`].
+fn fetch_limit(io_timeout: Duration, fetch_block: Duration, depth: usize) -> Duration {
+    io_timeout + fetch_block.saturating_mul(u32::try_from(depth).unwrap_or(u32::MAX))
+}
+
 /// What Faktory said to a `BEAT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BeatState {
@@ -244,10 +258,7 @@ impl Connection {
         command::fetch(&mut self.write_buf, queues, depth);
         let mut received = 0;
         let mut first_error = None;
-        let limit = self.io_timeout
-            + self
-                .fetch_block
-                .saturating_mul(u32::try_from(depth).unwrap_or(u32::MAX));
+        let limit = fetch_limit(self.io_timeout, self.fetch_block, depth);
         self.exchange("FETCH", depth, limit, |reply| match reply {
             Reply::Bulk(Some(job)) => {
                 received += 1;
