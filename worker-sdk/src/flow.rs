@@ -23,6 +23,11 @@ use tokio::time::Instant;
 /// bursts, the result flush delay and estimation noise.
 pub(crate) const HEADROOM: f64 = 2.0;
 
+/// Buffered jobs are only given back once the oldest has waited at least
+/// this long (or four round trips, if longer): fast handlers drain the buffer
+/// well before, so only genuinely slow ones trigger releases.
+pub(crate) const MIN_STALE: Duration = Duration::from_secs(1);
+
 /// The shortest period over which a completion rate is measured.
 pub(crate) const SAMPLE_PERIOD: Duration = Duration::from_millis(200);
 
@@ -113,6 +118,18 @@ impl FlowControl {
         self.concurrency
             .saturating_add(self.prefetch())
             .clamp(1, self.max_window.max(1))
+    }
+
+    /// How many of `buffered` unstarted jobs to give back to the gateway: the
+    /// excess over the prefetch the measurements call for, once the oldest has
+    /// waited long enough to show handlers are slower than the buffer assumed.
+    /// Released jobs go to idle workers instead of waiting here.
+    pub(crate) fn excess(&self, buffered: usize, oldest_wait: Duration) -> usize {
+        let Some(rtt) = self.srtt else { return 0 };
+        if oldest_wait < (rtt * 4).max(MIN_STALE) {
+            return 0;
+        }
+        buffered.saturating_sub(self.prefetch() as usize)
     }
 
     /// Records that the gateway was told `window` (in `Hello` or an update).
@@ -209,6 +226,24 @@ mod tests {
         }
         assert_eq!(flow.prefetch(), 2, "ceil(15/s × 50 ms × 2)");
         assert_eq!(flow.take_update(), Some(12));
+    }
+
+    #[test]
+    fn stale_buffers_beyond_the_prefetch_are_given_back() {
+        let start = Instant::now();
+        let mut flow = FlowControl::new(10, 1000, start);
+        assert_eq!(
+            flow.excess(100, Duration::from_secs(60)),
+            0,
+            "nothing measured yet"
+        );
+        flow.on_rtt(50 * MS);
+        flow.on_completed(2); // 10 jobs/s: prefetch ceil(10 × 0.05 × 2) = 1
+        flow.sample(start + SAMPLE_PERIOD);
+        assert_eq!(flow.prefetch(), 1);
+        assert_eq!(flow.excess(100, 999 * MS), 0, "not waited long enough");
+        assert_eq!(flow.excess(100, MIN_STALE), 99);
+        assert_eq!(flow.excess(1, Duration::from_secs(60)), 0);
     }
 
     #[test]

@@ -58,8 +58,8 @@ enum DrainKind {
 struct Session {
     outbound: Option<mpsc::Sender<v1::WorkerMessage>>,
     inbound: tonic::Streaming<v1::GatewayMessage>,
-    /// Delivered jobs waiting for a free handler slot.
-    pending: VecDeque<Job>,
+    /// Delivered jobs waiting for a free handler slot, with their arrival.
+    pending: VecDeque<(Job, Instant)>,
     drain: Option<DrainKind>,
     /// Set once the worker closed its side while draining.
     closing_since: Option<Instant>,
@@ -189,7 +189,7 @@ impl Session {
     /// Starts pending jobs while handler slots are free.
     fn dispatch(&mut self, state: &mut WorkerState) {
         while self.drain.is_none() && state.has_free_slot() {
-            let Some(job) = self.pending.pop_front() else {
+            let Some((job, _)) = self.pending.pop_front() else {
                 break;
             };
             // Jobtypes without a handler were released on arrival.
@@ -260,7 +260,7 @@ impl Session {
             } else if self.drain.is_some() || !state.handlers.contains_key(job.jobtype()) {
                 release.push(job.jid().to_owned());
             } else {
-                self.pending.push_back(job);
+                self.pending.push_back((job, now));
             }
         }
         self.release(state, release).await
@@ -307,6 +307,27 @@ impl Session {
             debug!(window, rtt = ?state.flow.rtt(), "window update");
             state.stats.set(Gauge::Window, u64::from(window));
             self.send(window_message(window)).await?;
+        }
+        let oldest_wait = self.pending.front().map(|(_, since)| since.elapsed());
+        let excess = state
+            .flow
+            .excess(self.pending.len(), oldest_wait.unwrap_or_default());
+        if excess > 0 {
+            debug!(
+                excess,
+                buffered = self.pending.len(),
+                "handlers are slow; giving back buffered jobs"
+            );
+            let keep = self.pending.len() - excess;
+            let give_back = self
+                .pending
+                .drain(keep..)
+                .map(|(job, _)| job.jid().to_owned())
+                .collect();
+            state
+                .stats
+                .set(Gauge::Prefetched, self.pending.len() as u64);
+            self.release(state, give_back).await?;
         }
         Ok(())
     }
@@ -370,7 +391,7 @@ impl Session {
         let unstarted = self
             .pending
             .drain(..)
-            .map(|job| job.jid().to_owned())
+            .map(|(job, _)| job.jid().to_owned())
             .collect();
         state.stats.set(Gauge::Prefetched, 0);
         self.release(state, unstarted).await

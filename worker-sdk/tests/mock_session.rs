@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faktory_gateway_worker::{Job, JobError, StopReason, Worker, WorkerBuilder};
+use link_emulator::LinkEmulator;
 use support::mock_gateway::MockGateway;
 use support::{Concurrent, gated};
 use tokio::sync::{Semaphore, oneshot};
@@ -275,4 +276,38 @@ async fn a_silent_stream_is_torn_down_and_reopened() {
         .await;
     run.abort();
     assert!(stats.snapshot().sessions >= 2);
+}
+
+#[tokio::test]
+async fn slow_handlers_give_their_buffer_back() {
+    let mock = MockGateway::start().await;
+    // A 20 ms round trip makes prefetch worth having, so the window grows.
+    let link = LinkEmulator::start(mock.addr(), Duration::from_millis(10))
+        .await
+        .unwrap();
+    mock.push("fast", "[]", 3000);
+    mock.push("slow", "[]", 100);
+    let gate = Arc::new(Semaphore::new(0));
+    let worker = builder(&mock)
+        .gateway(format!("http://{}", link.addr()))
+        .concurrency(4)
+        .register("fast", |_job: Job| async { Ok(()) })
+        .register("slow", gated(&gate, &Arc::default()))
+        .build()
+        .unwrap();
+    let stats = worker.stats();
+    let run = tokio::spawn(worker.run());
+    mock.wait_for(|r| r.acked.len() == 3000).await;
+    // The fast jobs grew the window, so slow jobs filled the buffer. With the
+    // handlers stuck, the buffer goes back to the gateway after a second.
+    let held_before = mock.with(|r| r.unfinished.values().map(|u| u.len()).sum::<usize>());
+    mock.wait_for(|r| !r.released.is_empty()).await;
+    let held_after = mock.with(|r| r.unfinished.values().map(|u| u.len()).sum::<usize>());
+    assert!(held_before > 4, "the window had grown: {held_before}");
+    assert!(held_after < held_before, "{held_after} >= {held_before}");
+    gate.add_permits(1000);
+    mock.wait_for(|r| r.acked.len() == 3100).await;
+    run.abort();
+    mock.with(|r| assert_eq!(r.acked.iter().collect::<HashSet<_>>().len(), 3100));
+    assert!(stats.snapshot().released > 0);
 }

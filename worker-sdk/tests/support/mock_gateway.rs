@@ -87,6 +87,10 @@ impl MockGateway {
         MockGateway { addr, shared, stop }
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -135,15 +139,21 @@ impl MockGateway {
         std::mem::take(&mut *mute).cancel();
     }
 
-    /// Resolves once `pred` holds (re-checked whenever the record changes).
+    /// Resolves once `pred` holds (re-checked whenever the record changes);
+    /// panics after 30 s so a broken worker fails the test instead of hanging.
     pub async fn wait_for(&self, pred: impl Fn(&Record) -> bool) {
-        loop {
-            let notified = self.shared.changed.notified();
-            if self.with(&pred) {
-                return;
+        let wait = async {
+            loop {
+                let notified = self.shared.changed.notified();
+                if self.with(&pred) {
+                    return;
+                }
+                notified.await;
             }
-            notified.await;
-        }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+            .await
+            .expect("condition not reached within 30 s");
     }
 }
 
