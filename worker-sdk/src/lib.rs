@@ -8,8 +8,9 @@
 //! worker asks for is `concurrency + prefetch`, where prefetch follows the
 //! measured bandwidth-delay product (completion rate × round-trip time, with
 //! headroom, capped by [`WorkerBuilder::max_prefetch`]) and shrinks when
-//! handlers are slow. Unstarted prefetched jobs are released on shutdown, so
-//! the buffer costs neither jobs nor Faktory retries.
+//! handlers are slow; buffered jobs that then wait too long are given back to
+//! the gateway for idle workers. Unstarted prefetched jobs are released on
+//! shutdown, so the buffer costs neither jobs nor Faktory retries.
 //!
 //! The worker survives real networks: heartbeats on the stream, a quiet stream
 //! is torn down, reconnects back off exponentially with jitter, and results
