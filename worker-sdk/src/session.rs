@@ -440,14 +440,18 @@ impl Session {
         }
     }
 
+    /// Queues a message for the gateway. Waiting longer than the quiet bound
+    /// for room means the gateway stopped reading: the stream is given up, as
+    /// a silent one would be.
     async fn send(&mut self, message: v1::WorkerMessage) -> Step {
         let Some(outbound) = &self.outbound else {
             return Ok(());
         };
-        outbound
-            .send(message)
-            .await
-            .map_err(|_| SessionEnd::Lost("request stream closed".into()))
+        match tokio::time::timeout(self.quiet_bound, outbound.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(SessionEnd::Lost("request stream closed".into())),
+            Err(_) => Err(SessionEnd::Lost("the gateway stopped reading".into())),
+        }
     }
 }
 
