@@ -7,7 +7,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 /// One kind of fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Fault {
     /// An SDK worker's task is aborted (no graceful shutdown) and replaced.
     AbortWorker,
@@ -89,17 +89,27 @@ impl FaultCounts {
     }
 }
 
-/// Picks the next fault; abrupt kills stop once `max_kills` happened.
-pub(crate) fn pick(rng: &mut StdRng, counts: &FaultCounts, max_kills: u64) -> Fault {
-    let allowed: Vec<Fault> = Fault::ALL
-        .into_iter()
+/// Picks the next fault among `enabled`; abrupt kills stop once
+/// `max_kills` happened. `None` when nothing is left to pick.
+pub(crate) fn pick(
+    rng: &mut StdRng,
+    counts: &FaultCounts,
+    enabled: &[Fault],
+    max_kills: u64,
+) -> Option<Fault> {
+    let allowed: Vec<Fault> = enabled
+        .iter()
+        .copied()
         .filter(|f| *f != Fault::KillGateway || counts.get(Fault::KillGateway) < max_kills)
         .collect();
+    if allowed.is_empty() {
+        return None;
+    }
     let total: u32 = allowed.iter().map(|f| f.weight()).sum();
     let mut roll = rng.random_range(0..total);
     for fault in allowed {
         if roll < fault.weight() {
-            return fault;
+            return Some(fault);
         }
         roll -= fault.weight();
     }

@@ -53,6 +53,9 @@ struct Cli {
     /// Time budget in seconds (default 100 with --short, else 600).
     #[arg(long)]
     budget_secs: Option<u64>,
+    /// Only these fault kinds (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<faults::Fault>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -73,6 +76,11 @@ async fn main() -> ExitCode {
         budget: Duration::from_secs(cli.budget_secs.unwrap_or(if cli.short { 100 } else { 600 })),
         fault_gap_ms: if cli.short { (150, 600) } else { (300, 1500) },
         max_kills: if cli.short { 1 } else { 3 },
+        faults: if cli.only.is_empty() {
+            faults::Fault::ALL.to_vec()
+        } else {
+            cli.only
+        },
     };
     match run::run(options).await {
         Ok(summary) => {

@@ -38,6 +38,8 @@ pub(crate) struct Options {
     pub(crate) fault_gap_ms: (u64, u64),
     /// Most abrupt gateway kills.
     pub(crate) max_kills: u64,
+    /// The fault kinds to inject.
+    pub(crate) faults: Vec<Fault>,
 }
 
 /// How long Faktory's blocking FETCH waits on empty queues in the run.
@@ -141,18 +143,20 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
             next_clock = now + CLOCK_STEP_DURING_FAULTS.1;
         }
         if now >= next_fault {
-            let fault = faults::pick(&mut rng, &counts, options.max_kills);
-            counts.add(fault);
-            tracing::info!(%fault, resolved = record.resolved(), "fault");
-            strike(
-                fault,
-                &mut stack,
-                &mut fleet,
-                &mut rng,
-                &mut stranded,
-                &mut notes,
-            )
-            .await?;
+            if let Some(fault) = faults::pick(&mut rng, &counts, &options.faults, options.max_kills)
+            {
+                counts.add(fault);
+                tracing::info!(%fault, resolved = record.resolved(), "fault");
+                strike(
+                    fault,
+                    &mut stack,
+                    &mut fleet,
+                    &mut rng,
+                    &mut stranded,
+                    &mut notes,
+                )
+                .await?;
+            }
             next_fault = Instant::now() + gap(&mut rng);
         }
     }
