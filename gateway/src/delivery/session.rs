@@ -221,6 +221,7 @@ impl Session {
                     )));
                 }
                 () = stop.cancelled() => {
+                    self.flush_control(&tx);
                     break End::Status(Status::unavailable("the gateway is shutting down"));
                 }
             }
@@ -300,6 +301,20 @@ impl Session {
         if !out.deliveries.is_empty() {
             self.batches
                 .extend(batch::split(out.deliveries, self.max_message_bytes));
+        }
+    }
+
+    /// On the way out: sends the control messages still waiting (above
+    /// all a drain notice the stop overtook: a worker that holds nothing is
+    /// stopped right after the notice is queued) while the outbound buffer
+    /// has room, so that the worker learns why before the status. Job
+    /// batches are not sent: their jobs are about to be released.
+    fn flush_control(&mut self, tx: &Outbound) {
+        self.collect();
+        while let Some(msg) = self.control.pop_front() {
+            if tx.try_send(Ok(msg)).is_err() {
+                break;
+            }
         }
     }
 
