@@ -1,11 +1,14 @@
 //! What a co-located gateway costs Faktory: co-located direct workers'
-//! throughput alone, then again while a gateway (next to Faktory) relays a
-//! parallel load to co-located SDK workers on another queue.
+//! throughput alone, then while a gateway (next to Faktory) relays a
+//! parallel load to co-located SDK workers on another queue — and, for
+//! comparison, while a second group of direct workers runs that parallel
+//! load without a gateway.
 //!
 //! On one machine everything shares the same cores (Faktory, gateway,
 //! workers, producers), so the drop also includes the CPU the extra
 //! workers and producer take, and Faktory serving the extra load itself:
-//! it is an upper bound on the gateway's own cost.
+//! it is an upper bound on the gateway's own cost; the direct-beside-direct
+//! phase shows how much of it any parallel load costs.
 
 use std::time::Duration;
 
@@ -17,9 +20,11 @@ use crate::runner::{measure_window, rate};
 use crate::scenario::{REFERENCE_SLOTS, Scenario, Timing, WorkerPath, Workload};
 
 const DIRECT_QUEUE: &str = "bench-cpu-direct";
+const OTHER_QUEUE: &str = "bench-cpu-other";
 const GATEWAY_QUEUE: &str = "bench-cpu-gateway";
 
-/// Runs both phases and returns the comparison.
+/// Runs the three phases (alone, beside a second direct load, beside a
+/// gateway-relayed load) and returns the comparison.
 ///
 /// Fails when a load cannot start or fails.
 pub async fn run_cpu_cost(
@@ -41,33 +46,17 @@ pub async fn run_cpu_cost(
         },
         ..direct
     };
+    let phase = |name: &str| progress.line(&format!("{label} cpu cost: direct co-located {name}"));
     let status = |message: &str| progress.status(&format!("{label} cpu cost: {message}"));
 
-    progress.line(&format!("{label} cpu cost: direct co-located alone"));
-    let alone = Load::start(env, direct, DIRECT_QUEUE).await?;
-    alone.wait_ready(timing.settle_limit, status).await;
-    tokio::time::sleep(timing.warmup).await;
-    let start = alone.sample();
-    let end = measure_window(&alone, timing.measure, status).await;
-    let direct_alone = rate(&start, &end);
-    alone.stop().await?;
-
-    progress.line(&format!(
-        "{label} cpu cost: direct co-located while the gateway relays"
-    ));
-    let gateway = Load::start(env, relayed, GATEWAY_QUEUE).await?;
-    let beside = Load::start(env, direct, DIRECT_QUEUE).await?;
-    gateway.wait_ready(timing.settle_limit, status).await;
-    beside.wait_ready(timing.settle_limit, status).await;
-    tokio::time::sleep(timing.warmup).await;
-    let (direct_start, gateway_start) = (beside.sample(), gateway.sample());
-    let direct_end = measure_window(&beside, timing.measure, status).await;
-    let gateway_end = gateway.sample();
-    let direct_with_gateway = rate(&direct_start, &direct_end);
-    let gateway_relayed = rate(&gateway_start, &gateway_end);
-    let stopped = beside.stop().await;
-    gateway.stop().await?;
-    stopped?;
+    phase("alone");
+    let (direct_alone, _) = measure_beside(env, timing, &status, direct, None).await?;
+    phase("beside a second direct load");
+    let (direct_beside_direct, other_direct) =
+        measure_beside(env, timing, &status, direct, Some((direct, OTHER_QUEUE))).await?;
+    phase("beside a gateway relaying a load");
+    let (direct_with_gateway, gateway_relayed) =
+        measure_beside(env, timing, &status, direct, Some((relayed, GATEWAY_QUEUE))).await?;
 
     let cost_fraction = if direct_alone > 0.0 {
         1.0 - direct_with_gateway / direct_alone
@@ -75,12 +64,50 @@ pub async fn run_cpu_cost(
         0.0
     };
     progress.line(&format!(
-        "{label} cpu cost: {direct_alone:.0} jobs/s alone, {direct_with_gateway:.0} jobs/s beside a gateway relaying {gateway_relayed:.0} jobs/s"
+        "{label} cpu cost: {direct_alone:.0} jobs/s alone, {direct_beside_direct:.0} beside \
+         {other_direct:.0} jobs/s of direct load, {direct_with_gateway:.0} beside a gateway \
+         relaying {gateway_relayed:.0} jobs/s"
     ));
     Ok(CpuCostRow {
         direct_alone,
+        direct_beside_direct,
+        other_direct,
         direct_with_gateway,
         gateway_relayed,
         cost_fraction,
     })
+}
+
+/// Runs `main` on its own queue, with `other` beside it when given, and
+/// measures both over the same window; returns (main, other) jobs/s.
+async fn measure_beside(
+    env: &Env,
+    timing: &Timing,
+    status: &impl Fn(&str),
+    main: Scenario,
+    other: Option<(Scenario, &str)>,
+) -> Result<(f64, f64), Error> {
+    let other = match other {
+        Some((scenario, queue)) => Some(Load::start(env, scenario, queue).await?),
+        None => None,
+    };
+    let load = Load::start(env, main, DIRECT_QUEUE).await?;
+    if let Some(other) = &other {
+        other.wait_ready(timing.settle_limit, status).await;
+    }
+    load.wait_ready(timing.settle_limit, status).await;
+    tokio::time::sleep(timing.warmup).await;
+    let other_start = other.as_ref().map(Load::sample);
+    let start = load.sample();
+    let end = measure_window(&load, timing.measure, status).await;
+    let other_rate = match (&other, other_start) {
+        (Some(other), Some(other_start)) => rate(&other_start, &other.sample()),
+        _ => 0.0,
+    };
+    let stopped = load.stop().await;
+    if let Some(other) = other {
+        other.stop().await?;
+    }
+    stopped?;
+    Ok((rate(&start, &end), other_rate))
 }

@@ -158,13 +158,19 @@ async fn via_gateway(url: &str, mode: PushMode, total: usize) -> Result<u64, Err
         PushMode::Batch { size } => gateway_calls(client, total, size).await,
         PushMode::Concurrent { callers } => {
             // One HTTP/2 connection shared by all callers, as a gRPC client
-            // in one process would have.
+            // in one process would have. One call first, so the client
+            // knows the server's stream limit before the burst: 200 streams
+            // opened at once on a fresh connection get it closed (broken
+            // pipe).
+            let mut accepted = gateway_calls(client.clone(), 1, 1).await?;
+            let rest = total.saturating_sub(1);
             let mut tasks = JoinSet::new();
             for caller in 0..callers {
-                let share = share_of(total, callers, caller);
+                let share = share_of(rest, callers, caller);
                 tasks.spawn(gateway_calls(client.clone(), share, 1));
             }
-            sum_tasks(tasks).await
+            accepted += sum_tasks(tasks).await?;
+            Ok(accepted)
         }
     }
 }

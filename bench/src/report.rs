@@ -64,6 +64,11 @@ pub struct PushRow {
 pub struct CpuCostRow {
     /// Direct workers alone, jobs/s.
     pub direct_alone: f64,
+    /// Direct workers beside a second, equal group of direct workers on
+    /// another queue (the same kind of extra load without a gateway), jobs/s.
+    pub direct_beside_direct: f64,
+    /// What that second direct group did meanwhile, jobs/s.
+    pub other_direct: f64,
     /// Direct workers while the gateway relays, jobs/s.
     pub direct_with_gateway: f64,
     /// What the gateway path relayed meanwhile, jobs/s.
@@ -140,7 +145,7 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<30} {:>5} {:>10} {:>7} {:>7} {:>7} {:>11} {:>8} {:>8} {:>9} {:>9}",
+            "{:<30} {:>5} {:>10} {:>7} {:>7} {:>7} {:>11} {:>8} {:>9} {:>9} {:>9}",
             "scenario",
             "conc",
             "jobs/s",
@@ -149,14 +154,14 @@ impl Report {
             "gw.fconn",
             "gw.cpu/100k",
             "gw.rss",
-            "wk.rss",
+            "bench.rss",
             "p50 ms",
             "p99 ms"
         );
         for row in &self.throughput {
             let _ = writeln!(
                 out,
-                "{:<30} {:>5} {:>10.0} {:>7} {:>7} {:>7} {:>11} {:>8} {:>8} {:>9} {:>9}",
+                "{:<30} {:>5} {:>10.0} {:>7} {:>7} {:>7} {:>11} {:>8} {:>9} {:>9} {:>9}",
                 row.name,
                 row.concurrency,
                 row.jobs_per_s,
@@ -196,11 +201,17 @@ impl Report {
             let _ = writeln!(out);
             let _ = writeln!(
                 out,
-                "cpu cost: direct co-located {:.0} jobs/s alone, {:.0} jobs/s while the gateway relays {:.0} jobs/s ({:.0}% lost)",
+                "cpu cost: direct co-located {:.0} jobs/s alone; {:.0} jobs/s while the gateway relays {:.0} jobs/s \
+                 to co-located SDK workers ({:.0}% lost);\n          for comparison {:.0} jobs/s beside a second \
+                 direct group doing {:.0} jobs/s ({:.0}% lost)",
                 cost.direct_alone,
                 cost.direct_with_gateway,
                 cost.gateway_relayed,
-                cost.cost_fraction * 100.0
+                cost.cost_fraction * 100.0,
+                cost.direct_beside_direct,
+                cost.other_direct,
+                (1.0 - cost.direct_beside_direct / cost.direct_alone.max(f64::MIN_POSITIVE))
+                    * 100.0
             );
         }
         let _ = writeln!(out);
@@ -222,9 +233,10 @@ impl Report {
             out,
             "columns: conc = handler concurrency (slots); ratio = jobs/s over co-located direct-50, same workload;\n\
              w.conns = worker TCP connections (to Faktory or the gateway); gw.fconn = gateway connections to Faktory;\n\
-             gw.cpu/100k = gateway CPU seconds per 100k jobs; gw.rss / wk.rss = peak RSS of the gateway / bench process\n\
-             (workers, producer, in-process test server); p50/p99 = push -> handler start in a paced phase at half the\n\
-             measured rate (at most 500 jobs/s)."
+             gw.cpu/100k = gateway CPU seconds per 100k jobs; gw.rss = the gateway process's peak RSS in the scenario;\n\
+             bench.rss = the bench process's peak RSS: workers, producers, link emulator and the in-process test server,\n\
+             plus what the allocator kept from earlier scenarios (not a clean per-worker figure);\n\
+             p50/p99 = push -> handler start in a paced phase at half the measured rate (at most 500 jobs/s)."
         );
         out
     }

@@ -84,7 +84,7 @@ async fn pushes_direct_and_through_the_gateway() {
     for side in [PushSide::Direct, PushSide::Gateway] {
         for mode in [
             PushMode::Batch { size: 100 },
-            PushMode::Concurrent { callers: 10 },
+            PushMode::Concurrent { callers: 200 },
         ] {
             let scenario = PushScenario { side, mode };
             let row = run_push(&env.faktory_url, Some(&gateway), scenario, 500)
