@@ -247,22 +247,25 @@ async fn a_cut_connection_costs_a_pause_not_jobs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_under_load_finishes_running_jobs_and_releases_the_rest() {
     let stack = Stack::start(&[]).await;
+    // A 20 ms round trip makes the worker prefetch, so there is a buffer to
+    // release when shutdown comes.
+    let link = LinkEmulator::start(stack.gateway.addr(), Duration::from_millis(10))
+        .await
+        .unwrap();
     let jids = push(&stack.gateway.url(), "work", "[]", None, 2_000).await;
     let runs = Runs::default();
     let finished = Runs::default();
     let (r, f) = (runs.clone(), finished.clone());
-    let (stats, stop, task) = spawn(worker(&stack).concurrency(50).register(
-        "work",
-        move |job: Job| {
-            let (r, f) = (r.clone(), f.clone());
-            async move {
-                r.record(job.jid());
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                f.record(job.jid());
-                Ok(())
-            }
-        },
-    ));
+    let worker = worker(&stack).gateway(format!("http://{}", link.addr()));
+    let (stats, stop, task) = spawn(worker.concurrency(50).register("work", move |job: Job| {
+        let (r, f) = (r.clone(), f.clone());
+        async move {
+            r.record(job.jid());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            f.record(job.jid());
+            Ok(())
+        }
+    }));
     eventually("under load", || {
         runs.distinct() >= 300 && stats.snapshot().prefetched > 0
     })
@@ -279,13 +282,32 @@ async fn shutdown_under_load_finishes_running_jobs_and_releases_the_rest() {
         "prefetched jobs were released"
     );
     let faktory = stack.faktory.handle();
-    eventually("finished jobs acked, the rest back in Faktory", || {
+    let settled = || {
         faktory.reserved_jids().is_empty()
             && jids
                 .iter()
                 .all(|jid| faktory.job(jid).is_some() != ran.contains_key(jid))
+    };
+    if tokio::time::timeout(Duration::from_secs(30), async {
+        while !settled() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     })
-    .await;
+    .await
+    .is_err()
+    {
+        let wrong: Vec<_> = jids
+            .iter()
+            .filter(|jid| faktory.job(jid).is_some() == ran.contains_key(*jid))
+            .map(|jid| (jid, ran.contains_key(jid), faktory.job(jid)))
+            .take(5)
+            .collect();
+        panic!(
+            "not settled: reserved {:?}, wrong {wrong:?}, stats {:?}",
+            faktory.reserved_jids(),
+            stats.snapshot()
+        );
+    }
     assert_eq!(
         faktory.total_queued() + faktory.scheduled_len() + ran.len(),
         2_000,
