@@ -199,6 +199,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// Builds the worker and runs it: `build()?.run().await`.
+    ///
+    /// Fails like [`build`](Self::build) and [`Worker::run`].
+    pub async fn run(self) -> Result<crate::StopReason, Error> {
+        self.build()?.run().await
+    }
+
     /// Validates the options and builds the worker.
     ///
     /// Fails when no handler is registered, `concurrency` is 0,
