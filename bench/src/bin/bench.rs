@@ -37,7 +37,8 @@ struct Args {
     /// Where to write the JSON report (default bench-results/bench-<mode>.json).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Only run throughput scenarios whose name contains this text.
+    /// Only run throughput scenarios whose name contains one of these
+    /// comma-separated texts (e.g. `direct-50 rtt=0ms,gateway`).
     #[arg(long)]
     only: Option<String>,
     /// Skip the push comparisons and the CPU-cost comparison.
@@ -111,7 +112,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .filter(|s| {
             args.only
                 .as_ref()
-                .is_none_or(|only| s.name().contains(only.as_str()))
+                .is_none_or(|only| only.split(',').any(|part| s.name().contains(part.trim())))
         })
         .collect();
     let run_extras = !args.throughput_only && args.only.is_none();
