@@ -159,3 +159,43 @@ async fn health_speaks_tls_when_the_gateway_has_a_certificate() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The README's configuration table lists every option `--help` prints, with its environment
+/// variable, so the docs cannot drift from the code.
+#[test]
+fn readme_documents_every_option() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_faktory-gateway"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8(help.stdout).expect("utf-8 help");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("read README.md");
+    let mut checked = 0;
+    for line in help.lines() {
+        let Some(flag) = line
+            .trim_start()
+            .split_whitespace()
+            .next()
+            .filter(|word| word.starts_with("--") && !matches!(*word, "--help" | "--version"))
+        else {
+            continue;
+        };
+        assert!(
+            readme.contains(&format!("| `{flag}` |")),
+            "README.md's configuration table lacks {flag}"
+        );
+        checked += 1;
+    }
+    for env in help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split(['=', ']']).next())
+    {
+        assert!(
+            readme.contains(&format!("`{env}`")),
+            "README.md's configuration table lacks {env}"
+        );
+    }
+    assert!(checked > 20, "parsed only {checked} options from --help");
+}
