@@ -246,7 +246,10 @@ async fn strike(
         }
         Fault::KillGateway => {
             stack.gateway.kill();
-            // One gateway at a time: every reservation now is the dead one's.
+            // One gateway at a time: every reservation until the restart is
+            // the dead one's, including FETCHes Faktory answers a moment
+            // after the kill (it reserves even when the reply cannot land).
+            tokio::time::sleep(Duration::from_millis(300)).await;
             stranded.extend(stack.server.handle().reserved_jids());
             stack.gateway.restart().await?;
         }
