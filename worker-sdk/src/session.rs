@@ -169,7 +169,13 @@ impl Session {
             // from state on every turn.
             tokio::select! {
                 message = self.inbound.next() => self.on_inbound(state, message).await?,
-                Some(outcome) = state.outcomes_rx.recv() => state.absorb(outcome),
+                Some(outcome) = state.outcomes_rx.recv() => {
+                    state.absorb(outcome);
+                    // Take every other finished job too: one loop turn per burst.
+                    while let Ok(outcome) = state.outcomes_rx.try_recv() {
+                        state.absorb(outcome);
+                    }
+                }
                 _ = sleep_until(flush_at), if flush_at.is_some() => self.flush(state).await?,
                 _ = heartbeat.tick() => self.on_heartbeat_tick(state).await?,
                 _ = flow_tick.tick() => self.on_flow_tick(state).await?,
