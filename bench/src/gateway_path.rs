@@ -13,6 +13,15 @@ use crate::Error;
 use crate::probe::Probe;
 use crate::scenario::JOBTYPE;
 
+/// Overrides of the worker SDK's defaults (`None`: the SDK's own).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SdkTuning {
+    /// Largest prefetch beyond the handler concurrency.
+    pub max_prefetch: Option<u32>,
+    /// Longest wait before a partial batch of acks is sent.
+    pub result_batch_delay: Option<std::time::Duration>,
+}
+
 /// A running SDK worker.
 pub struct SdkWorkers {
     cancel: CancellationToken,
@@ -22,21 +31,23 @@ pub struct SdkWorkers {
 impl SdkWorkers {
     /// Starts one SDK worker with `concurrency` handler slots serving
     /// `queue` through the gateway at `gateway_url`, each job handled by
-    /// `probe`; `max_prefetch` overrides the SDK's prefetch cap. Connects in
-    /// the background.
+    /// `probe`; `tuning` overrides SDK defaults. Connects in the background.
     ///
     /// Fails when the SDK rejects the configuration.
     pub fn start(
         gateway_url: &str,
         queue: &str,
         concurrency: usize,
-        max_prefetch: Option<u32>,
+        tuning: SdkTuning,
         probe: Arc<Probe>,
     ) -> Result<SdkWorkers, Error> {
         let cancel = CancellationToken::new();
         let mut builder = Worker::builder();
-        if let Some(max_prefetch) = max_prefetch {
+        if let Some(max_prefetch) = tuning.max_prefetch {
             builder = builder.max_prefetch(max_prefetch);
+        }
+        if let Some(delay) = tuning.result_batch_delay {
+            builder = builder.result_batch_delay(delay);
         }
         let worker = builder
             .gateway(gateway_url)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::direct::DirectWorkers;
-use crate::gateway_path::SdkWorkers;
+use crate::gateway_path::{SdkTuning, SdkWorkers};
 use crate::gateway_process::GatewayProcess;
 use crate::link::{Link, url_with_addr};
 use crate::measure::{ProcessSample, established_to_port};
@@ -28,8 +28,8 @@ pub struct Env {
     pub gateway_exe: std::path::PathBuf,
     /// Extra arguments for every gateway child.
     pub gateway_args: Vec<String>,
-    /// Overrides the worker SDK's prefetch cap (`None`: the SDK default).
-    pub sdk_max_prefetch: Option<u32>,
+    /// Overrides of the worker SDK's defaults.
+    pub sdk: SdkTuning,
 }
 
 enum Workers {
@@ -96,13 +96,8 @@ impl Load {
             }
             WorkerPath::Gateway { concurrency } => {
                 let url = format!("http://{}", link.addr());
-                let workers = SdkWorkers::start(
-                    &url,
-                    queue,
-                    concurrency,
-                    env.sdk_max_prefetch,
-                    Arc::clone(&probe),
-                )?;
+                let workers =
+                    SdkWorkers::start(&url, queue, concurrency, env.sdk, Arc::clone(&probe))?;
                 (Workers::Sdk(workers), 1)
             }
         };

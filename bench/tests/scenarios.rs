@@ -30,7 +30,7 @@ async fn env(target: &FaktoryTarget) -> Env {
         faktory_addr: target.addr(),
         gateway_exe: env!("CARGO_BIN_EXE_bench").into(),
         gateway_args: Vec::new(),
-        sdk_max_prefetch: None,
+        sdk: Default::default(),
     }
 }
 

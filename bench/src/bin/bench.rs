@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use faktory_gateway_bench::cpu_cost::run_cpu_cost;
+use faktory_gateway_bench::gateway_path::SdkTuning;
 use faktory_gateway_bench::gateway_process::{CHILD_ARG, GatewayProcess, run_child};
 use faktory_gateway_bench::load::Env;
 use faktory_gateway_bench::progress::Progress;
@@ -50,6 +51,9 @@ struct Args {
     /// Override the worker SDK's prefetch cap (default: the SDK's own).
     #[arg(long)]
     sdk_max_prefetch: Option<u32>,
+    /// Override the worker SDK's ack batching delay, ms (default: the SDK's own).
+    #[arg(long)]
+    sdk_result_delay_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -103,7 +107,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         faktory_addr: target.addr(),
         gateway_exe: std::env::current_exe().context("locate the bench binary")?,
         gateway_args: args.gateway_args.clone(),
-        sdk_max_prefetch: args.sdk_max_prefetch,
+        sdk: SdkTuning {
+            max_prefetch: args.sdk_max_prefetch,
+            result_batch_delay: args
+                .sdk_result_delay_ms
+                .map(std::time::Duration::from_millis),
+        },
     };
     let scenarios: Vec<_> = plan
         .scenarios

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use faktory_gateway_bench::direct::connections_for;
-use faktory_gateway_bench::gateway_path::SdkWorkers;
+use faktory_gateway_bench::gateway_path::{SdkTuning, SdkWorkers};
 use faktory_gateway_bench::link::Link;
 use faktory_gateway_bench::load::{Env, Load};
 use faktory_gateway_bench::probe::Probe;
@@ -115,7 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &format!("http://{}", link.addr()),
         QUEUE,
         args.concurrency,
-        None,
+        SdkTuning::default(),
         Arc::clone(&probe),
     )?;
     progress.line(&format!(
@@ -181,7 +181,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         faktory_addr: target.addr(),
         gateway_exe: std::env::current_exe()?,
         gateway_args: Vec::new(),
-        sdk_max_prefetch: None,
+        sdk: SdkTuning::default(),
     };
     let direct = Scenario {
         path: WorkerPath::Direct {
