@@ -1,5 +1,6 @@
-//! The faults the run injects, how they are chosen (a seeded RNG, weights,
-//! a cap on abrupt gateway kills) and how many of each happened.
+//! The faults the run injects, how they are chosen (a seeded RNG and
+//! weights; abrupt kills are planned by the run instead) and how many of each
+//! happened.
 
 use std::fmt;
 
@@ -89,25 +90,16 @@ impl FaultCounts {
     }
 }
 
-/// Picks the next fault among `enabled`; abrupt kills stop once
-/// `max_kills` happened. `None` when nothing is left to pick.
-pub(crate) fn pick(
-    rng: &mut StdRng,
-    counts: &FaultCounts,
-    enabled: &[Fault],
-    max_kills: u64,
-) -> Option<Fault> {
-    let allowed: Vec<Fault> = enabled
-        .iter()
-        .copied()
-        .filter(|f| *f != Fault::KillGateway || counts.get(Fault::KillGateway) < max_kills)
-        .collect();
+/// Picks the next fault among `enabled` by weight; `None` when `enabled`
+/// is empty.
+pub(crate) fn pick(rng: &mut StdRng, enabled: &[Fault]) -> Option<Fault> {
+    let allowed = enabled;
     if allowed.is_empty() {
         return None;
     }
     let total: u32 = allowed.iter().map(|f| f.weight()).sum();
     let mut roll = rng.random_range(0..total);
-    for fault in allowed {
+    for &fault in allowed {
         if roll < fault.weight() {
             return Some(fault);
         }

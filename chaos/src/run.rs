@@ -55,6 +55,16 @@ const CLOCK_STEP_DURING_RECOVERY: (Duration, Duration) =
 /// Recovery gives up when nothing resolves for this long.
 const STALL_LIMIT: Duration = Duration::from_secs(15);
 
+/// Jobs faults may leave reserved at Faktory with nobody to settle them.
+#[derive(Debug, Default)]
+struct Strandings {
+    /// Reserved at Faktory when a gateway was killed (exact).
+    by_kill: HashSet<String>,
+    /// FETCHes blocked at Faktory when their connections were cut: each
+    /// may strand one job.
+    blocked_fetches_cut: u64,
+}
+
 /// Everything that runs, in one place.
 struct Stack {
     server: TestServer,
@@ -123,7 +133,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
     let expected = options.jobs as u64;
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut counts = FaultCounts::default();
-    let mut stranded: HashSet<String> = HashSet::new();
+    let mut stranded = Strandings::default();
     let mut notes: Vec<String> = Vec::new();
 
     // Phase 1: faults while the jobs flow.
@@ -131,6 +141,24 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
     let gap = |rng: &mut StdRng| {
         Duration::from_millis(rng.random_range(options.fault_gap_ms.0..=options.fault_gap_ms.1))
     };
+    // Abrupt kills happen at seeded points of the run (15% to 70% of the
+    // jobs resolved), so that they hit a gateway with jobs in flight; the
+    // other faults strike at random moments.
+    let random_faults: Vec<Fault> = options
+        .faults
+        .iter()
+        .copied()
+        .filter(|f| *f != Fault::KillGateway)
+        .collect();
+    let mut kill_at: Vec<u64> = if options.faults.contains(&Fault::KillGateway) {
+        (0..options.max_kills)
+            .map(|_| (expected as f64 * rng.random_range(0.15..0.7)) as u64)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    kill_at.sort_unstable();
+    kill_at.reverse();
     let mut next_fault = Instant::now() + gap(&mut rng);
     let mut next_clock = Instant::now() + CLOCK_STEP_DURING_FAULTS.1;
     let mut clock_steps = 0u64;
@@ -142,9 +170,17 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
             clock_steps += 1;
             next_clock = now + CLOCK_STEP_DURING_FAULTS.1;
         }
-        if now >= next_fault {
-            if let Some(fault) = faults::pick(&mut rng, &counts, &options.faults, options.max_kills)
-            {
+        let planned_kill = kill_at.last().is_some_and(|&at| record.resolved() >= at);
+        if planned_kill {
+            kill_at.pop();
+        }
+        if planned_kill || now >= next_fault {
+            let fault = if planned_kill {
+                Some(Fault::KillGateway)
+            } else {
+                faults::pick(&mut rng, &random_faults)
+            };
+            if let Some(fault) = fault {
                 counts.add(fault);
                 tracing::info!(%fault, resolved = record.resolved(), "fault");
                 strike(
@@ -211,7 +247,8 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
         faults: counts,
         clock_steps,
         final_expiry,
-        stranded: &stranded,
+        stranded: &stranded.by_kill,
+        blocked_fetches_cut: stranded.blocked_fetches_cut,
         notes,
         faults_done,
         elapsed: started.elapsed(),
@@ -229,7 +266,7 @@ async fn strike(
     stack: &mut Stack,
     fleet: &mut Fleet,
     rng: &mut StdRng,
-    stranded: &mut HashSet<String>,
+    stranded: &mut Strandings,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     match fault {
@@ -250,10 +287,18 @@ async fn strike(
             // the dead one's, including FETCHes Faktory answers a moment
             // after the kill (it reserves even when the reply cannot land).
             tokio::time::sleep(Duration::from_millis(300)).await;
-            stranded.extend(stack.server.handle().reserved_jids());
+            stranded
+                .by_kill
+                .extend(stack.server.handle().reserved_jids());
             stack.gateway.restart().await?;
         }
-        Fault::CutFaktoryConnections => stack.faktory_link.cut_all(),
+        Fault::CutFaktoryConnections => {
+            // A FETCH blocked at Faktory when its connection is cut can still
+            // be handed the next job (as with Faktory's BRPOP): reserved,
+            // its reply lost, it waits for the expiry.
+            stranded.blocked_fetches_cut += stack.server.handle().blocked_fetches() as u64;
+            stack.faktory_link.cut_all();
+        }
         Fault::RestartFaktoryListener => {
             stack.server.stop_listener().await;
             tokio::time::sleep(Duration::from_millis(rng.random_range(50..400))).await;

@@ -1,10 +1,14 @@
 //! The end-of-run check: every pushed jid is acked, or sits in the dead set
 //! exactly as its injected failure dictates; nothing is lost; duplicates
 //! (handler runs beyond what the job's class needs) are counted; retries
-//! consumed by anything but the injection are counted and must be zero, the
-//! one exception being Faktory's reservation expiry (`ReservationExpired`)
-//! of jobs an abrupt gateway kill stranded (reserved at Faktory by the
-//! killed gateway: nothing but the expiry can free them), reported apart.
+//! consumed by anything but the injection are counted and must be zero. The
+//! exceptions are Faktory's reservation expiries (`ReservationExpired`) that
+//! nothing but the expiry can resolve, reported apart: jobs reserved by a
+//! gateway when it was killed, and, in runs that cut the gateway's Faktory
+//! connections, jobs Faktory reserved for a FETCH whose connection was cut
+//! (a FETCH blocked on an empty queue is handed the next job like Redis
+//! `BRPOP`, connection alive or not; a reply in flight is lost with the
+//! connection). The blocked FETCHes counted at the cuts bound the former.
 //! Then the summary table.
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +39,7 @@ pub(crate) struct Evidence<'a> {
     pub(crate) clock_steps: u64,
     pub(crate) final_expiry: bool,
     pub(crate) stranded: &'a HashSet<String>,
+    pub(crate) blocked_fetches_cut: u64,
     pub(crate) notes: Vec<String>,
     pub(crate) faults_done: Duration,
     pub(crate) elapsed: Duration,
@@ -70,6 +75,10 @@ pub(crate) struct Summary {
     gateway_side: Vec<(String, Vec<String>)>,
     expired: u64,
     expired_stranded: u64,
+    /// Expiries of jobs not stranded by a kill, in a run that cut Faktory
+    /// connections (see the module docs).
+    expired_after_cuts: u64,
+    blocked_fetches_cut: u64,
     stranded: u64,
     faktory_expired_counter: u64,
     notes: Vec<String>,
@@ -115,6 +124,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         clock_steps,
         final_expiry,
         stranded,
+        blocked_fetches_cut,
         notes,
         faults_done,
         elapsed,
@@ -146,12 +156,15 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         gateway_side: Vec::new(),
         expired: 0,
         expired_stranded: 0,
+        expired_after_cuts: 0,
+        blocked_fetches_cut,
         stranded: stranded.len() as u64,
         faktory_expired_counter: handle.counters().expired,
         notes,
         faults_done,
         elapsed,
     };
+    let cuts = summary.faults.get(Fault::CutFaktoryConnections);
     for index in 0..options.jobs {
         let jid = plan::jid(options.seed, index);
         let class = plan::class_of(&jid);
@@ -171,16 +184,17 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
             errtypes.push(final_errtype.to_owned());
         }
         let expired = errtypes.iter().any(|e| e == RESERVATION_EXPIRED);
-        let excused = expired && stranded.contains(&jid);
+        let by_kill = expired && stranded.contains(&jid);
+        let after_cuts = expired && !by_kill && cuts > 0;
+        let excused = by_kill || after_cuts;
         if expired {
             summary.expired += 1;
-            if excused {
-                summary.expired_stranded += 1;
-            }
+            summary.expired_stranded += u64::from(by_kill);
+            summary.expired_after_cuts += u64::from(after_cuts);
         }
-        // Only the expiry of a job a killed gateway stranded is beyond the
-        // gateway's reach; every other foreign failure used a retry that a
-        // gateway- or network-side event should not have cost.
+        // Only the expiry of a job a killed gateway or a cut Faktory
+        // connection stranded is beyond the gateway's reach; every other
+        // foreign failure used a retry that nothing should have cost.
         if errtypes.iter().any(|e| e != RESERVATION_EXPIRED) || (expired && !excused) {
             summary.gateway_side.push((jid.clone(), errtypes));
         }
@@ -300,13 +314,23 @@ impl fmt::Display for Summary {
         row(
             f,
             "  of which reservation expiries",
-            (self.expired - self.expired_stranded).to_string(),
+            (self.expired - self.expired_stranded - self.expired_after_cuts).to_string(),
         )?;
         row(f, "reservation expiries in all", self.expired.to_string())?;
         row(
             f,
             "  of jobs stranded by abrupt kills (allowed)",
             self.expired_stranded.to_string(),
+        )?;
+        row(
+            f,
+            "  after faktory connection cuts (allowed)",
+            self.expired_after_cuts.to_string(),
+        )?;
+        row(
+            f,
+            "FETCHes blocked at faktory when cut",
+            self.blocked_fetches_cut.to_string(),
         )?;
         row(
             f,
