@@ -327,7 +327,7 @@ async fn malformed_work_frames_end_the_stream_without_a_session() {
 /// decode Protobuf message"); today the session treats the decode error like
 /// a clean close from the worker and the stream ends with OK.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: undecodable Work frames end the stream with OK, not an error status; gateway/src/delivery/session.rs:106 (await_hello) and :184 (serve loop)"]
+#[ignore = "bug: undecodable Work frames end the stream with OK, not an error status; gateway/src/delivery/session.rs fn await_hello (Some(Err(_)) => Err(None)) and Session::serve (Some(Err(status)) => End::Closed)"]
 async fn malformed_work_frames_get_an_error_status() {
     let server = common::faktory().await;
     let gateway = Gateway::start(&server.url(), &["--max-message-bytes", "4096"]).await;
