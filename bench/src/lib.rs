@@ -8,6 +8,7 @@
 //! - [`producer`]: the backlog feeder and the paced (stamped) producer.
 //! - [`direct`]: direct workers built on the `faktory` crate's `Worker`.
 //! - [`gateway_path`]: worker-SDK workers through the gateway.
+//! - [`child`]: helper processes started from the bench binary.
 //! - [`gateway_process`]: the gateway as a child process (CPU and RSS apart).
 //! - [`target`]: the in-process test server or a real Faktory (`FAKTORY_URL`).
 //! - [`load`]: one running scenario (feeder, gateway, link, workers).
@@ -27,6 +28,7 @@
 //! assert!(!plan.scenarios.is_empty());
 //! ```
 
+pub mod child;
 pub mod cpu_cost;
 pub mod direct;
 pub mod error;

@@ -11,7 +11,7 @@ use crate::direct::DirectWorkers;
 use crate::gateway_path::{SdkTuning, SdkWorkers};
 use crate::gateway_process::GatewayProcess;
 use crate::link::{Link, url_with_addr};
-use crate::measure::{ProcessSample, established_to_port};
+use crate::measure::{ProcessSample, established_to_port, sample_process};
 use crate::probe::Probe;
 use crate::producer::{Feeder, push_paced};
 use crate::scenario::{Scenario, WorkerPath};
@@ -30,6 +30,9 @@ pub struct Env {
     pub gateway_args: Vec<String>,
     /// Overrides of the worker SDK's defaults.
     pub sdk: SdkTuning,
+    /// The test server's process id when it runs as a child (its CPU is
+    /// then sampled with each measurement).
+    pub faktory_pid: Option<u32>,
 }
 
 enum Workers {
@@ -47,6 +50,7 @@ pub struct Load {
     workers: Workers,
     expected_worker_connections: usize,
     faktory_baseline: usize,
+    faktory_pid: Option<u32>,
 }
 
 /// One point of a measurement window.
@@ -58,6 +62,8 @@ pub struct Sample {
     pub done: u64,
     /// The gateway child's CPU and peak RSS, gateway path only.
     pub gateway: Option<ProcessSample>,
+    /// The test-server child's CPU and peak RSS, when it is a child.
+    pub faktory: Option<ProcessSample>,
 }
 
 impl Load {
@@ -110,6 +116,7 @@ impl Load {
             workers,
             expected_worker_connections,
             faktory_baseline,
+            faktory_pid: env.faktory_pid,
         })
     }
 
@@ -164,6 +171,7 @@ impl Load {
             at: Instant::now(),
             done: self.probe.done(),
             gateway: self.gateway.as_ref().and_then(GatewayProcess::sample),
+            faktory: self.faktory_pid.and_then(|pid| sample_process(Some(pid))),
         }
     }
 

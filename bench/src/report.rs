@@ -28,6 +28,9 @@ pub struct ThroughputRow {
     pub gateway_faktory_connections: Option<usize>,
     /// Gateway CPU seconds (user + system) per 100k jobs in the window.
     pub gateway_cpu_s_per_100k: Option<f64>,
+    /// Faktory CPU seconds per 100k jobs in the window (only when the test
+    /// server runs as a child process).
+    pub faktory_cpu_s_per_100k: Option<f64>,
     /// Peak RSS of the gateway process during the scenario, MiB.
     pub gateway_peak_rss_mib: Option<f64>,
     /// Peak RSS of the bench process (workers, producer and, by default,
@@ -145,7 +148,7 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<30} {:>5} {:>10} {:>7} {:>7} {:>7} {:>11} {:>8} {:>9} {:>9} {:>9}",
+            "{:<30} {:>5} {:>10} {:>7} {:>7} {:>7} {:>11} {:>11} {:>8} {:>9} {:>9} {:>9}",
             "scenario",
             "conc",
             "jobs/s",
@@ -153,6 +156,7 @@ impl Report {
             "w.conns",
             "gw.fconn",
             "gw.cpu/100k",
+            "fk.cpu/100k",
             "gw.rss",
             "bench.rss",
             "p50 ms",
@@ -161,7 +165,7 @@ impl Report {
         for row in &self.throughput {
             let _ = writeln!(
                 out,
-                "{:<30} {:>5} {:>10.0} {:>7} {:>7} {:>7} {:>11} {:>8} {:>9} {:>9} {:>9}",
+                "{:<30} {:>5} {:>10.0} {:>7} {:>7} {:>7} {:>11} {:>11} {:>8} {:>9} {:>9} {:>9}",
                 row.name,
                 row.concurrency,
                 row.jobs_per_s,
@@ -169,6 +173,7 @@ impl Report {
                 opt(row.worker_connections, |c| c.to_string()),
                 opt(row.gateway_faktory_connections, |c| c.to_string()),
                 opt(row.gateway_cpu_s_per_100k, |c| format!("{c:.2}s")),
+                opt(row.faktory_cpu_s_per_100k, |c| format!("{c:.2}s")),
                 opt(row.gateway_peak_rss_mib, |m| format!("{m:.0}M")),
                 opt(row.worker_peak_rss_mib, |m| format!("{m:.0}M")),
                 opt(row.p50_ms, |l| format!("{l:.1}")),
@@ -233,9 +238,10 @@ impl Report {
             out,
             "columns: conc = handler concurrency (slots); ratio = jobs/s over co-located direct-50, same workload;\n\
              w.conns = worker TCP connections (to Faktory or the gateway); gw.fconn = gateway connections to Faktory;\n\
-             gw.cpu/100k = gateway CPU seconds per 100k jobs; gw.rss = the gateway process's peak RSS in the scenario;\n\
-             bench.rss = the bench process's peak RSS: workers, producers, link emulator and the in-process test server,\n\
-             plus what the allocator kept from earlier scenarios (not a clean per-worker figure);\n\
+             gw.cpu/100k = gateway CPU seconds per 100k jobs; fk.cpu/100k = the same for Faktory (--faktory-child only);\n\
+             gw.rss = the gateway process's peak RSS in the scenario;\n\
+             bench.rss = the bench process's peak RSS: workers, producers, link emulator (and the test server unless\n\
+             --faktory-child), plus what the allocator kept from earlier scenarios (not a clean per-worker figure);\n\
              p50/p99 = push -> handler start in a paced phase at half the measured rate (at most 500 jobs/s)."
         );
         out

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::load::{Env, Load, Sample};
-use crate::measure::{reset_peak_rss, sample_process};
+use crate::measure::{ProcessSample, reset_peak_rss, sample_process};
 use crate::progress::Progress;
 use crate::report::ThroughputRow;
 use crate::scenario::{Scenario, Timing};
@@ -70,7 +70,8 @@ pub async fn run_throughput(
     let p99_ms = latency.quantile(0.99).map(|d| d.as_secs_f64() * 1000.0);
     let latency_samples = latency.count() - samples_before;
 
-    let gateway_cpu_s_per_100k = cpu_per_100k(&start, &end);
+    let gateway_cpu_s_per_100k = cpu_per_100k(&start, &end, |s| s.gateway);
+    let faktory_cpu_s_per_100k = cpu_per_100k(&start, &end, |s| s.faktory);
     let gateway_peak_rss_mib = load
         .gateway()
         .and_then(|gateway| gateway.sample())
@@ -92,6 +93,7 @@ pub async fn run_throughput(
         worker_connections,
         gateway_faktory_connections,
         gateway_cpu_s_per_100k,
+        faktory_cpu_s_per_100k,
         gateway_peak_rss_mib,
         worker_peak_rss_mib,
         p50_ms,
@@ -133,9 +135,14 @@ pub fn rate(start: &Sample, end: &Sample) -> f64 {
     (end.done - start.done) as f64 / seconds
 }
 
-/// Gateway CPU seconds per 100k jobs between two samples.
-pub fn cpu_per_100k(start: &Sample, end: &Sample) -> Option<f64> {
-    let (before, after) = (start.gateway?, end.gateway?);
+/// CPU seconds per 100k jobs of the process `which` picks (gateway or
+/// Faktory child) between two samples.
+pub fn cpu_per_100k(
+    start: &Sample,
+    end: &Sample,
+    which: impl Fn(&Sample) -> Option<ProcessSample>,
+) -> Option<f64> {
+    let (before, after) = (which(start)?, which(end)?);
     let jobs = end.done.checked_sub(start.done).filter(|jobs| *jobs > 0)?;
     Some((after.cpu_seconds - before.cpu_seconds) * 100_000.0 / jobs as f64)
 }

@@ -1,16 +1,31 @@
 //! What plays Faktory: the project's test server in this process (default),
-//! or a real Faktory named by `FAKTORY_URL`.
+//! the test server in a child process (its CPU and RSS apart), or a real
+//! Faktory named by `FAKTORY_URL`.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use faktory_test_server::TestServer;
 
 use crate::Error;
+use crate::child::{ChildProcess, announce};
+
+/// First argument that turns the bench binary into a test-server child.
+pub const TEST_SERVER_CHILD_ARG: &str = "__test-server-child";
 
 /// The Faktory the benchmark runs against.
 pub enum FaktoryTarget {
     /// `faktory_test_server::TestServer` on `127.0.0.1:0`, in process.
     InProcess(TestServer),
+    /// `faktory_test_server::TestServer` in a child process.
+    Child {
+        /// The child.
+        process: Box<ChildProcess>,
+        /// Its URL.
+        url: String,
+        /// Its address.
+        addr: SocketAddr,
+    },
     /// A server reached by URL.
     External {
         /// `tcp://[:password@]host:port`.
@@ -31,6 +46,25 @@ impl FaktoryTarget {
             Ok(url) if !url.trim().is_empty() => FaktoryTarget::external(url.trim()).await,
             _ => FaktoryTarget::in_process().await,
         }
+    }
+
+    /// A fresh test server in a child process started from `exe` (the
+    /// bench binary).
+    ///
+    /// Fails when the child cannot start.
+    pub async fn child(exe: &Path) -> Result<FaktoryTarget, Error> {
+        let args = [TEST_SERVER_CHILD_ARG.to_owned()];
+        let process = ChildProcess::start(exe, &args, "test server").await?;
+        let url = process.announced().to_owned();
+        let addr = url
+            .strip_prefix("tcp://")
+            .and_then(|addr| addr.parse().ok())
+            .ok_or_else(|| Error::Setup(format!("test server child announced {url:?}")))?;
+        Ok(FaktoryTarget::Child {
+            process: Box::new(process),
+            url,
+            addr,
+        })
     }
 
     /// A fresh in-process test server.
@@ -69,7 +103,7 @@ impl FaktoryTarget {
     pub fn url(&self) -> String {
         match self {
             FaktoryTarget::InProcess(server) => server.url(),
-            FaktoryTarget::External { url, .. } => url.clone(),
+            FaktoryTarget::Child { url, .. } | FaktoryTarget::External { url, .. } => url.clone(),
         }
     }
 
@@ -77,7 +111,7 @@ impl FaktoryTarget {
     pub fn addr(&self) -> SocketAddr {
         match self {
             FaktoryTarget::InProcess(server) => server.addr(),
-            FaktoryTarget::External { addr, .. } => *addr,
+            FaktoryTarget::Child { addr, .. } | FaktoryTarget::External { addr, .. } => *addr,
         }
     }
 
@@ -88,14 +122,43 @@ impl FaktoryTarget {
                 "faktory-test-server, in the bench process (set FAKTORY_URL for a real Faktory)"
                     .to_owned()
             }
+            FaktoryTarget::Child { .. } => "faktory-test-server, in a child process".to_owned(),
             FaktoryTarget::External { addr, .. } => format!("Faktory at {addr} (FAKTORY_URL)"),
         }
     }
 
-    /// Stops the in-process server, if any.
-    pub async fn shutdown(self) {
-        if let FaktoryTarget::InProcess(server) = self {
-            server.shutdown().await;
+    /// The test server's process id when it runs as a child.
+    pub fn child_pid(&self) -> Option<u32> {
+        match self {
+            FaktoryTarget::Child { process, .. } => Some(process.pid()),
+            _ => None,
         }
     }
+
+    /// Stops the test server, if the bench started one.
+    pub async fn shutdown(self) {
+        match self {
+            FaktoryTarget::InProcess(server) => server.shutdown().await,
+            FaktoryTarget::Child { process, .. } => {
+                if let Err(e) = process.stop().await {
+                    tracing::warn!(error = %e, "test server child did not stop cleanly");
+                }
+            }
+            FaktoryTarget::External { .. } => {}
+        }
+    }
+}
+
+/// The child side: runs a test server on `127.0.0.1:0`, announces its URL,
+/// and stops when stdin closes.
+///
+/// Fails when the server cannot start or stdout cannot be written.
+pub async fn run_test_server_child() -> Result<(), Error> {
+    let server = TestServer::start()
+        .await
+        .map_err(|e| Error::io("start faktory test server", e))?;
+    let stdin_closed = announce(&server.url())?;
+    stdin_closed.await;
+    server.shutdown().await;
+    Ok(())
 }

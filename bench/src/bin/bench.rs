@@ -24,7 +24,7 @@ use faktory_gateway_bench::push::run_push;
 use faktory_gateway_bench::report::{Report, fill_ratios};
 use faktory_gateway_bench::runner::run_throughput;
 use faktory_gateway_bench::scenario::{Plan, PushMode};
-use faktory_gateway_bench::target::FaktoryTarget;
+use faktory_gateway_bench::target::{FaktoryTarget, TEST_SERVER_CHILD_ARG, run_test_server_child};
 use faktory_gateway_bench::targets::evaluate;
 
 /// Faktory Gateway benchmark: gateway-path workers against direct Faktory
@@ -51,6 +51,11 @@ struct Args {
     /// Override the worker SDK's prefetch cap (default: the SDK's own).
     #[arg(long)]
     sdk_max_prefetch: Option<u32>,
+    /// Run the Faktory test server in a child process (its CPU per job is
+    /// reported, and the bench process's RSS excludes it). Ignored when
+    /// FAKTORY_URL is set.
+    #[arg(long)]
+    faktory_child: bool,
     /// Override the worker SDK's ack batching delay, ms (default: the SDK's own).
     #[arg(long)]
     sdk_result_delay_ms: Option<u64>,
@@ -68,6 +73,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if argv.get(1).map(String::as_str) == Some(TEST_SERVER_CHILD_ARG) {
+        return match runtime.block_on(run_test_server_child()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("test server child: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if argv.get(1).map(String::as_str) == Some(CHILD_ARG) {
         if std::env::var_os("RUST_LOG").is_some() {
             tracing_subscriber::fmt()
@@ -101,11 +115,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         Plan::full()
     };
     let progress = Progress::default();
-    let target = FaktoryTarget::from_env().await.context("faktory")?;
+    let exe = std::env::current_exe().context("locate the bench binary")?;
+    let external = std::env::var("FAKTORY_URL").is_ok_and(|url| !url.trim().is_empty());
+    let target = if args.faktory_child && !external {
+        FaktoryTarget::child(&exe).await
+    } else {
+        FaktoryTarget::from_env().await
+    }
+    .context("faktory")?;
     let env = Env {
         faktory_url: target.url(),
         faktory_addr: target.addr(),
-        gateway_exe: std::env::current_exe().context("locate the bench binary")?,
+        gateway_exe: exe.clone(),
         gateway_args: args.gateway_args.clone(),
         sdk: SdkTuning {
             max_prefetch: args.sdk_max_prefetch,
@@ -113,6 +134,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 .sdk_result_delay_ms
                 .map(std::time::Duration::from_millis),
         },
+        faktory_pid: target.child_pid(),
     };
     let scenarios: Vec<_> = plan
         .scenarios

@@ -182,6 +182,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         gateway_exe: std::env::current_exe()?,
         gateway_args: Vec::new(),
         sdk: SdkTuning::default(),
+        faktory_pid: None,
     };
     let direct = Scenario {
         path: WorkerPath::Direct {
