@@ -174,7 +174,6 @@ fn readme_documents_every_option() {
     let mut checked = 0;
     for line in help.lines() {
         let Some(flag) = line
-            .trim_start()
             .split_whitespace()
             .next()
             .filter(|word| word.starts_with("--") && !matches!(*word, "--help" | "--version"))
