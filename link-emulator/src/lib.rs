@@ -11,7 +11,8 @@
 //!
 //! # Layout
 //! - [`LinkEmulator`] (this file): the listener, the connection registry and the
-//!   chaos control ([`LinkEmulator::cut_all`]).
+//!   chaos controls ([`LinkEmulator::cut_all`], [`LinkEmulator::pause_all`] and
+//!   [`LinkEmulator::resume_all`]).
 //! - `pipe` (private): one delayed direction of one connection.
 //!
 //! # Example
@@ -35,8 +36,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+/// The controls shared by the connections accepted between two cuts or
+/// pauses.
+#[derive(Debug)]
+struct Generation {
+    /// Cancelled by `cut_all`.
+    cut: CancellationToken,
+    /// `true` while `pause_all` stalls these connections.
+    paused: watch::Sender<bool>,
+}
+
+impl Generation {
+    fn new(shutdown: &CancellationToken) -> Generation {
+        Generation {
+            cut: shutdown.child_token(),
+            paused: watch::Sender::new(false),
+        }
+    }
+}
 
 /// A running delay proxy. Dropping it stops the listener and every connection.
 #[derive(Debug)]
@@ -50,9 +71,13 @@ pub struct LinkEmulator {
 struct Shared {
     /// Cancelled when the emulator is dropped.
     shutdown: CancellationToken,
-    /// The generation of connections `cut_all` aborts next. Replaced by a fresh
-    /// child token on every cut so new connections survive earlier cuts.
-    generation: Mutex<CancellationToken>,
+    /// The generation of connections the next `cut_all` or `pause_all` acts
+    /// on. Replaced by a fresh one on every cut or pause so new connections
+    /// are not affected by earlier ones.
+    generation: Mutex<Generation>,
+    /// Pause switches of the generations `pause_all` stalled, until
+    /// `resume_all`.
+    paused: Mutex<Vec<watch::Sender<bool>>>,
     /// Connections currently open.
     connections: AtomicUsize,
 }
@@ -67,7 +92,8 @@ impl LinkEmulator {
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
-            generation: Mutex::new(shutdown.child_token()),
+            generation: Mutex::new(Generation::new(&shutdown)),
+            paused: Mutex::new(Vec::new()),
             shutdown,
             connections: AtomicUsize::new(0),
         });
@@ -84,9 +110,38 @@ impl LinkEmulator {
     /// close, bytes still in flight are lost). New connections are accepted as
     /// before.
     pub fn cut_all(&self) {
+        self.next_generation().cut.cancel();
+    }
+
+    /// Stops forwarding bytes on every connection open right now, in both
+    /// directions, without closing anything: a link that silently stalls.
+    /// Bytes sent meanwhile queue up (then push back on the sender, like a full
+    /// TCP window) and flow again after [`resume_all`](Self::resume_all). New
+    /// connections are not paused; [`cut_all`](Self::cut_all) still cuts paused
+    /// ones.
+    pub fn pause_all(&self) {
+        let old = self.next_generation();
+        old.paused.send_replace(true);
+        self.shared
+            .paused
+            .lock()
+            .expect("paused lock")
+            .push(old.paused);
+    }
+
+    /// Lets every connection stalled by [`pause_all`](Self::pause_all) forward
+    /// again.
+    pub fn resume_all(&self) {
+        for paused in self.shared.paused.lock().expect("paused lock").drain(..) {
+            paused.send_replace(false);
+        }
+    }
+
+    /// Starts a new generation for connections accepted from now on and
+    /// returns the one that ended.
+    fn next_generation(&self) -> Generation {
         let mut generation = self.shared.generation.lock().expect("generation lock");
-        let old = std::mem::replace(&mut *generation, self.shared.shutdown.child_token());
-        old.cancel();
+        std::mem::replace(&mut *generation, Generation::new(&self.shared.shutdown))
     }
 
     /// How many proxied connections are open.
@@ -121,13 +176,16 @@ async fn accept_loop(
                 continue;
             }
         };
-        let cut = shared.generation.lock().expect("generation lock").clone();
+        let (cut, paused) = {
+            let generation = shared.generation.lock().expect("generation lock");
+            (generation.cut.clone(), generation.paused.subscribe())
+        };
         shared.connections.fetch_add(1, Ordering::SeqCst);
         let guard = ConnectionGuard(shared.clone());
         tokio::spawn(async move {
             let _guard = guard;
             debug!(%peer, %upstream, "link emulator connection");
-            proxy(client, upstream, one_way, cut).await;
+            proxy(client, upstream, one_way, cut, paused).await;
         });
     }
 }
@@ -141,8 +199,15 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// Proxies one client until both directions end or `cut` fires.
-async fn proxy(client: TcpStream, upstream: SocketAddr, one_way: Duration, cut: CancellationToken) {
+/// Proxies one client until both directions end or `cut` fires; forwards
+/// nothing while `paused` is `true`.
+async fn proxy(
+    client: TcpStream,
+    upstream: SocketAddr,
+    one_way: Duration,
+    cut: CancellationToken,
+    paused: watch::Receiver<bool>,
+) {
     let server = tokio::select! {
         _ = cut.cancelled() => return,
         server = TcpStream::connect(upstream) => match server {
@@ -159,8 +224,14 @@ async fn proxy(client: TcpStream, upstream: SocketAddr, one_way: Duration, cut: 
     let (server_read, server_write) = server.into_split();
     // A failing direction aborts the whole connection, like a broken link.
     let failed = cut.child_token();
-    let up = pipe::run(client_read, server_write, one_way, failed.clone());
-    let down = pipe::run(server_read, client_write, one_way, failed.clone());
+    let up = pipe::run(
+        client_read,
+        server_write,
+        one_way,
+        paused.clone(),
+        failed.clone(),
+    );
+    let down = pipe::run(server_read, client_write, one_way, paused, failed.clone());
     tokio::select! {
         _ = failed.cancelled() => {}
         _ = async { tokio::join!(up, down) } => {}
@@ -245,5 +316,39 @@ mod tests {
         again.write_all(b"y").await.unwrap();
         again.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"y");
+    }
+
+    #[tokio::test]
+    async fn pause_all_stalls_open_connections_until_resume_all() {
+        let link = LinkEmulator::start(echo_server().await, Duration::from_millis(1))
+            .await
+            .unwrap();
+        let mut stream = TcpStream::connect(link.addr()).await.unwrap();
+        let mut buf = [0u8; 4];
+        // A round trip first: the emulator has accepted the connection.
+        stream.write_all(b"open").await.unwrap();
+        stream.read_exact(&mut buf).await.unwrap();
+        link.pause_all();
+        stream.write_all(b"held").await.unwrap();
+
+        // Connections opened after the pause are not stalled.
+        let mut fresh = TcpStream::connect(link.addr()).await.unwrap();
+        fresh.write_all(b"new!").await.unwrap();
+        fresh.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"new!");
+        // That round trip started after "held" was written and took as long
+        // as the echo of "held" would have: had it been forwarded, it would be
+        // readable by now.
+        let mut probe = [0u8; 4];
+        let stalled = stream.try_read(&mut probe);
+        assert!(
+            matches!(&stalled, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "a paused link forwarded bytes: {stalled:?}"
+        );
+
+        link.resume_all();
+        stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"held", "held bytes flow after resume");
+        assert_eq!(link.connection_count(), 2);
     }
 }

@@ -79,7 +79,10 @@ impl WorkerBuilder {
         self
     }
 
-    /// Trusts this CA (PEM) for the gateway's TLS certificate; enables TLS.
+    /// Trusts this CA (PEM), instead of the bundled public (web PKI) roots,
+    /// for the gateway's TLS certificate; enables TLS. Needed only for
+    /// private or self-signed certificates: an `https://` gateway with a
+    /// publicly trusted certificate works without it.
     pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_ca_pem = Some(pem.into());
         self

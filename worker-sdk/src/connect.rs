@@ -56,10 +56,12 @@ pub(crate) fn endpoint(settings: &Settings) -> Result<Endpoint, Error> {
         .initial_stream_window_size(H2_STREAM_WINDOW)
         .initial_connection_window_size(H2_CONNECTION_WINDOW);
     if settings.gateway.starts_with("https://") || settings.tls_ca_pem.is_some() {
-        let mut tls = ClientTlsConfig::new();
-        if let Some(pem) = &settings.tls_ca_pem {
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
-        }
+        // A caller's CA replaces the public roots: a private CA is the whole
+        // trust story, and a public certificate then needs no option at all.
+        let mut tls = match &settings.tls_ca_pem {
+            Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+            None => ClientTlsConfig::new().with_webpki_roots(),
+        };
         if let Some(domain) = &settings.tls_domain {
             tls = tls.domain_name(domain.clone());
         }

@@ -1,6 +1,8 @@
 //! End to end over real sockets: the Faktory test server, the gateway
-//! (`faktory_gateway::serve`) and this SDK, as the issue's done-when list
-//! describes them.
+//! (`faktory_gateway::serve`) and this SDK: the issue's done-when list, plus
+//! the session's edges (shutdown timeout, gateway drain, a silent link, slow
+//! handlers giving their buffer back), with faults injected through the
+//! gateway's own shutdown and the `link-emulator` between SDK and gateway.
 
 mod support;
 
@@ -8,13 +10,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use faktory_gateway_worker::proto;
 use faktory_gateway_worker::proto::gateway_client::GatewayClient;
 use faktory_gateway_worker::{
     Error, Job, JobError, StatsHandle, StopReason, Worker, WorkerBuilder,
 };
 use faktory_test_server::ServerHandle;
 use link_emulator::LinkEmulator;
-use support::stack::{Stack, eventually, push, push_via};
+use support::stack::{Stack, eventually, job, push, push_like, push_via};
 use support::{Concurrent, gated};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
@@ -80,6 +83,24 @@ fn brief(
     }
 }
 
+/// A handler that records its run, then waits for a permit from `gate` (each
+/// permit lets one job finish).
+fn held(
+    runs: &Runs,
+    gate: &Arc<Semaphore>,
+) -> impl Fn(Job) -> futures::future::BoxFuture<'static, Result<(), JobError>> + Send + Sync + 'static
+{
+    let (runs, gate) = (runs.clone(), gate.clone());
+    move |job: Job| {
+        runs.record(job.jid());
+        let gate = gate.clone();
+        Box::pin(async move {
+            gate.acquire().await.expect("gate open").forget();
+            Ok(())
+        })
+    }
+}
+
 /// Waits until every one of `jids` ran and Faktory holds nothing, then checks
 /// no retry was used. Jobs a gateway released back to Faktory return as copies
 /// scheduled 1 s ahead: the clock is moved instead of waiting for them.
@@ -140,15 +161,24 @@ async fn twenty_thousand_jobs_with_concurrency_200_are_each_acked_once() {
 async fn errors_and_panics_become_faktory_failures_retried_per_the_job() {
     let stack = Stack::start(&[]).await;
     let url = stack.gateway.url();
-    push(&url, "fail", "[]", Some(1), 5).await;
+    let keep_5_lines = |jobtype, args| proto::Job {
+        backtrace: 5,
+        ..job(jobtype, args, Some(1))
+    };
+    push_like(&url, &keep_5_lines("fail", "[]"), 5).await;
     push(&url, "panic", "[]", Some(1), 5).await;
+    push_like(&url, &keep_5_lines("bad_args", r#"["x"]"#), 1).await;
     let ok = push(&url, "ok", "[]", None, 20).await;
     let runs = Runs::default();
     let (stats, stop, task) = spawn(
         worker(&stack)
             .concurrency(4)
             .register("fail", |_job: Job| async {
-                Err(JobError::new("Boom", "it broke"))
+                Err(JobError::new("Boom", "it broke").with_backtrace(["frame 1", "frame 2"]))
+            })
+            .register_blocking("bad_args", |job: Job| {
+                let (_n,): (i64,) = job.args()?;
+                Ok(())
             })
             .register("panic", |job: Job| async move {
                 panic!("panicked on {}", job.jid());
@@ -156,14 +186,25 @@ async fn errors_and_panics_become_faktory_failures_retried_per_the_job() {
             .register("ok", recording(&runs)),
     );
     let faktory = stack.faktory.handle();
-    eventually("first failures recorded", || faktory.retries().len() == 10).await;
+    eventually("first failures recorded", || faktory.retries().len() == 11).await;
     for retry in faktory.retries() {
         let failure = &retry["failure"];
         match retry["jobtype"].as_str().unwrap() {
-            "fail" => assert_eq!(
-                (failure["errtype"].as_str(), failure["message"].as_str()),
-                (Some("Boom"), Some("it broke"))
-            ),
+            "fail" => {
+                assert_eq!(
+                    (failure["errtype"].as_str(), failure["message"].as_str()),
+                    (Some("Boom"), Some("it broke"))
+                );
+                assert_eq!(
+                    failure["backtrace"],
+                    serde_json::json!(["frame 1", "frame 2"])
+                );
+            }
+            "bad_args" => {
+                assert_eq!(failure["errtype"], "job::ArgsError");
+                let lines = failure["backtrace"].as_array().expect("backtrace");
+                assert_eq!(lines.len(), 1, "serde's cause: {failure}");
+            }
             "panic" => {
                 assert_eq!(failure["errtype"], "panic");
                 assert!(
@@ -180,7 +221,7 @@ async fn errors_and_panics_become_faktory_failures_retried_per_the_job() {
     // Retry backoff for the first failure is at most 15 + 29 s.
     faktory.advance_clock(Duration::from_secs(45));
     eventually("second failures: retry budget of 1 used, jobs dead", || {
-        faktory.dead().len() == 10
+        faktory.dead().len() == 11
     })
     .await;
     eventually("ok jobs done", || runs.distinct() == 20).await;
@@ -192,7 +233,7 @@ async fn errors_and_panics_become_faktory_failures_retried_per_the_job() {
         ok.into_iter().collect()
     );
     let s = stats.snapshot();
-    assert_eq!((s.failed, s.panicked, s.succeeded), (20, 10, 20), "{s:?}");
+    assert_eq!((s.failed, s.panicked, s.succeeded), (22, 10, 20), "{s:?}");
     assert_eq!(faktory.total_queued(), 0);
 }
 
@@ -349,7 +390,9 @@ async fn concurrency_10_and_max_prefetch_5_never_hold_more_than_15() {
     stop.send(()).unwrap();
     assert_eq!(task.await.unwrap(), StopReason::Shutdown);
     assert!(concurrent.peak() <= 10);
-    assert!(stats.snapshot().window <= 15);
+    let s = stats.snapshot();
+    assert!(s.window <= 15, "{s:?}");
+    assert_eq!((s.succeeded, s.results_rejected), (1_000, 0), "{s:?}");
     eprintln!("peak reserved at quiescent points: {peak_reserved}");
 }
 
@@ -413,4 +456,200 @@ async fn tls_and_a_worker_token() {
     let ran: HashSet<String> = runs.snapshot().into_keys().collect();
     assert_eq!(ran, jids.into_iter().collect());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_still_running_at_the_shutdown_timeout_fail_with_a_clear_errtype() {
+    let stack = Stack::start(&[]).await;
+    let jids = push(&stack.gateway.url(), "stuck", "[]", Some(1), 2).await;
+    let (stats, stop, task) = spawn(
+        worker(&stack)
+            .concurrency(2)
+            .shutdown_timeout(Duration::from_millis(200))
+            .register("stuck", |_job: Job| {
+                std::future::pending::<Result<(), JobError>>()
+            }),
+    );
+    eventually("both jobs running", || stats.snapshot().running == 2).await;
+    stop.send(()).unwrap();
+    assert_eq!(
+        task.await.unwrap(),
+        StopReason::ShutdownTimedOut {
+            abandoned: 2,
+            unconfirmed: 0
+        }
+    );
+    let faktory = stack.faktory.handle();
+    eventually("both failures reach Faktory", || {
+        faktory.retries().len() == 2 && faktory.reserved_jids().is_empty()
+    })
+    .await;
+    let failed: HashSet<String> = faktory
+        .retries()
+        .iter()
+        .map(|retry| {
+            assert_eq!(retry["failure"]["errtype"], "WorkerShutdownTimeout");
+            retry["jid"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(failed, jids.into_iter().collect());
+    assert_eq!(stats.snapshot().timed_out, 2);
+}
+
+/// Pushes `fast` no-op jobs, then `held` ones, and runs a worker across a
+/// 20 ms round trip: the fast jobs grow its window, so held ones fill its
+/// buffer. Returns the link (keep it alive), the fast and the held jids, and
+/// the worker.
+async fn window_grown_then_held(
+    stack: &Stack,
+    fast: usize,
+    held_jobs: usize,
+    runs: &Runs,
+    gate: &Arc<Semaphore>,
+    tune: impl FnOnce(WorkerBuilder) -> WorkerBuilder,
+) -> (
+    LinkEmulator,
+    Vec<String>,
+    HashSet<String>,
+    (StatsHandle, oneshot::Sender<()>, JoinHandle<StopReason>),
+) {
+    let link = LinkEmulator::start(stack.gateway.addr(), Duration::from_millis(10))
+        .await
+        .unwrap();
+    let url = stack.gateway.url();
+    let fast = push(&url, "fast", "[]", None, fast).await;
+    let held_jids = push(&url, "held", "[]", None, held_jobs).await;
+    let worker = worker(stack)
+        .gateway(format!("http://{}", link.addr()))
+        .register("fast", recording(runs))
+        .register("held", held(runs, gate));
+    (
+        link,
+        fast,
+        held_jids.into_iter().collect(),
+        spawn(tune(worker)),
+    )
+}
+
+/// Whether all `slots` run held jobs and more jobs wait in the buffer.
+fn slots_held_and_buffered(
+    slots: u64,
+    stats: &StatsHandle,
+    runs: &Runs,
+    held: &HashSet<String>,
+) -> bool {
+    let s = stats.snapshot();
+    let started = runs
+        .snapshot()
+        .keys()
+        .filter(|jid| held.contains(*jid))
+        .count();
+    s.running == slots && started as u64 == slots && s.prefetched > 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_drain_releases_prefetched_jobs_and_the_worker_comes_back() {
+    let mut stack = Stack::start(&[]).await;
+    let (runs, gate) = (Runs::default(), Arc::new(Semaphore::new(0)));
+    let (_link, mut jids, held, (stats, stop, task)) =
+        window_grown_then_held(&stack, 500, 30, &runs, &gate, |w| {
+            w.concurrency(2).max_prefetch(5)
+        })
+        .await;
+    eventually("two held jobs running, more prefetched", || {
+        slots_held_and_buffered(2, &stats, &runs, &held)
+    })
+    .await;
+    let released_before = stats.snapshot().released;
+    // The gateway shuts down (drain notice, grace) and comes back on the same
+    // port; the running jobs finish once the prefetched ones were given back.
+    let finish_after_release = async {
+        eventually("prefetched jobs released on the drain notice", || {
+            stats.snapshot().released > released_before
+        })
+        .await;
+        gate.add_permits(1_000);
+    };
+    tokio::join!(stack.gateway.restart(), finish_after_release);
+    jids.extend(held);
+    all_ran_and_faktory_empty(&stack.faktory.handle(), &runs, &jids).await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+    let s = stats.snapshot();
+    assert!(s.sessions >= 2, "reconnected after the drain: {s:?}");
+    assert!(
+        runs.snapshot().values().all(|n| *n == 1),
+        "released jobs had not started, so none ran twice: {s:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_link_is_torn_down_and_reopened() {
+    // Heartbeats every 100 ms, silence for 500 ms ends a stream; the gateway
+    // keeps a vanished worker's jobs for it.
+    let stack = Stack::start(&[
+        "--heartbeat-interval-ms",
+        "100",
+        "--heartbeat-timeout-ms",
+        "500",
+        "--redelivery-grace-ms",
+        "10000",
+    ])
+    .await;
+    let link = LinkEmulator::start(stack.gateway.addr(), Duration::from_millis(1))
+        .await
+        .unwrap();
+    let jids = push(&stack.gateway.url(), "work", "[]", None, 20).await;
+    let (runs, gate) = (Runs::default(), Arc::new(Semaphore::new(0)));
+    let (stats, stop, task) = spawn(
+        worker(&stack)
+            .gateway(format!("http://{}", link.addr()))
+            .concurrency(5)
+            .register("work", held(&runs, &gate)),
+    );
+    eventually("five jobs running", || stats.snapshot().running == 5).await;
+    // The link stalls without closing: only the silence tells.
+    link.pause_all();
+    eventually("the worker opened a new stream", || {
+        stats.snapshot().sessions >= 2
+    })
+    .await;
+    gate.add_permits(1_000);
+    all_ran_and_faktory_empty(&stack.faktory.handle(), &runs, &jids).await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+    let s = stats.snapshot();
+    assert!(
+        runs.snapshot().values().all(|n| *n == 1),
+        "a job ran twice: {s:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_handlers_give_their_buffer_back() {
+    let stack = Stack::start(&[]).await;
+    let (runs, gate) = (Runs::default(), Arc::new(Semaphore::new(0)));
+    let (_link, mut jids, held, (stats, stop, task)) =
+        window_grown_then_held(&stack, 2_000, 100, &runs, &gate, |w| w.concurrency(4)).await;
+    let faktory = stack.faktory.handle();
+    eventually("held jobs in every slot, more buffered", || {
+        slots_held_and_buffered(4, &stats, &runs, &held)
+    })
+    .await;
+    // Seen from the gateway's side: what Faktory has reserved for it.
+    let reserved_before = faktory.reserved_jids().len();
+    assert!(
+        reserved_before > 4,
+        "the window had grown: {reserved_before}"
+    );
+    // With the handlers stuck, the buffer goes back after a second.
+    eventually("the buffer went back to Faktory", || {
+        stats.snapshot().released > 0 && faktory.reserved_jids().len() < reserved_before
+    })
+    .await;
+    gate.add_permits(1_000);
+    jids.extend(held);
+    all_ran_and_faktory_empty(&faktory, &runs, &jids).await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
 }

@@ -1,7 +1,6 @@
 //! Helpers shared by the SDK's integration tests.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-pub mod mock_gateway;
 pub mod stack;
 
 use std::sync::Arc;

@@ -108,6 +108,16 @@ impl Stack {
     }
 }
 
+/// A job of `jobtype` with these `args` (JSON) and `retry`.
+pub fn job(jobtype: &str, args: &str, retry: Option<i32>) -> Job {
+    Job {
+        jobtype: jobtype.into(),
+        args: args.to_owned().into(),
+        retry,
+        ..Job::default()
+    }
+}
+
 /// Pushes `n` jobs through the gateway's `Push`, in batches of 1,000; returns
 /// their jids.
 pub async fn push(
@@ -117,10 +127,15 @@ pub async fn push(
     retry: Option<i32>,
     n: usize,
 ) -> Vec<String> {
+    push_like(gateway_url, &job(jobtype, args, retry), n).await
+}
+
+/// Like [`push`], for `n` copies of `template` (each gets its own jid).
+pub async fn push_like(gateway_url: &str, template: &Job, n: usize) -> Vec<String> {
     let mut client = GatewayClient::connect(gateway_url.to_owned())
         .await
         .expect("connect");
-    push_via(&mut client, jobtype, args, retry, n).await
+    push_like_via(&mut client, template, n).await
 }
 
 /// Like [`push`], over an existing client.
@@ -131,18 +146,19 @@ pub async fn push_via(
     retry: Option<i32>,
     n: usize,
 ) -> Vec<String> {
+    push_like_via(client, &job(jobtype, args, retry), n).await
+}
+
+async fn push_like_via(
+    client: &mut GatewayClient<Channel>,
+    template: &Job,
+    n: usize,
+) -> Vec<String> {
     let mut jids = Vec::with_capacity(n);
     let mut pushed = 0;
     while pushed < n {
         let count = (n - pushed).min(1000);
-        let jobs = (0..count)
-            .map(|_| Job {
-                jobtype: jobtype.into(),
-                args: args.to_owned().into(),
-                retry,
-                ..Job::default()
-            })
-            .collect();
+        let jobs = vec![template.clone(); count];
         let response = client
             .push(PushRequest { jobs })
             .await
