@@ -45,8 +45,12 @@ fn worker(stack: &Stack) -> WorkerBuilder {
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
 
+/// A worker running on its own task: its stats, the sender that stops it,
+/// and the task.
+type Running = (StatsHandle, oneshot::Sender<()>, JoinHandle<StopReason>);
+
 /// Runs `worker` on its own task; the sender stops it.
-fn spawn(worker: WorkerBuilder) -> (StatsHandle, oneshot::Sender<()>, JoinHandle<StopReason>) {
+fn spawn(worker: WorkerBuilder) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let worker = worker
         .with_graceful_shutdown(stopped)
@@ -120,6 +124,27 @@ async fn all_ran_and_faktory_empty(faktory: &ServerHandle, runs: &Runs, jids: &[
     assert!(
         faktory.retries().is_empty() && faktory.dead().is_empty(),
         "no retry was used"
+    );
+}
+
+/// After a fault that made the worker reconnect: waits until every job ran
+/// with Faktory empty, stops the worker, and checks it reconnected and ran no
+/// job twice (jobs caught by the fault were redelivered to the reconnected
+/// worker; those it had finished were answered from its memory).
+async fn all_ran_once_after_reconnecting(
+    faktory: &ServerHandle,
+    runs: &Runs,
+    jids: &[String],
+    (stats, stop, task): Running,
+) {
+    all_ran_and_faktory_empty(faktory, runs, jids).await;
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
+    let s = stats.snapshot();
+    assert!(s.sessions >= 2, "the worker reconnected: {s:?}");
+    assert!(
+        runs.snapshot().values().all(|n| *n == 1),
+        "a job ran twice: {s:?}"
     );
 }
 
@@ -264,7 +289,7 @@ async fn a_cut_connection_costs_a_pause_not_jobs() {
         .unwrap();
     let jids = push(&stack.gateway.url(), "work", "[]", None, 2_000).await;
     let runs = Runs::default();
-    let (stats, stop, task) = spawn(
+    let running = spawn(
         worker(&stack)
             .gateway(format!("http://{}", link.addr()))
             .concurrency(20)
@@ -272,17 +297,7 @@ async fn a_cut_connection_costs_a_pause_not_jobs() {
     );
     eventually("some progress", || runs.distinct() >= 300).await;
     link.cut_all();
-    all_ran_and_faktory_empty(&stack.faktory.handle(), &runs, &jids).await;
-    stop.send(()).unwrap();
-    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
-    let s = stats.snapshot();
-    assert!(s.sessions >= 2, "the worker reconnected: {s:?}");
-    // Jobs caught by the cut were redelivered to the reconnected worker; those
-    // it had finished were answered from its memory, not run again.
-    assert!(
-        runs.snapshot().values().all(|n| *n == 1),
-        "a job ran twice: {s:?}"
-    );
+    all_ran_once_after_reconnecting(&stack.faktory.handle(), &runs, &jids, running).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,12 +522,7 @@ async fn window_grown_then_held(
     runs: &Runs,
     gate: &Arc<Semaphore>,
     tune: impl FnOnce(WorkerBuilder) -> WorkerBuilder,
-) -> (
-    LinkEmulator,
-    Vec<String>,
-    HashSet<String>,
-    (StatsHandle, oneshot::Sender<()>, JoinHandle<StopReason>),
-) {
+) -> (LinkEmulator, Vec<String>, HashSet<String>, Running) {
     let link = LinkEmulator::start(stack.gateway.addr(), Duration::from_millis(10))
         .await
         .unwrap();
@@ -551,15 +561,16 @@ fn slots_held_and_buffered(
 async fn a_gateway_drain_releases_prefetched_jobs_and_the_worker_comes_back() {
     let mut stack = Stack::start(&[]).await;
     let (runs, gate) = (Runs::default(), Arc::new(Semaphore::new(0)));
-    let (_link, mut jids, held, (stats, stop, task)) =
+    let (_link, mut jids, held, running) =
         window_grown_then_held(&stack, 500, 30, &runs, &gate, |w| {
             w.concurrency(2).max_prefetch(5)
         })
         .await;
     eventually("two held jobs running, more prefetched", || {
-        slots_held_and_buffered(2, &stats, &runs, &held)
+        slots_held_and_buffered(2, &running.0, &runs, &held)
     })
     .await;
+    let stats = &running.0;
     let released_before = stats.snapshot().released;
     // The gateway shuts down (drain notice, grace) and comes back on the same
     // port; the running jobs finish once the prefetched ones were given back.
@@ -572,15 +583,8 @@ async fn a_gateway_drain_releases_prefetched_jobs_and_the_worker_comes_back() {
     };
     tokio::join!(stack.gateway.restart(), finish_after_release);
     jids.extend(held);
-    all_ran_and_faktory_empty(&stack.faktory.handle(), &runs, &jids).await;
-    stop.send(()).unwrap();
-    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
-    let s = stats.snapshot();
-    assert!(s.sessions >= 2, "reconnected after the drain: {s:?}");
-    assert!(
-        runs.snapshot().values().all(|n| *n == 1),
-        "released jobs had not started, so none ran twice: {s:?}"
-    );
+    // Released jobs had not started, so none ran twice.
+    all_ran_once_after_reconnecting(&stack.faktory.handle(), &runs, &jids, running).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -601,12 +605,13 @@ async fn a_silent_link_is_torn_down_and_reopened() {
         .unwrap();
     let jids = push(&stack.gateway.url(), "work", "[]", None, 20).await;
     let (runs, gate) = (Runs::default(), Arc::new(Semaphore::new(0)));
-    let (stats, stop, task) = spawn(
+    let running = spawn(
         worker(&stack)
             .gateway(format!("http://{}", link.addr()))
             .concurrency(5)
             .register("work", held(&runs, &gate)),
     );
+    let stats = &running.0;
     eventually("five jobs running", || stats.snapshot().running == 5).await;
     // The link stalls without closing: only the silence tells.
     link.pause_all();
@@ -615,14 +620,7 @@ async fn a_silent_link_is_torn_down_and_reopened() {
     })
     .await;
     gate.add_permits(1_000);
-    all_ran_and_faktory_empty(&stack.faktory.handle(), &runs, &jids).await;
-    stop.send(()).unwrap();
-    assert_eq!(task.await.unwrap(), StopReason::Shutdown);
-    let s = stats.snapshot();
-    assert!(
-        runs.snapshot().values().all(|n| *n == 1),
-        "a job ran twice: {s:?}"
-    );
+    all_ran_once_after_reconnecting(&stack.faktory.handle(), &runs, &jids, running).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
