@@ -1,7 +1,7 @@
 //! [`serve`]: the gateway's gRPC server. The `Gateway` service (`Push` through
 //! the submit path, `Work` through the delivery path) behind bearer-token
 //! checks, gRPC health and reflection, optional TLS, message size limits,
-//! HTTP/2 keepalive and adaptive flow-control windows, and the Prometheus
+//! HTTP/2 keepalive and explicit flow-control windows, and the Prometheus
 //! endpoint on its own port. On shutdown: health goes NOT_SERVING, the
 //! delivery path drains, and the server stops.
 
@@ -35,6 +35,16 @@ use crate::submit::Submitter;
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// How long an HTTP/2 PING may go unanswered.
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// HTTP/2 receive window per stream: covers the bandwidth-delay product of a
+/// producer pushing 10 KiB jobs across a 200 ms link. It is a limit, not an
+/// allocation: memory is used only while the service lags behind the peer.
+const HTTP2_STREAM_WINDOW: u32 = 16 * 1024 * 1024;
+/// HTTP/2 receive window per connection. Explicit, not adaptive: h2 allows
+/// unread small DATA frames (one per small call or stream message) worth
+/// only half this window in bookkeeping before it cuts the connection with
+/// GOAWAY `too_many_data_frames`; adaptive flow control starts at 64 KiB,
+/// which 200 concurrent one-job `Push` calls on one channel exhausted.
+const HTTP2_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// Longest wait for in-flight calls once the delivery path has drained.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -130,7 +140,8 @@ pub async fn serve(
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-        .http2_adaptive_window(Some(true));
+        .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+        .initial_connection_window_size(HTTP2_CONNECTION_WINDOW);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls).map_err(Error::Transport)?;
     }

@@ -230,6 +230,39 @@ async fn concurrent_single_job_calls_are_coalesced() {
     );
 }
 
+/// Many concurrent small calls on ONE channel must never get the HTTP/2
+/// connection cut. Each call's message is one small DATA frame; h2 0.4.20
+/// charges such frames against a budget of half the connection receive
+/// window until the service reads them, and closes the connection with
+/// GOAWAY `too_many_data_frames` (ENHANCE_YOUR_CALM) when it runs out. With
+/// the 64 KiB starting window of adaptive flow control, 200 concurrent calls
+/// (hyper's stream limit) were enough.
+#[tokio::test]
+async fn many_concurrent_small_calls_share_one_connection() {
+    let server = TestServer::start().await.unwrap();
+    let gateway = Gateway::start(&server.url(), &[]).await;
+    let client = gateway.client().await;
+    let calls = 500;
+    for round in 0..3 {
+        let pushes = (0..calls).map(|i| {
+            let mut client = client.clone();
+            async move {
+                let request = PushRequest {
+                    jobs: vec![job(&jid(&format!("flood{round}"), i))],
+                };
+                client.push(request).await.map(|r| r.into_inner())
+            }
+        });
+        for response in join_all(pushes).await {
+            let response = response.expect("call on a shared connection");
+            assert_eq!(statuses(&response), [PushStatus::Accepted]);
+        }
+    }
+    assert_eq!(server.handle().total_queued(), 3 * calls);
+    stop(gateway).await;
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn faktory_down_answers_unavailable() {
     // A port nobody listens on.
