@@ -6,9 +6,8 @@
 //! Faktory, delivered once, and (where marked) no worker starved.
 //!
 //! - `many_streams_and_producers` (CI): 200 streams, 20 producers.
-//! - `no_stream_starves` (ignored until the dispatcher's tie-break is fixed):
-//!   the same run with the fairness bound.
-//! - `thousand_streams_hundred_producers` (ignored, the full run):
+//! - `no_stream_starves` (CI): the same run with the fairness bound.
+//! - `thousand_streams_hundred_producers` (ignored, heavy: the full run):
 //!   `cargo test -p faktory-gateway --test load -- --ignored --nocapture`.
 
 mod common;
@@ -254,20 +253,18 @@ async fn many_streams_and_producers() {
     load(ci_shape()).await;
 }
 
-/// The dispatcher gives each job to the matching session with the most open
-/// window and breaks ties by the lowest session id
-/// (`gateway/src/delivery/dispatcher.rs`, `fn pick`). When jobs arrive more
-/// slowly than the workers' total window (workers that ack at once), the
-/// same low-id sessions win every tie and the rest starve: in the 200-stream
-/// run about half the streams got no job at all.
+/// Jobs arrive more slowly than the workers' total window (workers that ack
+/// at once), so most sessions have the same open window at every pick; the
+/// dispatcher must spread the jobs (ties go to the least recently assigned
+/// session, `gateway/src/delivery/dispatcher.rs`, `fn pick`). With ties to
+/// the lowest session id, about half the 200 streams got no job at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: ties in dispatcher.rs fn pick go to the lowest session id, starving later streams"]
 async fn no_stream_starves() {
     assert_fair(&load(ci_shape()).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the full load run; also fails the fairness bound until dispatcher.rs fn pick is fixed"]
+#[ignore = "heavy: run with --ignored"]
 async fn thousand_streams_hundred_producers() {
     let per_worker = load(Shape {
         streams: 1000,

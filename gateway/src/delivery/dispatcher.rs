@@ -11,7 +11,10 @@
 //! Rules, in one place:
 //! - A job goes to a non-draining session that serves its queue, runs its
 //!   jobtype (empty jobtypes = any), accepts its size, and has open window;
-//!   among those, the one with the most open window.
+//!   among those, the one with the most open window, and among equals the
+//!   one that was assigned a job least recently (a new session first). That
+//!   spreads work over all sessions when jobs arrive more slowly than the
+//!   workers' total window, instead of the same sessions winning every tie.
 //! - A job is never handed to a worker with less than the lease margin left
 //!   on its reservation; it is released back to Faktory instead.
 //! - A job waiting in the gateway is released (PUSH copy + ACK, no retry used)
@@ -111,6 +114,9 @@ struct SessionSlot {
     wake: Arc<Notify>,
     draining: bool,
     drain: Option<Drain>,
+    /// When the session was last assigned a job, as a value of the
+    /// dispatcher's assignment counter; 0 = never.
+    last_assigned: u64,
 }
 
 impl SessionSlot {
@@ -144,6 +150,8 @@ pub(crate) struct Dispatcher {
     /// Jids of leases held by nobody, oldest first; every entry's lease is
     /// `Holder::Pending`.
     pending: VecDeque<String>,
+    /// Counts assignments; stamps `SessionSlot::last_assigned`.
+    assignments: u64,
     /// Jobs the released-by session should not get back, by jid.
     avoid: HashMap<String, u64>,
     settles: VecDeque<Settle>,
@@ -169,6 +177,7 @@ impl Dispatcher {
             leases: HashMap::new(),
             next_seq: 1,
             pending: VecDeque::new(),
+            assignments: 0,
             avoid: HashMap::new(),
             settles: VecDeque::new(),
             fetching: true,
@@ -223,6 +232,7 @@ impl Dispatcher {
                 wake: wake.clone(),
                 draining: drain.is_some(),
                 drain,
+                last_assigned: 0,
             },
         );
         self.fill(Instant::now());
@@ -641,6 +651,8 @@ impl Dispatcher {
                 Pick::Session(id) => {
                     let slot = self.sessions.get_mut(&id).expect("picked session exists");
                     lease.holder = Holder::Session(id);
+                    self.assignments += 1;
+                    slot.last_assigned = self.assignments;
                     slot.unfinished.insert(jid.clone());
                     slot.outbox.push(jid.clone());
                     slot.wake.notify_one();
@@ -829,11 +841,15 @@ fn release_of(lease: &Lease) -> Settle {
     }
 }
 
+/// The session for `lease` (see the module docs for the rule): most open
+/// window first, then least recently assigned, then lowest id. One pass over
+/// the sessions.
 fn pick(sessions: &HashMap<u64, SessionSlot>, lease: &Lease, avoid: Option<u64>) -> Pick {
     let (queue, jobtype) = (lease.job.queue(), lease.job.jobtype());
     let mut matched = false;
     let mut fits = false;
-    let mut best: Option<(usize, u64)> = None;
+    // (open window, last assigned, id) of the best session so far.
+    let mut best: Option<(usize, u64, u64)> = None;
     for (&id, slot) in sessions {
         if !slot.matches(queue, jobtype) {
             continue;
@@ -847,12 +863,18 @@ fn pick(sessions: &HashMap<u64, SessionSlot>, lease: &Lease, avoid: Option<u64>)
             continue;
         }
         let open = slot.open();
-        if open > 0 && best.is_none_or(|(o, i)| open > o || (open == o && id < i)) {
-            best = Some((open, id));
+        let better = |&(o, last, i): &(usize, u64, u64)| {
+            open.cmp(&o)
+                .then(last.cmp(&slot.last_assigned))
+                .then(i.cmp(&id))
+                .is_gt()
+        };
+        if open > 0 && best.as_ref().is_none_or(better) {
+            best = Some((open, slot.last_assigned, id));
         }
     }
     match best {
-        Some((_, id)) => Pick::Session(id),
+        Some((_, _, id)) => Pick::Session(id),
         None if matched && !fits => Pick::TooLarge,
         None => Pick::Wait,
     }
@@ -978,6 +1000,40 @@ mod tests {
         assert_eq!(jids(&d.take_outgoing(x.id)), vec!["j2"]);
         assert_eq!(jids(&d.take_outgoing(any_big.id)), vec!["j1", "j3"]);
         assert!(d.take_outgoing(any_small.id).deliveries.is_empty());
+    }
+
+    /// Jobs arriving one at a time, each acked before the next: every
+    /// session has the same open window each time, and the job goes to the
+    /// least recently assigned one (a new session first), not always to the
+    /// same one.
+    #[tokio::test(start_paused = true)]
+    async fn ties_go_to_the_least_recently_assigned_session() {
+        let mut d = Dispatcher::new(rules());
+        let ids: Vec<u64> = (0..3)
+            .map(|_| d.register(spec(&["q"], &[], 4)).unwrap().id)
+            .collect();
+        let one_by_one = |d: &mut Dispatcher, jid: &str| -> u64 {
+            feed(d, vec![raw(jid, "q", "t")]);
+            let all: Vec<u64> = d.sessions.keys().copied().collect();
+            let got: Vec<u64> = all
+                .into_iter()
+                .filter(|&id| !d.take_outgoing(id).deliveries.is_empty())
+                .collect();
+            assert_eq!(got.len(), 1, "{jid} delivered once");
+            assert!(d.ack(vec![jid.to_owned()]).is_empty());
+            got[0]
+        };
+        let first: Vec<u64> = (0..6)
+            .map(|i| one_by_one(&mut d, &format!("j{i}")))
+            .collect();
+        assert_eq!(
+            first,
+            vec![ids[0], ids[1], ids[2], ids[0], ids[1], ids[2]],
+            "round robin over equal sessions"
+        );
+        let late = d.register(spec(&["q"], &[], 4)).unwrap().id;
+        assert_eq!(one_by_one(&mut d, "j6"), late, "a new session goes first");
+        assert_eq!(one_by_one(&mut d, "j7"), ids[0]);
     }
 
     #[tokio::test(start_paused = true)]
