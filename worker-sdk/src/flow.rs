@@ -1,27 +1,36 @@
 //! Flow control: how many jobs the worker asks the gateway to keep in flight.
 //!
 //! The window is `concurrency + prefetch`. `concurrency` keeps every handler
-//! slot busy; `prefetch` hides the link's latency. With prefetch 0, every slot
-//! waits a full round trip between jobs, so throughput is capped at
-//! `concurrency / RTT`. Prefetch therefore tracks the bandwidth-delay product:
-//! the measured completion rate × the measured round-trip time × [`HEADROOM`],
-//! capped by `max_prefetch` and by what the gateway accepts.
+//! slot busy; `prefetch` hides the time a finished slot's credit takes to come
+//! back as a new job. That time is the link's round trip *plus* the result
+//! flush delay (a job's ack waits up to that long in the batch before the
+//! gateway learns the slot is free) plus a small floor for scheduling. With
+//! prefetch 0, throughput is capped at `concurrency / (RTT + flush delay)`:
+//! even next to the gateway, a 5 ms flush delay alone caps 50 slots at 10k
+//! jobs/s. Prefetch therefore tracks that bandwidth-delay product: the
+//! measured completion rate × (RTT + flush delay + [`MIN_COVER`]) ×
+//! [`HEADROOM`], capped by `max_prefetch` and by what the gateway accepts.
 //!
 //! The estimate is self-correcting in both directions:
 //! - while the window limits throughput, the rate is `window / RTT`, so the
 //!   target prefetch is `HEADROOM × window` and the window grows geometrically
 //!   until something else (handlers, the gateway) becomes the limit;
 //! - when handlers are slow, the rate is `concurrency / job time`, so prefetch
-//!   falls to `HEADROOM × concurrency × RTT / job time`: long jobs are not
-//!   hoarded in this worker's buffer while other workers idle.
+//!   falls to `HEADROOM × concurrency × (RTT + flush delay) / job time`: long
+//!   jobs are not hoarded in this worker's buffer while other workers idle,
+//!   whatever `max_prefetch` allows.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 /// How much more than the measured bandwidth-delay product to prefetch; covers
-/// bursts, the result flush delay and estimation noise.
+/// bursts and estimation noise.
 pub(crate) const HEADROOM: f64 = 2.0;
+
+/// Added to the time a slot's credit is away, for task scheduling and the
+/// gateway's own turnaround, which the ping RTT does not see.
+pub(crate) const MIN_COVER: Duration = Duration::from_millis(1);
 
 /// Buffered jobs are only given back once the oldest has waited at least
 /// this long (or four round trips, if longer): fast handlers drain the buffer
@@ -37,6 +46,8 @@ pub(crate) struct FlowControl {
     concurrency: u32,
     max_prefetch: u32,
     max_window: u32,
+    /// How long a finished job's result may wait before it is sent.
+    flush_delay: Duration,
     /// Smoothed RTT (TCP-style EWMA, gain 1/8).
     srtt: Option<Duration>,
     /// Smoothed completions per second.
@@ -48,11 +59,17 @@ pub(crate) struct FlowControl {
 }
 
 impl FlowControl {
-    pub(crate) fn new(concurrency: u32, max_prefetch: u32, now: Instant) -> FlowControl {
+    pub(crate) fn new(
+        concurrency: u32,
+        max_prefetch: u32,
+        flush_delay: Duration,
+        now: Instant,
+    ) -> FlowControl {
         FlowControl {
             concurrency: concurrency.max(1),
             max_prefetch,
             max_window: u32::MAX,
+            flush_delay,
             srtt: None,
             rate: 0.0,
             completed_in_sample: 0,
@@ -102,10 +119,12 @@ impl FlowControl {
         self.sample_start = now;
     }
 
-    /// The prefetch the measurements call for.
+    /// The prefetch the measurements call for: enough jobs for the whole time
+    /// a slot's credit is away (RTT + flush delay + [`MIN_COVER`]).
     pub(crate) fn prefetch(&self) -> u32 {
         let Some(rtt) = self.srtt else { return 0 };
-        let bdp = (self.rate * rtt.as_secs_f64() * HEADROOM).ceil();
+        let away = rtt + self.flush_delay + MIN_COVER;
+        let bdp = (self.rate * away.as_secs_f64() * HEADROOM).ceil();
         let room = self.max_window.saturating_sub(self.concurrency);
         (bdp.min(u32::MAX as f64) as u32)
             .min(self.max_prefetch)
@@ -159,6 +178,7 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const FLUSH: Duration = Duration::from_millis(5);
 
     /// Simulates a window-limited worker: every RTT, `window` jobs finish.
     fn run_window_limited(
@@ -183,14 +203,14 @@ mod tests {
 
     #[test]
     fn no_measurements_means_window_is_concurrency() {
-        let flow = FlowControl::new(50, 1000, Instant::now());
+        let flow = FlowControl::new(50, 1000, FLUSH, Instant::now());
         assert_eq!(flow.window(), 50);
     }
 
     #[test]
     fn window_grows_past_the_latency_bound_up_to_the_cap() {
         let start = Instant::now();
-        let mut flow = FlowControl::new(50, 1000, start);
+        let mut flow = FlowControl::new(50, 1000, FLUSH, start);
         flow.advertised(flow.window());
         run_window_limited(&mut flow, start, 50 * MS, 30);
         assert_eq!(flow.window(), 1050, "grows until max_prefetch caps it");
@@ -199,7 +219,7 @@ mod tests {
     #[test]
     fn prefetch_off_keeps_window_at_concurrency() {
         let start = Instant::now();
-        let mut flow = FlowControl::new(50, 0, start);
+        let mut flow = FlowControl::new(50, 0, FLUSH, start);
         flow.advertised(flow.window());
         run_window_limited(&mut flow, start, 50 * MS, 30);
         assert_eq!(flow.window(), 50);
@@ -209,7 +229,8 @@ mod tests {
     #[test]
     fn slow_handlers_shrink_prefetch() {
         let start = Instant::now();
-        let mut flow = FlowControl::new(10, 1000, start);
+        // The default cap is high; slow handlers must still keep prefetch small.
+        let mut flow = FlowControl::new(10, crate::settings::DEFAULT_MAX_PREFETCH, FLUSH, start);
         flow.advertised(flow.window());
         let now = run_window_limited(&mut flow, start, 50 * MS, 20);
         assert!(
@@ -217,28 +238,28 @@ mod tests {
             "fast jobs: big window, got {}",
             flow.window()
         );
-        // Now jobs are slow: 15 jobs/s, BDP = 15 × 0.05 = 0.75.
+        // Now jobs are slow: 15 jobs/s, BDP = 15 × (50 + 5 + 1) ms = 0.84.
         let mut now = now;
         for _ in 0..100 {
             flow.on_completed(3);
             now += SAMPLE_PERIOD;
             flow.sample(now);
         }
-        assert_eq!(flow.prefetch(), 2, "ceil(15/s × 50 ms × 2)");
+        assert_eq!(flow.prefetch(), 2, "ceil(15/s × 56 ms × 2)");
         assert_eq!(flow.take_update(), Some(12));
     }
 
     #[test]
     fn stale_buffers_beyond_the_prefetch_are_given_back() {
         let start = Instant::now();
-        let mut flow = FlowControl::new(10, 1000, start);
+        let mut flow = FlowControl::new(10, 1000, FLUSH, start);
         assert_eq!(
             flow.excess(100, Duration::from_secs(60)),
             0,
             "nothing measured yet"
         );
         flow.on_rtt(50 * MS);
-        flow.on_completed(2); // 10 jobs/s: prefetch ceil(10 × 0.05 × 2) = 1
+        flow.on_completed(2); // 10 jobs/s, smoothed to 5: prefetch ceil(5 × 0.056 × 2) = 1
         flow.sample(start + SAMPLE_PERIOD);
         assert_eq!(flow.prefetch(), 1);
         assert_eq!(flow.excess(100, 999 * MS), 0, "not waited long enough");
@@ -249,7 +270,7 @@ mod tests {
     #[test]
     fn gateway_maximum_and_small_changes_are_respected() {
         let start = Instant::now();
-        let mut flow = FlowControl::new(10, 5, start);
+        let mut flow = FlowControl::new(10, 5, FLUSH, start);
         flow.set_max_window(12);
         flow.advertised(10);
         run_window_limited(&mut flow, start, 50 * MS, 10);
@@ -259,12 +280,51 @@ mod tests {
             None,
             "already told the gateway 12 via the loop"
         );
-        let mut flow = FlowControl::new(100, 1000, start);
+        let mut flow = FlowControl::new(100, 1000, FLUSH, start);
         flow.advertised(100);
         flow.on_rtt(10 * MS);
-        flow.on_completed(100); // 500 jobs/s -> prefetch 10: under 1/8 of 100
+        // 500 jobs/s, smoothed to 250, × 16 ms × 2 -> prefetch 8: under 1/8 of 100
+        flow.on_completed(100);
         flow.sample(start + SAMPLE_PERIOD);
-        assert_eq!(flow.window(), 105);
+        assert_eq!(flow.window(), 108);
         assert_eq!(flow.take_update(), None);
+    }
+
+    #[test]
+    fn prefetch_covers_the_flush_delay_when_the_link_is_instant() {
+        let start = Instant::now();
+        let mut flow = FlowControl::new(50, crate::settings::DEFAULT_MAX_PREFETCH, FLUSH, start);
+        flow.advertised(flow.window());
+        // Next to the gateway: the credit of a finished slot is away for the
+        // flush delay, not the (near-zero) RTT. Window-limited, every
+        // `rtt + FLUSH` the whole window finishes; the window must grow.
+        let rtt = Duration::from_micros(100);
+        let mut now = start;
+        for _ in 0..30 {
+            flow.on_rtt(rtt);
+            let cycle = (rtt + FLUSH).as_secs_f64();
+            flow.on_completed((flow.window() as f64 * SAMPLE_PERIOD.as_secs_f64() / cycle) as u64);
+            now += SAMPLE_PERIOD;
+            flow.sample(now);
+            flow.take_update();
+        }
+        assert!(
+            flow.window() >= 1000,
+            "grows past concurrency / flush delay, got {}",
+            flow.window()
+        );
+        // Handler-limited at 24k jobs/s: enough buffered for the flush delay
+        // and the floor, twice over.
+        let mut flow = FlowControl::new(50, crate::settings::DEFAULT_MAX_PREFETCH, FLUSH, start);
+        flow.on_rtt(rtt);
+        for i in 1..=20 {
+            flow.on_completed(4800);
+            flow.sample(start + SAMPLE_PERIOD * i);
+        }
+        let prefetch = flow.prefetch();
+        assert!(
+            (280..=300).contains(&prefetch),
+            "24k/s × 6.1 ms × 2 ≈ 293, got {prefetch}"
+        );
     }
 }

@@ -154,6 +154,7 @@ impl Session {
         flow_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             self.dispatch(state);
+            self.flush_if_starved(state).await?;
             self.progress_drain(state).await?;
             let flush_at = state.results.flush_deadline();
             let timeout_at = match (self.drain, state.shutdown_deadline) {
@@ -347,6 +348,18 @@ impl Session {
         self.pings.insert(id, Instant::now());
         state.results.on_ping(id);
         self.send(heartbeat(id, 0)).await
+    }
+
+    /// Flushes at once when a handler slot is free and no buffered job is left
+    /// to fill it: the gateway sends more only as results return credit, so
+    /// holding them for the batch delay would just idle the slot. Under load
+    /// the buffer is not empty and results keep batching.
+    async fn flush_if_starved(&mut self, state: &mut WorkerState) -> Step {
+        let starved = self.pending.is_empty() && state.has_free_slot();
+        if starved && state.results.flush_deadline().is_some() {
+            self.flush(state).await?;
+        }
+        Ok(())
     }
 
     /// Sends every queued result, then pings so they get confirmed.

@@ -70,7 +70,12 @@ impl WorkerState {
         let concurrency = u32::try_from(settings.concurrency).unwrap_or(u32::MAX);
         WorkerState {
             results: Results::new(settings.flush_count, settings.flush_delay),
-            flow: FlowControl::new(concurrency, max_prefetch, Instant::now()),
+            flow: FlowControl::new(
+                concurrency,
+                max_prefetch,
+                settings.flush_delay,
+                Instant::now(),
+            ),
             settings,
             handlers,
             stats,
