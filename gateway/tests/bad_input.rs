@@ -322,12 +322,12 @@ async fn malformed_work_frames_end_the_stream_without_a_session() {
     server.shutdown().await;
 }
 
-/// A `Work` frame the gateway cannot decode should end the stream with an
-/// error status naming the problem (as `Push` does: INTERNAL "failed to
-/// decode Protobuf message"); today the session treats the decode error like
-/// a clean close from the worker and the stream ends with OK.
+/// A `Work` frame the gateway cannot decode ends the stream with an error
+/// status naming the problem (the decoder's own code, as `Push` answers:
+/// INTERNAL for a malformed message, OUT_OF_RANGE for one over the size
+/// limit), before and after the hello; not with OK as if the worker had
+/// closed cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: undecodable Work frames end the stream with OK, not an error status; gateway/src/delivery/session.rs fn await_hello (Some(Err(_)) => Err(None)) and Session::serve (Some(Err(status)) => End::Closed)"]
 async fn malformed_work_frames_get_an_error_status() {
     let server = common::faktory().await;
     let gateway = Gateway::start(&server.url(), &["--max-message-bytes", "4096"]).await;
@@ -352,6 +352,12 @@ async fn malformed_work_frames_get_an_error_status() {
                 Code::Internal | Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted
             ),
             "{status:?}"
+        );
+        assert!(
+            status
+                .message()
+                .starts_with("undecodable message from the worker: "),
+            "the message names the problem: {status:?}"
         );
     }
     gateway.stop().await.expect("clean shutdown");
@@ -544,19 +550,41 @@ async fn oversize_work_message_ends_the_stream() {
     let server = common::faktory().await;
     let handle = server.handle();
     let gateway = Gateway::start(&server.url(), &["--max-message-bytes", "4096"]).await;
-    let worker = TestWorker::connect(&gateway, hello("big", &["default"], 5))
+    common::push_with(gateway.client().await, jobs("held", 3, "default", "t")).await;
+    let mut worker = TestWorker::connect(&gateway, hello("big", &["default"], 5))
         .await
         .expect("session");
     assert_eq!(worker.welcome.max_message_bytes, 4096);
+    let mut held = Vec::new();
+    while held.len() < 3 {
+        held.extend(worker.jobs().await.iter().map(jid_of));
+    }
     // 1000 acks of 20-byte jids: about 22 KB, over the 4 KiB limit.
     let jids = (0..1000).map(|i| format!("never-given-{i:08}")).collect();
     worker.ack(jids).await;
-    let mut worker = worker;
     match worker.recv().await {
         // The code is checked by `malformed_work_frames_get_an_error_status`.
-        Received::End(_) => {}
+        Received::End(status) => assert!(status.is_some(), "an error status, not OK"),
         other => panic!("expected the stream to end, got {other:?}"),
     }
+    drop(worker);
+    // The jobs it held go to the next worker, attempt raised, no retry used.
+    let mut next = TestWorker::connect(&gateway, hello("next", &["default"], 5))
+        .await
+        .expect("session");
+    let mut again = Vec::new();
+    while again.len() < 3 {
+        let batch = next.jobs().await;
+        assert!(batch.iter().all(|d| d.attempt == 2), "{batch:?}");
+        again.extend(batch.iter().map(jid_of));
+    }
+    held.sort();
+    again.sort();
+    assert_eq!(again, held);
+    next.ack(again).await;
+    assert!(next.sync(1).await.is_empty());
+    drop(next);
+    assert_eq!(handle.counters().failed, 0);
     assert_healthy(&gateway, &handle, "work-limit").await;
     gateway.stop().await.expect("clean shutdown");
     server.shutdown().await;

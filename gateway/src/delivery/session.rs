@@ -99,7 +99,7 @@ where
 }
 
 /// Waits for the first message, which must be a hello. `Err(None)`: the
-/// worker went away before saying anything.
+/// worker went away before saying anything (or its transport broke).
 async fn await_hello<S>(limit: Duration, inbound: &mut S) -> Result<Hello, Option<Status>>
 where
     S: Stream<Item = Result<WorkerMessage, Status>> + Unpin,
@@ -109,7 +109,8 @@ where
             "no hello within {} ms",
             limit.as_millis()
         )))),
-        Ok(None | Some(Err(_))) => Err(None),
+        Ok(None) => Err(None),
+        Ok(Some(Err(status))) => Err(unreadable(status)),
         Ok(Some(Ok(WorkerMessage {
             kind: Some(worker_message::Kind::Hello(hello)),
         }))) => Ok(hello),
@@ -117,6 +118,26 @@ where
             "the first message must be a hello",
         ))),
     }
+}
+
+/// What an error from the inbound stream means for the stream's end: a
+/// message the gateway could not decode (malformed, over the size limit, bad
+/// compression) ends the stream with that error's code and a message naming
+/// the problem; a broken transport (an error with a source, e.g. h2 or I/O)
+/// leaves nobody to tell: `None`.
+///
+/// tonic reports decode errors as plain statuses without a source, and body
+/// (transport) errors through `Status::from_error`, which keeps the error as
+/// the source; a client's cancellation is already a clean end.
+fn unreadable(status: Status) -> Option<Status> {
+    if std::error::Error::source(&status).is_some() {
+        debug!(code = ?status.code(), error = %status.message(), "work stream broke");
+        return None;
+    }
+    Some(Status::new(
+        status.code(),
+        format!("undecodable message from the worker: {}", status.message()),
+    ))
 }
 
 /// Unregisters the session however its task ends.
@@ -189,10 +210,10 @@ impl Session {
             tokio::select! {
                 msg = inbound.next() => match msg {
                     None => break End::Closed,
-                    Some(Err(status)) => {
-                        debug!(error = %status.message(), "work stream broke");
-                        break End::Closed;
-                    }
+                    Some(Err(status)) => match unreadable(status) {
+                        Some(status) => break End::Status(status),
+                        None => break End::Closed,
+                    },
                     Some(Ok(msg)) => {
                         last_seen = Instant::now();
                         if let Err(status) = self.handle(msg) {
