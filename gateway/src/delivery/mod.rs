@@ -29,8 +29,9 @@
 //! pops for that FETCH even when the connection is gone by then, and only
 //! the reservation expiry brings it back. So the shutdown waits until every
 //! FETCH in flight has been answered. On empty queues Faktory blocks each
-//! pipelined FETCH ~2 s in turn, so a pipeline that was deep when the queues
-//! ran dry holds the shutdown up to (`MAX_FETCH_DEPTH` - 1) × 2 s; the wait
+//! pipelined FETCH ~2 s in turn, so a pipeline written just as the queues
+//! ran dry (a full one took the last jobs) holds the shutdown up to
+//! `MAX_FETCH_DEPTH` × 2 s (8 s measured by the benchmark); the wait
 //! overlaps the drain grace, so it only adds time when the workers finish
 //! early. The wait is bounded by each pipeline's own deadline
 //! (`GATEWAY_FAKTORY_TIMEOUT_MS` + 2 s per FETCH, see
@@ -86,8 +87,9 @@ use dispatcher::{Dispatcher, Rules};
 /// every FETCH returns a job; when the queue runs dry the FETCHes behind the
 /// last job block ~2 s each in turn. Jobs are handed over as their replies
 /// arrive, so the stall costs no latency, but it keeps the connection busy
-/// (and a shutdown waiting) for up to `(depth - 1) * 2 s`; 4 bounds that to
-/// 6 s while 4 FETCHes in flight per connection already hide the
+/// (and a shutdown waiting) for up to `depth * 2 s` (a full pipeline that
+/// took the last jobs is followed by one that gets none); 4 bounds that to
+/// 8 s while 4 FETCHes in flight per connection already hide the
 /// sub-millisecond round trip to a Faktory next door. See the module docs on
 /// shutdown.
 pub(crate) const MAX_FETCH_DEPTH: usize = 4;
