@@ -34,7 +34,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use faktory_gateway_proto::v1::{Delivery, Drain, RejectedResult};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -45,7 +44,7 @@ use super::hello::SessionSpec;
 use super::lease::{Holder, Lease};
 use super::settle::{ERRTYPE_JOB_TOO_LARGE, ERRTYPE_NO_WORKER, Settle, SettleKind};
 use super::window::Window;
-use crate::job::from_faktory_json;
+use crate::job::{FetchedJob, JobError};
 
 /// Reason sent back for a result naming a jid the gateway does not hold.
 pub(crate) const REASON_UNKNOWN_JID: &str = "unknown jid";
@@ -513,29 +512,32 @@ impl Dispatcher {
     pub(crate) fn fetched(
         &mut self,
         claim: &FetchClaim,
-        raws: Vec<Bytes>,
+        raws: Vec<bytes::Bytes>,
         fetched_at: Instant,
         fetched_unix_ms: i64,
     ) {
         let got = raws.len();
         for raw in raws {
-            self.fetched_job(claim, raw, fetched_at, fetched_unix_ms);
+            let job = crate::job::from_faktory_json(raw);
+            self.fetched_job(claim, job, fetched_at, fetched_unix_ms);
         }
         self.fetch_done(claim, got);
     }
 
     /// Records one job of a claimed fetch whose FETCHes were sent at
     /// `fetched_at` (`fetched_unix_ms` on the wall clock), as soon as it
-    /// arrives, and hands it to a session if one has room.
+    /// arrives, and hands it to a session if one has room. The fetcher
+    /// parses the job before taking the dispatcher's lock, so the JSON work
+    /// does not hold up sessions and relays.
     pub(crate) fn fetched_job(
         &mut self,
         claim: &FetchClaim,
-        raw: Bytes,
+        job: Result<FetchedJob, JobError>,
         fetched_at: Instant,
         fetched_unix_ms: i64,
     ) {
         self.end_claim(&claim.queues, 1);
-        let job = match from_faktory_json(raw) {
+        let job = match job {
             Ok(job) => job,
             Err(e) => {
                 // Without a jid nothing can be done with it; Faktory's
@@ -626,13 +628,20 @@ impl Dispatcher {
         if open_total == 0 {
             return;
         }
-        let mut keep = VecDeque::with_capacity(self.pending.len());
-        while let Some(jid) = self.pending.pop_front() {
+        // Every waiting jid is looked at once, in order; those that keep
+        // waiting go back at the end, so the queue keeps its order (and this
+        // runs for every fetched job without allocating).
+        let mut left = self.pending.len();
+        while left > 0 {
             if open_total == 0 {
-                keep.push_back(jid);
-                keep.extend(self.pending.drain(..));
+                // The unvisited ones were waiting before those put back.
+                self.pending.rotate_left(left);
                 break;
             }
+            left -= 1;
+            let Some(jid) = self.pending.pop_front() else {
+                break;
+            };
             let Some(lease) = self.leases.get_mut(&jid) else {
                 continue;
             };
@@ -659,7 +668,7 @@ impl Dispatcher {
                     self.avoid.remove(&jid);
                     open_total -= 1;
                 }
-                Pick::Wait => keep.push_back(jid),
+                Pick::Wait => self.pending.push_back(jid),
                 Pick::TooLarge => {
                     warn!(jid = %jid, bytes = lease.delivery_len, "job larger than any matching worker accepts; failing it");
                     lease.holder = Holder::Settling;
@@ -680,7 +689,6 @@ impl Dispatcher {
                 }
             }
         }
-        self.pending = keep;
     }
 
     /// Applies the waiting-time rules to jobs no session took: releases or
@@ -883,6 +891,7 @@ fn pick(sessions: &HashMap<u64, SessionSlot>, lease: &Lease, avoid: Option<u64>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use faktory_gateway_proto::v1::JobFailure;
 
     fn rules() -> Rules {
@@ -947,6 +956,35 @@ mod tests {
         // Empty return: back to depth 1.
         assert_eq!(d.claim_fetch().unwrap().depth, 1);
         assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_jobs_keep_their_fetch_order_when_some_are_passed_over() {
+        let mut d = Dispatcher::new(rules());
+        let a = d.register(spec(&["q"], &["t"], 1)).unwrap();
+        feed(&mut d, vec![raw("j1", "q", "t")]);
+        assert_eq!(jids(&d.take_outgoing(a.id)), vec!["j1"]);
+        let claim = FetchClaim {
+            queues: vec!["q".into()],
+            depth: 4,
+        };
+        d.fetched(
+            &claim,
+            vec![
+                raw("x1", "q", "u"),
+                raw("j2", "q", "t"),
+                raw("x2", "q", "u"),
+                raw("j3", "q", "t"),
+            ],
+            Instant::now(),
+            0,
+        );
+        // One slot opens: x1 is passed over (a runs only t), j2 taken, and
+        // the window is full again before x2 and j3 are looked at.
+        assert!(d.ack(vec!["j1".into()]).is_empty());
+        assert_eq!(jids(&d.take_outgoing(a.id)), vec!["j2"]);
+        let b = d.register(spec(&["q"], &[], 3)).unwrap();
+        assert_eq!(jids(&d.take_outgoing(b.id)), vec!["x1", "x2", "j3"]);
     }
 
     #[tokio::test(start_paused = true)]

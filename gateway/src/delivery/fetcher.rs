@@ -12,6 +12,7 @@ use tracing::{debug, warn};
 use super::Shared;
 use super::lease::unix_now_ms;
 use super::link::Link;
+use crate::job::from_faktory_json;
 use crate::metrics::FaktoryOp;
 
 /// Runs one fetch connection until `stop` fires. No FETCH is written once
@@ -66,8 +67,9 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         let started_unix_ms = unix_now_ms();
         let mut handed = 0;
         let result = conn
-            .fetch_each(&claim.queues, claim.depth, |job| {
+            .fetch_each(&claim.queues, claim.depth, |raw| {
                 handed += 1;
+                let job = from_faktory_json(raw);
                 shared
                     .dispatcher
                     .lock()

@@ -10,6 +10,9 @@ use tokio::time::Instant;
 
 use crate::job::FetchedJob;
 
+/// Field number of `Delivery.job` in the contract.
+const DELIVERY_JOB_FIELD: u32 = 1;
+
 /// Who holds a leased job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Holder {
@@ -66,7 +69,14 @@ impl Lease {
             holder: Holder::Pending { since: fetched_at },
             delivery_len: 0,
         };
-        lease.delivery_len = lease.delivery().encoded_len();
+        // Sized without building the message: building it clones the job.
+        let shell = Delivery {
+            job: None,
+            reservation_deadline_unix_ms: lease.deadline_unix_ms,
+            attempt: lease.attempt,
+        };
+        lease.delivery_len = shell.encoded_len()
+            + prost::encoding::message::encoded_len(DELIVERY_JOB_FIELD, &lease.job.job);
         lease
     }
 
