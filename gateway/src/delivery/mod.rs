@@ -31,9 +31,10 @@
 //! FETCH in flight has been answered. On empty queues Faktory blocks each
 //! pipelined FETCH ~2 s in turn, so a pipeline written just as the queues
 //! ran dry (a full one took the last jobs) holds the shutdown up to
-//! `MAX_FETCH_DEPTH` × 2 s (8 s measured by the benchmark); the wait
-//! overlaps the drain grace, so it only adds time when the workers finish
-//! early. The wait is bounded by each pipeline's own deadline
+//! `GATEWAY_FETCH_MAX_DEPTH` × 2 s (16 s at the default depth 8, under the
+//! default 25 s grace); the wait overlaps the drain grace, so it only adds
+//! time when the workers finish early or the depth is set beyond half the
+//! grace in seconds. The wait is bounded by each pipeline's own deadline
 //! (`GATEWAY_FAKTORY_TIMEOUT_MS` + 2 s per FETCH, see
 //! [`crate::faktory::ConnectOptions::fetch_limit`]), after which the fetch
 //! task drops the connection.
@@ -83,16 +84,9 @@ pub(crate) mod window;
 
 use dispatcher::{Dispatcher, Rules};
 
-/// Deepest FETCH pipeline on one connection. Deep pipelines only form while
-/// every FETCH returns a job; when the queue runs dry the FETCHes behind the
-/// last job block ~2 s each in turn. Jobs are handed over as their replies
-/// arrive, so the stall costs no latency, but it keeps the connection busy
-/// (and a shutdown waiting) for up to `depth * 2 s` (a full pipeline that
-/// took the last jobs is followed by one that gets none); 4 bounds that to
-/// 8 s while 4 FETCHes in flight per connection already hide the
-/// sub-millisecond round trip to a Faktory next door. See the module docs on
-/// shutdown.
-pub(crate) const MAX_FETCH_DEPTH: usize = 4;
+/// Deepest FETCH pipeline in the unit tests' settings.
+#[cfg(test)]
+const TEST_FETCH_DEPTH: usize = 4;
 
 /// Longest wait for session tasks to end once told to.
 const SESSION_STOP_TIMEOUT: Duration = Duration::from_secs(1);
@@ -148,7 +142,7 @@ impl Settings {
                 unknown_jobtype_grace: config.unknown_jobtype_grace(),
                 lease_margin: config.lease_margin(),
                 max_window: config.max_window.max(1),
-                max_fetch_depth: MAX_FETCH_DEPTH,
+                max_fetch_depth: config.fetch_max_depth.max(1) as usize,
             },
         }
     }
@@ -233,6 +227,18 @@ impl Delivery {
             },
             metrics,
         );
+        // Each FETCH queued behind the last job blocks `fetch_block` in turn.
+        let worst_fetch_wait = shared.faktory.options.fetch_block.saturating_mul(
+            u32::try_from(shared.settings.rules.max_fetch_depth).unwrap_or(u32::MAX),
+        );
+        if worst_fetch_wait > shared.settings.shutdown_grace {
+            warn!(
+                fetch_max_depth = shared.settings.rules.max_fetch_depth,
+                worst_wait_ms = worst_fetch_wait.as_millis(),
+                grace_ms = shared.settings.shutdown_grace.as_millis(),
+                "a shutdown may wait longer than its grace for FETCHes on queues that just ran dry; lower --fetch-max-depth or raise --shutdown-grace-ms"
+            );
+        }
         let delivery = Delivery {
             shared: shared.clone(),
             fetchers: TaskTracker::new(),
@@ -316,7 +322,11 @@ impl Delivery {
         // FETCHes written before fetching stopped are read to their end, so
         // that the jobs they bring are released too. Each pipeline ends by
         // its own deadline, which began before now.
-        let fetch_limit = self.shared.faktory.options.fetch_limit(MAX_FETCH_DEPTH);
+        let fetch_limit = self
+            .shared
+            .faktory
+            .options
+            .fetch_limit(self.shared.settings.rules.max_fetch_depth);
         self.wait_until(Instant::now() + fetch_limit, |d| !d.fetches_in_flight())
             .await;
         if self.shared.dispatcher.lock().fetches_in_flight() {
@@ -420,7 +430,7 @@ pub(crate) mod tests_support {
                 unknown_jobtype_grace: Duration::from_secs(30),
                 lease_margin: Duration::from_secs(10),
                 max_window: 100,
-                max_fetch_depth: MAX_FETCH_DEPTH,
+                max_fetch_depth: TEST_FETCH_DEPTH,
             },
         }
     }
