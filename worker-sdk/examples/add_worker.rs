@@ -22,7 +22,7 @@ struct Args {
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10)]
     concurrency: usize,
     /// Most jobs prefetched beyond `concurrency` (0 = off).
-    #[arg(long, env = "WORKER_MAX_PREFETCH", default_value_t = 10_000)]
+    #[arg(long, env = "WORKER_MAX_PREFETCH", default_value_t = 20_000)]
     max_prefetch: u32,
     /// Queues, highest priority first (comma separated).
     #[arg(

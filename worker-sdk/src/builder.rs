@@ -130,7 +130,7 @@ impl WorkerBuilder {
 
     /// The most jobs held beyond `concurrency` to hide network latency; the
     /// worker prefetches less when the measured bandwidth-delay product is
-    /// smaller. 0 turns prefetch off (window = concurrency). Default: 10,000
+    /// smaller. 0 turns prefetch off (window = concurrency). Default: 20,000
     /// (the gateway's default largest window; it caps the window too).
     pub fn max_prefetch(mut self, n: u32) -> Self {
         self.max_prefetch = n;
