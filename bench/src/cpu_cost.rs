@@ -5,10 +5,13 @@
 //! load without a gateway.
 //!
 //! On one machine everything shares the same cores (Faktory, gateway,
-//! workers, producers), so the drop also includes the CPU the extra
-//! workers and producer take, and Faktory serving the extra load itself:
-//! it is an upper bound on the gateway's own cost; the direct-beside-direct
-//! phase shows how much of it any parallel load costs.
+//! workers, producers), so the direct workers' own drop includes the CPU
+//! the extra workers and producer take and Faktory serving the extra load:
+//! any parallel load costs them about half (the direct-beside-direct
+//! phase). What isolates the gateway is Faktory's *total* throughput, every
+//! job it served: a gateway whose CPU took more from Faktory than its
+//! batched FETCH/ACK saves would push that total below the direct-only
+//! figure (see [`crate::report::CpuCostRow`]).
 
 use std::time::Duration;
 
@@ -58,11 +61,6 @@ pub async fn run_cpu_cost(
     let (direct_with_gateway, gateway_relayed) =
         measure_beside(env, timing, &status, direct, Some((relayed, GATEWAY_QUEUE))).await?;
 
-    let cost_fraction = if direct_alone > 0.0 {
-        1.0 - direct_with_gateway / direct_alone
-    } else {
-        0.0
-    };
     progress.line(&format!(
         "{label} cpu cost: {direct_alone:.0} jobs/s alone, {direct_beside_direct:.0} beside \
          {other_direct:.0} jobs/s of direct load, {direct_with_gateway:.0} beside a gateway \
@@ -74,7 +72,6 @@ pub async fn run_cpu_cost(
         other_direct,
         direct_with_gateway,
         gateway_relayed,
-        cost_fraction,
     })
 }
 

@@ -190,6 +190,17 @@ pub struct PushScenario {
     pub mode: PushMode,
 }
 
+impl PushScenario {
+    /// A short name, e.g. `push gateway batch 100` (what `--only` matches).
+    pub fn name(self) -> String {
+        let side = match self.side {
+            PushSide::Direct => "direct",
+            PushSide::Gateway => "gateway",
+        };
+        format!("push {side} {}", self.mode.name())
+    }
+}
+
 /// How long each phase of a scenario lasts.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Timing {

@@ -44,13 +44,23 @@ pub fn evaluate(
         0.9,
     ));
     targets.push(connection_target(throughput));
+    const CPU_TARGET: &str =
+        "a co-located gateway relaying a parallel load costs Faktory < 20% of its throughput";
     targets.push(match cpu_cost {
-        Some(cost) => Target {
-            target: "gateway relaying a parallel load costs co-located direct < 20%".to_owned(),
-            measured: format!("{:.1}% lost", cost.cost_fraction * 100.0),
-            holds: Some(cost.cost_fraction < 0.2),
-        },
-        None => not_measured("gateway relaying a parallel load costs co-located direct < 20%"),
+        Some(cost) => {
+            let total = cost.faktory_total_beside_gateway();
+            Target {
+                target: CPU_TARGET.to_owned(),
+                measured: format!(
+                    "Faktory served {total:.2}x its direct-only jobs/s (the direct workers \
+                     themselves lost {:.0}%, {:.0}% beside a second direct group)",
+                    cost.direct_lost_beside_gateway() * 100.0,
+                    cost.direct_lost_beside_direct() * 100.0
+                ),
+                holds: Some(total >= 0.8),
+            }
+        }
+        None => not_measured(CPU_TARGET),
     });
     let push_100 = push
         .iter()

@@ -27,6 +27,9 @@ use faktory_gateway_bench::scenario::{Plan, PushMode};
 use faktory_gateway_bench::target::{FaktoryTarget, TEST_SERVER_CHILD_ARG, run_test_server_child};
 use faktory_gateway_bench::targets::evaluate;
 
+/// Name of the CPU-cost step, for `--only`.
+const CPU_COST_STEP: &str = "cpu cost";
+
 /// Faktory Gateway benchmark: gateway-path workers against direct Faktory
 /// workers across emulated link latencies.
 #[derive(Debug, Parser)]
@@ -38,8 +41,9 @@ struct Args {
     /// Where to write the JSON report (default bench-results/bench-<mode>.json).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Only run throughput scenarios whose name contains one of these
-    /// comma-separated texts (e.g. `direct-50 rtt=0ms,gateway`).
+    /// Only run the steps whose name contains one of these comma-separated
+    /// texts: throughput scenarios (e.g. `direct-50 rtt=0ms,gateway-50`),
+    /// push comparisons (`push`, `push gateway batch 100`) and `cpu cost`.
     #[arg(long)]
     only: Option<String>,
     /// Skip the push comparisons and the CPU-cost comparison.
@@ -136,23 +140,25 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         },
         faktory_pid: target.child_pid(),
     };
+    let selected = |name: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|only| only.split(',').any(|part| name.contains(part.trim())))
+    };
     let scenarios: Vec<_> = plan
         .scenarios
         .iter()
         .copied()
-        .filter(|s| {
-            args.only
-                .as_ref()
-                .is_none_or(|only| only.split(',').any(|part| s.name().contains(part.trim())))
-        })
+        .filter(|s| selected(&s.name()))
         .collect();
-    let run_extras = !args.throughput_only && args.only.is_none();
-    let steps = scenarios.len()
-        + if run_extras {
-            plan.pushes.len() + usize::from(plan.cpu_cost)
-        } else {
-            0
-        };
+    let pushes: Vec<_> = plan
+        .pushes
+        .iter()
+        .copied()
+        .filter(|p| !args.throughput_only && selected(&p.name()))
+        .collect();
+    let cpu_cost_step = plan.cpu_cost && !args.throughput_only && selected(CPU_COST_STEP);
+    let steps = scenarios.len() + pushes.len() + usize::from(cpu_cost_step);
     progress.line(&format!(
         "bench ({} mode): {steps} steps against {}",
         plan.mode,
@@ -179,14 +185,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     let mut push = Vec::new();
     let mut cpu_cost = None;
-    if run_extras {
-        let mut step = scenarios.len();
+    let mut step = scenarios.len();
+    if !pushes.is_empty() {
         let gateway =
             GatewayProcess::start(&env.gateway_exe, &env.faktory_url, &env.gateway_args).await?;
-        for scenario in &plan.pushes {
+        for scenario in &pushes {
             step += 1;
             let label = format!("[{step}/{steps}]");
-            let name = format!("push {:?} {}", scenario.side, scenario.mode.name());
+            let name = scenario.name();
             progress.line(&format!("{label} {name}"));
             let total = push_total(plan.mode, scenario.mode);
             match run_push(&env.faktory_url, Some(&gateway), *scenario, total).await {
@@ -203,14 +209,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         if let Err(e) = gateway.stop().await {
             progress.line(&format!("push gateway did not stop cleanly: {}", chain(&e)));
         }
-        if plan.cpu_cost {
-            let label = format!("[{steps}/{steps}]");
-            match run_cpu_cost(&env, &plan.timing, &progress, &label).await {
-                Ok(row) => cpu_cost = Some(row),
-                Err(e) => {
-                    all_ok = false;
-                    progress.line(&format!("{label} cpu cost FAILED: {}", chain(&e)));
-                }
+    }
+    if cpu_cost_step {
+        let label = format!("[{steps}/{steps}]");
+        match run_cpu_cost(&env, &plan.timing, &progress, &label).await {
+            Ok(row) => cpu_cost = Some(row),
+            Err(e) => {
+                all_ok = false;
+                progress.line(&format!("{label} cpu cost FAILED: {}", chain(&e)));
             }
         }
     }
