@@ -19,8 +19,11 @@ use tokio::process::{Child, ChildStdin, Command};
 use crate::Error;
 use crate::measure::{ProcessSample, reset_peak_rss, sample_process};
 
-/// How long a child may take to drain and exit before it is killed.
-const STOP_LIMIT: Duration = Duration::from_secs(15);
+/// How long a child may take to drain and exit before it is killed. A
+/// gateway stopped just as its queue ran dry waits for its pipelined
+/// FETCHes, ~2 s each in turn (`--fetch-max-depth` × 2 s: 16 s at the
+/// default 8, 32 s at the largest depth the benchmark tries).
+const STOP_LIMIT: Duration = Duration::from_secs(40);
 
 /// A running helper process.
 pub struct ChildProcess {
@@ -103,7 +106,7 @@ impl ChildProcess {
     }
 
     /// Closes the child's stdin, waits for it to exit, and kills it if it
-    /// takes longer than 15 s.
+    /// takes longer than 40 s.
     ///
     /// Fails when it had to be killed or exited with an error.
     pub async fn stop(mut self) -> Result<(), Error> {
@@ -116,7 +119,8 @@ impl ChildProcess {
             Err(_) => {
                 let _ = self.child.kill().await;
                 Err(Error::Setup(format!(
-                    "{what} child did not stop within 15 s"
+                    "{what} child did not stop within {} s",
+                    STOP_LIMIT.as_secs()
                 )))
             }
         }
