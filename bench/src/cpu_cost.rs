@@ -19,7 +19,7 @@ use crate::Error;
 use crate::load::{Env, Load};
 use crate::progress::Progress;
 use crate::report::CpuCostRow;
-use crate::runner::{measure_window, rate};
+use crate::runner::{measure_window, rate, warm_up};
 use crate::scenario::{REFERENCE_SLOTS, Scenario, Timing, WorkerPath, Workload};
 
 const DIRECT_QUEUE: &str = "bench-cpu-direct";
@@ -93,7 +93,7 @@ async fn measure_beside(
         other.wait_ready(timing.settle_limit, status).await;
     }
     load.wait_ready(timing.settle_limit, status).await;
-    tokio::time::sleep(timing.warmup).await;
+    warm_up(&load, timing, status).await;
     let other_start = other.as_ref().map(Load::sample);
     let start = load.sample();
     let end = measure_window(&load, timing.measure, status).await;

@@ -18,6 +18,11 @@ const LATENCY_MAX_RATE: f64 = 500.0;
 /// ...and never slower than this.
 const LATENCY_MIN_RATE: f64 = 10.0;
 
+/// Length of the windows compared to decide that the rate holds steady.
+const STEADY_WINDOW: Duration = Duration::from_millis(500);
+/// Two consecutive windows within this fraction of each other are steady.
+const STEADY_TOLERANCE: f64 = 0.05;
+
 /// Runs `scenario` and measures it. `label` prefixes progress lines.
 ///
 /// Fails when a part of the scenario cannot start or fails while running.
@@ -40,8 +45,7 @@ pub async fn run_throughput(
             timing.settle_limit
         ));
     }
-    status("warming up");
-    tokio::time::sleep(timing.warmup).await;
+    warm_up(&load, timing, &status).await;
 
     let start = load.sample();
     let end = measure_window(&load, timing.measure, &status).await;
@@ -123,6 +127,32 @@ pub async fn measure_window(load: &Load, length: Duration, status: impl Fn(&str)
             current.done - start.done
         ));
         previous = current;
+    }
+}
+
+/// Waits `timing.warmup`, then until the completion rate holds steady (two
+/// consecutive [`STEADY_WINDOW`]s within [`STEADY_TOLERANCE`]) or
+/// `timing.warmup_limit` has passed in all. Across a 200 ms link the worker
+/// SDK's window takes several seconds to grow to its size; measuring while
+/// it still grows would understate the path.
+pub async fn warm_up(load: &Load, timing: &Timing, status: impl Fn(&str)) {
+    let started = tokio::time::Instant::now();
+    status("warming up");
+    tokio::time::sleep(timing.warmup).await;
+    let mut last = load.sample();
+    let mut previous_rate: Option<f64> = None;
+    while started.elapsed() < timing.warmup_limit {
+        tokio::time::sleep(STEADY_WINDOW).await;
+        let current = load.sample();
+        let current_rate = rate(&last, &current);
+        last = current;
+        status(&format!("warming up: {current_rate:.0} jobs/s"));
+        if let Some(previous) = previous_rate
+            && (current_rate - previous).abs() <= STEADY_TOLERANCE * previous.max(current_rate)
+        {
+            return;
+        }
+        previous_rate = Some(current_rate);
     }
 }
 

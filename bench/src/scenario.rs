@@ -205,8 +205,11 @@ impl PushScenario {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Timing {
     /// Running before the measurement window opens (prefetch ramps up,
-    /// connections settle).
+    /// connections settle); at least this long.
     pub warmup: Duration,
+    /// Longest warm-up: after `warmup` it goes on while the rate still
+    /// changes (see [`crate::runner::warm_up`]).
+    pub warmup_limit: Duration,
     /// The throughput measurement window.
     pub measure: Duration,
     /// The paced latency phase.
@@ -286,6 +289,7 @@ impl Plan {
             cpu_cost: true,
             timing: Timing {
                 warmup: ms(3000),
+                warmup_limit: ms(15_000),
                 measure: ms(5000),
                 latency: ms(2000),
                 settle_limit: ms(30_000),
@@ -341,7 +345,8 @@ impl Plan {
             timing: Timing {
                 // The SDK's prefetch window needs a few seconds to ramp up
                 // across a 200 ms link; measuring earlier understates it.
-                warmup: ms(2500),
+                warmup: ms(2000),
+                warmup_limit: ms(8000),
                 measure: ms(2000),
                 latency: ms(500),
                 settle_limit: ms(20_000),

@@ -17,6 +17,7 @@ use faktory_gateway_bench::target::FaktoryTarget;
 fn timing() -> Timing {
     Timing {
         warmup: Duration::from_millis(200),
+        warmup_limit: Duration::from_millis(1500),
         measure: Duration::from_millis(500),
         latency: Duration::from_millis(300),
         settle_limit: Duration::from_secs(20),
