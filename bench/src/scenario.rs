@@ -392,6 +392,20 @@ mod tests {
     }
 
     #[test]
+    fn push_names_say_side_and_mode() {
+        let gateway_100 = PushScenario {
+            side: PushSide::Gateway,
+            mode: PushMode::Batch { size: 100 },
+        };
+        assert_eq!(gateway_100.name(), "push gateway batch 100");
+        let direct_callers = PushScenario {
+            side: PushSide::Direct,
+            mode: PushMode::Concurrent { callers: 200 },
+        };
+        assert_eq!(direct_callers.name(), "push direct 200 x single");
+    }
+
+    #[test]
     fn queues_are_unique() {
         let plan = Plan::full();
         let mut queues: Vec<_> = plan.scenarios.iter().map(Scenario::queue).collect();
