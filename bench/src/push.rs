@@ -2,7 +2,9 @@
 //! protocol layer the gateway uses, see [`crate::producer`]) against the
 //! gateway's `Push` RPC, in sequential batches and as many concurrent
 //! single-job callers (which the gateway coalesces). Producers are
-//! co-located with Faktory and the gateway (no link).
+//! co-located with Faktory and the gateway (no link). A third side calls
+//! `Push` with jobs the gateway refuses in validation: the call's own cost
+//! without any Faktory round trip, the floor under the gateway side.
 
 use std::time::Instant;
 
@@ -21,6 +23,9 @@ use crate::scenario::{JOBTYPE, PushMode, PushScenario, PushSide, Workload};
 
 /// The queue push scenarios fill (nobody consumes it).
 pub const PUSH_QUEUE: &str = "bench-push";
+
+/// A queue name the gateway refuses in validation (a space is not allowed).
+const REFUSED_QUEUE: &str = "refused queue";
 
 /// Largest gRPC message either side of the bench accepts.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -57,11 +62,21 @@ pub async fn push_via_gateway(
     client: &mut GatewayClient<Channel>,
     jobs: Vec<WireJob>,
 ) -> Result<u64, Error> {
+    push_expecting(client, jobs, PushStatus::Accepted).await
+}
+
+/// Pushes `jobs` through the gateway in one call; returns how many got
+/// `expected`.
+async fn push_expecting(
+    client: &mut GatewayClient<Channel>,
+    jobs: Vec<WireJob>,
+    expected: PushStatus,
+) -> Result<u64, Error> {
     let response = client.push(PushRequest { jobs }).await?.into_inner();
     Ok(response
         .results
         .iter()
-        .filter(|result| result.status == PushStatus::Accepted as i32)
+        .filter(|result| result.status == expected as i32)
         .count() as u64)
 }
 
@@ -77,23 +92,27 @@ pub async fn run_push(
 ) -> Result<PushRow, Error> {
     let cpu_before = gateway.and_then(GatewayProcess::sample);
     let started = Instant::now();
-    let accepted = match scenario.side {
-        PushSide::Direct => direct(faktory_url, scenario.mode, total).await?,
-        PushSide::Gateway => {
-            let gateway =
-                gateway.ok_or_else(|| Error::Setup("gateway push without a gateway".into()))?;
-            via_gateway(&gateway.url(), scenario.mode, total).await?
-        }
+    let answered = if scenario.side.via_gateway() {
+        let gateway =
+            gateway.ok_or_else(|| Error::Setup("gateway push without a gateway".into()))?;
+        via_gateway(&gateway.url(), scenario, total).await?
+    } else {
+        direct(faktory_url, scenario.mode, total).await?
     };
     let seconds = started.elapsed().as_secs_f64();
-    if accepted < total as u64 {
+    if answered < total as u64 {
         return Err(Error::Setup(format!(
-            "only {accepted} of {total} pushed jobs accepted"
+            "only {answered} of {total} pushed jobs were answered as expected ({})",
+            if scenario.side == PushSide::GatewayRefused {
+                "invalid"
+            } else {
+                "accepted"
+            }
         )));
     }
     let cpu_after = gateway.and_then(GatewayProcess::sample);
-    let gateway_cpu_s_per_100k = match (scenario.side, cpu_before, cpu_after) {
-        (PushSide::Gateway, Some(before), Some(after)) => {
+    let gateway_cpu_s_per_100k = match (scenario.side.via_gateway(), cpu_before, cpu_after) {
+        (true, Some(before), Some(after)) => {
             Some((after.cpu_seconds - before.cpu_seconds) * 100_000.0 / total as f64)
         }
         _ => None,
@@ -102,7 +121,7 @@ pub async fn run_push(
     Ok(PushRow {
         side: scenario.side,
         mode: scenario.mode,
-        jobs_per_s: accepted as f64 / seconds,
+        jobs_per_s: answered as f64 / seconds,
         ratio_to_direct: None,
         gateway_cpu_s_per_100k,
     })
@@ -152,10 +171,11 @@ async fn direct_calls(
     Ok(accepted)
 }
 
-async fn via_gateway(url: &str, mode: PushMode, total: usize) -> Result<u64, Error> {
+async fn via_gateway(url: &str, scenario: PushScenario, total: usize) -> Result<u64, Error> {
     let client = gateway_client(url).await?;
-    match mode {
-        PushMode::Batch { size } => gateway_calls(client, total, size).await,
+    let side = scenario.side;
+    match scenario.mode {
+        PushMode::Batch { size } => gateway_calls(client, side, total, size).await,
         PushMode::Concurrent { callers } => {
             // One HTTP/2 connection shared by all callers, as a gRPC client
             // in one process would have. One call first, so the client knows
@@ -163,32 +183,40 @@ async fn via_gateway(url: &str, mode: PushMode, total: usize) -> Result<u64, Err
             // reported as a failed scenario rather than hidden (the gateway's
             // explicit HTTP/2 windows keep h2's small-frame budget large
             // enough for hundreds of concurrent calls).
-            let mut accepted = gateway_calls(client.clone(), 1, 1).await?;
+            let mut answered = gateway_calls(client.clone(), side, 1, 1).await?;
             let rest = total.saturating_sub(1);
             let mut tasks = JoinSet::new();
             for caller in 0..callers {
                 let share = share_of(rest, callers, caller);
-                tasks.spawn(gateway_calls(client.clone(), share, 1));
+                tasks.spawn(gateway_calls(client.clone(), side, share, 1));
             }
-            accepted += sum_tasks(tasks).await?;
-            Ok(accepted)
+            answered += sum_tasks(tasks).await?;
+            Ok(answered)
         }
     }
 }
 
+/// Sequential calls of `size` jobs; returns how many jobs got the answer
+/// `side` expects (accepted, or invalid for [`PushSide::GatewayRefused`]).
 async fn gateway_calls(
     mut client: GatewayClient<Channel>,
+    side: PushSide,
     total: usize,
     size: usize,
 ) -> Result<u64, Error> {
-    let mut accepted = 0;
+    let (queue, expected) = if side == PushSide::GatewayRefused {
+        (REFUSED_QUEUE, PushStatus::Invalid)
+    } else {
+        (PUSH_QUEUE, PushStatus::Accepted)
+    };
+    let mut answered = 0;
     for count in call_sizes(total, size) {
         let jobs = (0..count)
-            .map(|_| wire_job(PUSH_QUEUE, Workload::Noop, 0))
+            .map(|_| wire_job(queue, Workload::Noop, 0))
             .collect();
-        accepted += push_via_gateway(&mut client, jobs).await?;
+        answered += push_expecting(&mut client, jobs, expected).await?;
     }
-    Ok(accepted)
+    Ok(answered)
 }
 
 fn share_of(total: usize, callers: usize, caller: usize) -> usize {

@@ -157,7 +157,7 @@ pub fn fill_ratios(throughput: &mut [ThroughputRow], push: &mut [PushRow]) {
         .filter(|row| row.side == PushSide::Direct)
         .map(|row| (row.mode, row.jobs_per_s))
         .collect();
-    for row in push.iter_mut().filter(|row| row.side == PushSide::Gateway) {
+    for row in push.iter_mut().filter(|row| row.side.via_gateway()) {
         row.ratio_to_direct = direct
             .iter()
             .find(|(mode, _)| *mode == row.mode)
@@ -215,14 +215,10 @@ impl Report {
                 "push", "jobs/s", "vs direct", "gw.cpu/100k"
             );
             for row in &self.push {
-                let side = match row.side {
-                    PushSide::Direct => "direct",
-                    PushSide::Gateway => "gateway",
-                };
                 let _ = writeln!(
                     out,
                     "{:<30} {:>10.0} {:>9} {:>11}",
-                    format!("{side} {}", row.mode.name()),
+                    format!("{} {}", row.side.name(), row.mode.name()),
                     row.jobs_per_s,
                     opt(row.ratio_to_direct, |r| format!("{r:.2}x")),
                     opt(row.gateway_cpu_s_per_100k, |c| format!("{c:.2}s")),

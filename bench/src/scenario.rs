@@ -151,6 +151,26 @@ pub enum PushSide {
     Direct,
     /// The gateway's `Push` RPC.
     Gateway,
+    /// The gateway's `Push` RPC with jobs it refuses in validation (a bad
+    /// queue name): the call's own cost with no Faktory round trip, the
+    /// floor under the `Gateway` side.
+    GatewayRefused,
+}
+
+impl PushSide {
+    /// `direct`, `gateway` or `gateway-refused`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PushSide::Direct => "direct",
+            PushSide::Gateway => "gateway",
+            PushSide::GatewayRefused => "gateway-refused",
+        }
+    }
+
+    /// Whether the gateway's `Push` is called.
+    pub fn via_gateway(self) -> bool {
+        self != PushSide::Direct
+    }
 }
 
 /// How jobs are submitted in a push scenario.
@@ -193,11 +213,7 @@ pub struct PushScenario {
 impl PushScenario {
     /// A short name, e.g. `push gateway batch 100` (what `--only` matches).
     pub fn name(self) -> String {
-        let side = match self.side {
-            PushSide::Direct => "direct",
-            PushSide::Gateway => "gateway",
-        };
-        format!("push {side} {}", self.mode.name())
+        format!("push {} {}", self.side.name(), self.mode.name())
     }
 }
 
@@ -282,6 +298,10 @@ impl Plan {
                 pushes.push(PushScenario { side, mode });
             }
         }
+        pushes.push(PushScenario {
+            side: PushSide::GatewayRefused,
+            mode: PushMode::Batch { size: 100 },
+        });
         Plan {
             mode: "full",
             scenarios,
@@ -334,6 +354,10 @@ impl Plan {
             },
             PushScenario {
                 side: PushSide::Gateway,
+                mode: PushMode::Batch { size: 100 },
+            },
+            PushScenario {
+                side: PushSide::GatewayRefused,
                 mode: PushMode::Batch { size: 100 },
             },
         ];

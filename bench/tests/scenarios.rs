@@ -85,7 +85,11 @@ async fn pushes_direct_and_through_the_gateway() {
         .unwrap();
     // 50 callers: with 200 the gateway's HTTP/2 server sometimes cuts the
     // shared connection (see `push.rs`), which the full benchmark reports.
-    for side in [PushSide::Direct, PushSide::Gateway] {
+    for side in [
+        PushSide::Direct,
+        PushSide::Gateway,
+        PushSide::GatewayRefused,
+    ] {
         for mode in [
             PushMode::Batch { size: 100 },
             PushMode::Concurrent { callers: 50 },
