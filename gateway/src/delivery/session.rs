@@ -76,6 +76,7 @@ where
         max_message_bytes: spec.max_message_bytes,
         control: VecDeque::new(),
         batches: VecDeque::new(),
+        drain: None,
         next_ping: 1,
     };
     async move {
@@ -166,9 +167,12 @@ struct Session {
     wake: Arc<Notify>,
     tx: Outbound,
     max_message_bytes: usize,
-    /// Heartbeats, drain notices and rejections, sent before job batches.
+    /// Heartbeats and rejections, sent before job batches.
     control: VecDeque<GatewayMessage>,
     batches: VecDeque<JobBatch>,
+    /// The drain notice, sent once the batches queued before it are out:
+    /// no job reaches the worker after the notice.
+    drain: Option<GatewayMessage>,
     next_ping: u64,
 }
 
@@ -203,7 +207,8 @@ impl Session {
         let mut last_seen = Instant::now();
         let (tx, wake) = (self.tx.clone(), self.wake.clone());
         let end = loop {
-            let has_output = !self.control.is_empty() || !self.batches.is_empty();
+            let has_output =
+                !self.control.is_empty() || !self.batches.is_empty() || self.drain.is_some();
             // Every arm is cancellation-safe: `StreamExt::next`,
             // `Sender::reserve`, `Notified`, `Interval::tick`, `Sleep` and
             // `cancelled` lose nothing when another arm wins.
@@ -314,14 +319,14 @@ impl Session {
     /// Takes newly assigned jobs and any drain notice from the dispatcher.
     fn collect(&mut self) {
         let out = self.shared.dispatcher.lock().take_outgoing(self.id);
-        if let Some(drain) = out.drain {
-            info!(reason = %drain.reason, "draining the worker");
-            self.control
-                .push_back(message(gateway_message::Kind::Drain(drain)));
-        }
+        // Jobs assigned before the drain go out before its notice.
         if !out.deliveries.is_empty() {
             self.batches
                 .extend(batch::split(out.deliveries, self.max_message_bytes));
+        }
+        if let Some(drain) = out.drain {
+            info!(reason = %drain.reason, "draining the worker");
+            self.drain = Some(message(gateway_message::Kind::Drain(drain)));
         }
     }
 
@@ -332,7 +337,8 @@ impl Session {
     /// batches are not sent: their jobs are about to be released.
     fn flush_control(&mut self, tx: &Outbound) {
         self.collect();
-        while let Some(msg) = self.control.pop_front() {
+        let drain = self.drain.take();
+        for msg in self.control.drain(..).chain(drain) {
             if tx.try_send(Ok(msg)).is_err() {
                 break;
             }
@@ -342,6 +348,11 @@ impl Session {
     fn next_message(&mut self) -> GatewayMessage {
         if let Some(control) = self.control.pop_front() {
             return control;
+        }
+        if self.batches.is_empty()
+            && let Some(drain) = self.drain.take()
+        {
+            return drain;
         }
         let batch = self.batches.pop_front().unwrap_or_default();
         let metrics = &self.shared.metrics;
