@@ -159,8 +159,12 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// Number of Faktory connections fetching jobs for workers.
-    #[arg(long, env = "FETCH_CONCURRENCY", value_name = "FETCH_CONCURRENCY", default_value_t = 8,
+    /// Most Faktory connections fetching jobs for workers. The fetch pool
+    /// starts with one and grows while workers have open window that the
+    /// connections in use cannot fill (Faktory serves one connection's
+    /// commands one after another, so throughput comes from connections);
+    /// a connection idle for 10 s is closed.
+    #[arg(long, env = "FETCH_CONCURRENCY", value_name = "FETCH_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub fetch_concurrency: u32,
 
@@ -203,10 +207,21 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub producer_connections: u32,
 
-    /// Number of Faktory connections relaying ACKs and FAILs.
-    #[arg(long, env = "GATEWAY_ACK_CONNECTIONS", value_name = "GATEWAY_ACK_CONNECTIONS", default_value_t = 2,
+    /// Most Faktory connections relaying ACKs, FAILs and releases. The
+    /// settle pool starts with one and grows while results wait for a free
+    /// connection; a connection idle for 10 s is closed.
+    #[arg(long, env = "GATEWAY_ACK_CONNECTIONS", value_name = "GATEWAY_ACK_CONNECTIONS", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub ack_connections: u32,
+
+    /// Most results (acks, fails, releases) waiting for Faktory's answer
+    /// before fetching pauses. Jobs workers finished stay reserved at Faktory
+    /// until their ACK is answered, and a gateway crash leaves them to
+    /// Faktory's reservation expiry, so fetching never outruns settling by
+    /// more than this.
+    #[arg(long, env = "GATEWAY_MAX_SETTLE_BACKLOG", value_name = "GATEWAY_MAX_SETTLE_BACKLOG", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_settle_backlog: u32,
 
     /// Most jobs in one Push call; more is refused with INVALID_ARGUMENT.
     #[arg(long, env = "GATEWAY_MAX_JOBS_PER_PUSH", value_name = "GATEWAY_MAX_JOBS_PER_PUSH", default_value_t = 10_000,
@@ -430,6 +445,7 @@ impl fmt::Debug for Config {
             .field("batch_max_bytes", &self.batch_max_bytes)
             .field("producer_connections", &self.producer_connections)
             .field("ack_connections", &self.ack_connections)
+            .field("max_settle_backlog", &self.max_settle_backlog)
             .field("max_jobs_per_push", &self.max_jobs_per_push)
             .field("max_job_bytes", &self.max_job_bytes)
             .field("max_message_bytes", &self.max_message_bytes)
@@ -474,13 +490,14 @@ mod tests {
         assert_eq!(c.faktory_url.host(), "localhost");
         assert_eq!(c.faktory_url.port(), 7419);
         assert_eq!(c.listen, "0.0.0.0:7421".parse().unwrap());
-        assert_eq!(c.fetch_concurrency, 8);
+        assert_eq!(c.fetch_concurrency, 32);
         assert_eq!(c.fetch_max_depth, 8);
         assert_eq!(c.batch_max_size, 100);
         assert_eq!(c.batch_max_delay(), Duration::from_millis(5));
         assert!(c.batch_auto_enabled);
         assert_eq!(c.producer_connections, 4);
-        assert_eq!(c.ack_connections, 2);
+        assert_eq!(c.ack_connections, 32);
+        assert_eq!(c.max_settle_backlog, 500);
         assert_eq!(c.max_jobs_per_push, 10_000);
         assert_eq!(c.max_job_bytes, 1 << 20);
         assert_eq!(c.max_message_bytes, 16 << 20);

@@ -178,6 +178,14 @@ pub struct Metrics {
     pub window_open: Gauge,
     /// Open `Work` sessions.
     pub sessions: Gauge,
+    /// Settlements (ACK, FAIL, release) queued or sent and not yet answered
+    /// by Faktory: mostly jobs workers finished that Faktory still holds
+    /// reserved.
+    pub settle_backlog: Gauge,
+    /// Tasks (Faktory connections) in the fetch pool.
+    pub fetch_connections: Gauge,
+    /// Tasks (Faktory connections) in the settle pool.
+    pub settle_connections: Gauge,
     push_latency: Histogram,
     fetch_latency: Histogram,
     ack_latency: Histogram,
@@ -265,7 +273,7 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE faktory_gateway_{name}_total counter");
             let _ = writeln!(out, "faktory_gateway_{name}_total {}", counter.get());
         }
-        let gauges: [(&str, &Gauge, &str); 3] = [
+        let gauges: [(&str, &Gauge, &str); 6] = [
             (
                 "jobs_in_flight",
                 &self.jobs_in_flight,
@@ -277,6 +285,21 @@ impl Metrics {
                 "Open window slots over all sessions.",
             ),
             ("sessions", &self.sessions, "Open Work sessions."),
+            (
+                "settle_backlog",
+                &self.settle_backlog,
+                "Acks, fails and releases not yet answered by Faktory.",
+            ),
+            (
+                "fetch_connections",
+                &self.fetch_connections,
+                "Faktory connections in the fetch pool.",
+            ),
+            (
+                "settle_connections",
+                &self.settle_connections,
+                "Faktory connections in the settle pool.",
+            ),
         ];
         for (name, gauge, help) in gauges {
             let _ = writeln!(out, "# HELP faktory_gateway_{name} {help}");

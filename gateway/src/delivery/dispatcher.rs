@@ -51,11 +51,6 @@ pub(crate) const REASON_UNKNOWN_JID: &str = "unknown jid";
 /// Reason sent back for a failure without errtype.
 pub(crate) const REASON_ERRTYPE_REQUIRED: &str = "errtype is required";
 
-/// Settlements waiting for a relay above which fetching pauses: when Faktory
-/// takes results more slowly than workers produce them, fetching more would
-/// only grow the gateway's memory and the jobs' time in reservation.
-pub(crate) const MAX_SETTLE_BACKLOG: usize = 20_000;
-
 /// Time limits the dispatcher applies.
 #[derive(Debug, Clone)]
 pub(crate) struct Rules {
@@ -71,6 +66,11 @@ pub(crate) struct Rules {
     pub(crate) max_window: u32,
     /// Deepest FETCH pipeline on one connection.
     pub(crate) max_fetch_depth: usize,
+    /// Settlements (queued, or sent and not yet answered by Faktory) at
+    /// which fetching pauses: jobs workers finished stay reserved at Faktory
+    /// until their ACK is answered, and fetching faster than Faktory takes
+    /// results would only grow that set (and what a gateway crash strands).
+    pub(crate) max_settle_backlog: usize,
 }
 
 /// What a session task needs to know about its registration.
@@ -100,6 +100,9 @@ pub(crate) struct FetchClaim {
     pub(crate) queues: Vec<String>,
     /// How many FETCHes to pipeline.
     pub(crate) depth: usize,
+    /// Whether more could be fetched after this claim (the fetch pool grows
+    /// on it).
+    pub(crate) more: bool,
 }
 
 #[derive(Debug)]
@@ -154,6 +157,8 @@ pub(crate) struct Dispatcher {
     /// Jobs the released-by session should not get back, by jid.
     avoid: HashMap<String, u64>,
     settles: VecDeque<Settle>,
+    /// Settlements taken by relays and not yet reported back.
+    settles_in_flight: usize,
     fetching: bool,
     accepting: bool,
     /// Set by the final release: jobs fetched later go straight back.
@@ -179,6 +184,7 @@ impl Dispatcher {
             assignments: 0,
             avoid: HashMap::new(),
             settles: VecDeque::new(),
+            settles_in_flight: 0,
             fetching: true,
             accepting: true,
             closed: false,
@@ -452,7 +458,7 @@ impl Dispatcher {
     /// fetched now. The caller must report back with [`Dispatcher::fetched_job`] for each job
     /// and then [`Dispatcher::fetch_done`] or [`Dispatcher::fetch_failed`].
     pub(crate) fn claim_fetch(&mut self) -> Option<FetchClaim> {
-        if !self.fetching || self.settles.len() >= MAX_SETTLE_BACKLOG {
+        if !self.fetching || self.settle_backlog() >= self.rules.max_settle_backlog {
             return None;
         }
         let mut open: HashMap<&Vec<String>, usize> = HashMap::new();
@@ -463,6 +469,7 @@ impl Dispatcher {
             }
         }
         let mut best: Option<(&Vec<String>, usize)> = None;
+        let mut lists_with_demand = 0;
         for (queues, open) in open {
             let waiting = self
                 .pending
@@ -472,6 +479,7 @@ impl Dispatcher {
                 .count();
             let in_flight = self.in_flight.get(queues).copied().unwrap_or(0);
             let demand = open.saturating_sub(waiting + in_flight);
+            lists_with_demand += usize::from(demand > 0);
             if demand > 0 && best.is_none_or(|(q, d)| demand > d || (demand == d && queues < q)) {
                 best = Some((queues, demand));
             }
@@ -487,7 +495,12 @@ impl Dispatcher {
             .min(self.rules.max_fetch_depth)
             .max(1);
         *self.in_flight.entry(queues.clone()).or_default() += depth;
-        Some(FetchClaim { queues, depth })
+        let more = demand > depth || lists_with_demand > 1;
+        Some(FetchClaim {
+            queues,
+            depth,
+            more,
+        })
     }
 
     fn end_claim(&mut self, queues: &[String], n: usize) {
@@ -748,14 +761,18 @@ impl Dispatcher {
 
     // ----- settling ---------------------------------------------------------
 
-    /// Takes up to `max` settlements for a relay connection.
+    /// Takes up to `max` settlements for a relay connection. The relay must
+    /// report each of them back once: [`Dispatcher::settled`] or
+    /// [`Dispatcher::requeue`].
     pub(crate) fn take_settlements(&mut self, max: usize) -> Vec<Settle> {
         let n = max.min(self.settles.len());
+        self.settles_in_flight += n;
         self.settles.drain(..n).collect()
     }
 
     /// Puts settlements a relay could not send back at the front, in order.
     pub(crate) fn requeue(&mut self, settles: Vec<Settle>) {
+        self.settles_in_flight = self.settles_in_flight.saturating_sub(settles.len());
         for s in settles.into_iter().rev() {
             self.settles.push_front(s);
         }
@@ -765,6 +782,7 @@ impl Dispatcher {
     /// Forgets leases whose settlement Faktory has received.
     pub(crate) fn settled(&mut self, done: impl IntoIterator<Item = (String, u64)>) {
         for (jid, seq) in done {
+            self.settles_in_flight = self.settles_in_flight.saturating_sub(1);
             if self
                 .leases
                 .get(&jid)
@@ -777,13 +795,19 @@ impl Dispatcher {
         self.fetch_wake.notify_waiters();
     }
 
+    /// Settlements queued or sent and not yet answered: jobs whose outcome
+    /// Faktory has not confirmed yet (mostly jobs workers finished, which
+    /// stay reserved at Faktory until then).
+    pub(crate) fn settle_backlog(&self) -> usize {
+        self.settles.len() + self.settles_in_flight
+    }
+
     /// Number of leases not yet settled at Faktory.
     pub(crate) fn lease_count(&self) -> usize {
         self.leases.len()
     }
 
     /// Whether settlements are waiting for a relay.
-    #[cfg(test)]
     pub(crate) fn has_settlements(&self) -> bool {
         !self.settles.is_empty()
     }
@@ -901,6 +925,7 @@ mod tests {
             lease_margin: Duration::from_secs(10),
             max_window: 1000,
             max_fetch_depth: 16,
+            max_settle_backlog: 500,
         }
     }
 
@@ -944,7 +969,8 @@ mod tests {
             c1,
             FetchClaim {
                 queues: vec!["a".into(), "b".into()],
-                depth: 1
+                depth: 1,
+                more: true,
             }
         );
         // Full return deepens the pipeline, bounded by demand.
@@ -967,6 +993,7 @@ mod tests {
         let claim = FetchClaim {
             queues: vec!["q".into()],
             depth: 4,
+            more: false,
         };
         d.fetched(
             &claim,
@@ -993,7 +1020,7 @@ mod tests {
         d.register(spec(&["q"], &[], 1000)).unwrap();
         let claim = d.claim_fetch().unwrap();
         d.fetch_done(&claim, 0);
-        for i in 0..MAX_SETTLE_BACKLOG {
+        for i in 0..rules().max_settle_backlog {
             d.settles.push_back(Settle {
                 jid: format!("j{i}"),
                 seq: 0,
@@ -1001,7 +1028,14 @@ mod tests {
             });
         }
         assert_eq!(d.claim_fetch(), None);
-        let sent = d.take_settlements(1);
+        // Sent but not yet answered still counts: those jobs are still
+        // reserved at Faktory.
+        let mut sent = d.take_settlements(usize::MAX);
+        assert_eq!(d.settle_backlog(), rules().max_settle_backlog);
+        assert_eq!(d.claim_fetch(), None);
+        let unsent = sent.split_off(1);
+        d.requeue(unsent);
+        assert_eq!(d.claim_fetch(), None, "requeued ones count again");
         d.settled(sent.into_iter().map(|s| (s.jid, s.seq)));
         assert!(d.claim_fetch().is_some());
     }

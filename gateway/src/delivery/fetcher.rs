@@ -1,48 +1,41 @@
-//! The fetch engine: `FETCH_CONCURRENCY` tasks, each owning one Faktory
-//! connection, that fetch only what the dispatcher claims against open
+//! The fetch engine: the fetch pool (up to `FETCH_CONCURRENCY` tasks,
+//! growing while claims are left over, see `pool.rs`), each task owning one
+//! Faktory connection, fetching only what the dispatcher claims against open
 //! window, with the pipeline depth the dispatcher adapts (deep while every
 //! FETCH returns a job, 1 when the queues run dry).
 
 use std::sync::Arc;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::Shared;
 use super::lease::unix_now_ms;
 use super::link::Link;
+use super::pool::{Member, Next};
 use crate::job::from_faktory_json;
 use crate::metrics::FaktoryOp;
 
-/// Runs one fetch connection until `stop` fires. No FETCH is written once
-/// the dispatcher has stopped fetching (checked under its lock right before
-/// writing). A FETCH already written is always read to its end, never
-/// cancelled half-way: the jobs it returns are reserved at Faktory and must
-/// reach the dispatcher, which releases them at once when fetching has
-/// stopped. The read is bounded by the connection's own limit
-/// ([`crate::faktory::ConnectOptions::fetch_limit`]).
-pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+/// Runs one fetch connection of the fetch pool until the pool stops or
+/// retires it. No FETCH is written once the dispatcher has stopped fetching
+/// (checked under its lock right before writing). A FETCH already written
+/// is always read to its end, never cancelled half-way: the jobs it returns
+/// are reserved at Faktory and must reach the dispatcher, which releases
+/// them at once when fetching has stopped. The read is bounded by the
+/// connection's own limit ([`crate::faktory::ConnectOptions::fetch_limit`]).
+pub(crate) async fn run(shared: Arc<Shared>, mut member: Member) {
     let wake = shared.dispatcher.lock().fetch_wake();
     let mut link = Link::new(None);
     loop {
-        let claim = loop {
-            let notified = wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if stop.is_cancelled() {
-                break None;
-            }
-            if let Some(claim) = shared.dispatcher.lock().claim_fetch() {
-                break Some(claim);
-            }
-            // Both arms are cancellation-safe.
-            tokio::select! {
-                () = notified => {}
-                () = stop.cancelled() => break None,
-            }
-        };
-        let Some(claim) = claim else { break };
+        let next = member
+            .next(&wake, || {
+                let claim = shared.dispatcher.lock().claim_fetch()?;
+                let more = claim.more;
+                Some((claim, more))
+            })
+            .await;
+        let Next::Work(claim) = next else { break };
+        let stop = member.stop().clone();
         let conn = match link.get(&shared.faktory, &stop).await {
             Ok(conn) => conn,
             Err(e) => {

@@ -7,8 +7,10 @@
 //! - `dispatcher`: the shared state and its rules (routing, windows, fetch
 //!   demand, waiting-time limits, settlements queue).
 //! - `session`: one worker's `Work` stream.
-//! - `fetcher`: the fetch engine (`FETCH_CONCURRENCY` connections).
-//! - `relay`: ACK/FAIL/release batches on their own connections.
+//! - `fetcher`: the fetch engine (up to `FETCH_CONCURRENCY` connections).
+//! - `relay`: ACK/FAIL/release batches on their own connections (up to
+//!   `GATEWAY_ACK_CONNECTIONS`).
+//! - `pool`: the elastic task pools fetcher and relay run in.
 //! - `presence`: the gateway's HELLO/BEAT as one Faktory process.
 //! - `hello`: validation of a worker's `Hello`.
 //! - `window`: a worker's window.
@@ -76,6 +78,7 @@ pub(crate) mod fetcher;
 pub(crate) mod hello;
 pub(crate) mod lease;
 pub(crate) mod link;
+pub(crate) mod pool;
 pub(crate) mod presence;
 pub(crate) mod relay;
 pub(crate) mod session;
@@ -83,6 +86,7 @@ pub(crate) mod settle;
 pub(crate) mod window;
 
 use dispatcher::{Dispatcher, Rules};
+use pool::{Pool, PoolSpec};
 
 /// Deepest FETCH pipeline in the unit tests' settings.
 #[cfg(test)]
@@ -143,6 +147,7 @@ impl Settings {
                 lease_margin: config.lease_margin(),
                 max_window: config.max_window.max(1),
                 max_fetch_depth: config.fetch_max_depth.max(1) as usize,
+                max_settle_backlog: config.max_settle_backlog.max(1) as usize,
             },
         }
     }
@@ -247,16 +252,25 @@ impl Delivery {
             fetch_stop: CancellationToken::new(),
             background_stop: CancellationToken::new(),
         };
-        for _ in 0..config.fetch_concurrency.max(1) {
-            delivery
-                .fetchers
-                .spawn(fetcher::run(shared.clone(), delivery.fetch_stop.clone()));
-        }
-        for _ in 0..config.ack_connections.max(1) {
-            delivery
-                .background
-                .spawn(relay::run(shared.clone(), delivery.background_stop.clone()));
-        }
+        let fetch_pool = PoolSpec {
+            role: "fetch",
+            min: 1,
+            max: config.fetch_concurrency as usize,
+            size: |m| &m.fetch_connections,
+        };
+        let (tracker, stop) = (delivery.fetchers.clone(), delivery.fetch_stop.clone());
+        start_pool(fetch_pool, tracker, stop, &shared, fetcher::run);
+        let settle_pool = PoolSpec {
+            role: "settle",
+            min: 1,
+            max: config.ack_connections as usize,
+            size: |m| &m.settle_connections,
+        };
+        let (tracker, stop) = (
+            delivery.background.clone(),
+            delivery.background_stop.clone(),
+        );
+        start_pool(settle_pool, tracker, stop, &shared, relay::run);
         let identity = Identity::new(config.wid.clone()).with_labels(config.labels.clone());
         delivery.background.spawn(presence::run(
             shared.clone(),
@@ -375,6 +389,24 @@ impl Delivery {
     }
 }
 
+/// Starts a pool whose tasks run `task` on the shared state.
+fn start_pool<F, Fut>(
+    spec: PoolSpec,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    shared: &Arc<Shared>,
+    task: F,
+) where
+    F: Fn(Arc<Shared>, pool::Member) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let metrics = shared.metrics.clone();
+    let shared = shared.clone();
+    Pool::start(spec, tracker, stop, metrics, move |member| {
+        Box::pin(task(shared.clone(), member))
+    });
+}
+
 /// Applies the waiting-time rules every [`SWEEP_INTERVAL`] and refreshes the
 /// gauges.
 async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
@@ -385,13 +417,19 @@ async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        let (leases, sessions, open) = {
+        let (leases, sessions, open, backlog) = {
             let mut d = shared.dispatcher.lock();
             d.sweep(Instant::now());
-            (d.lease_count(), d.session_count(), d.open_window())
+            (
+                d.lease_count(),
+                d.session_count(),
+                d.open_window(),
+                d.settle_backlog(),
+            )
         };
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         shared.metrics.jobs_in_flight.set(gauge(leases));
+        shared.metrics.settle_backlog.set(gauge(backlog));
         shared.metrics.sessions.set(gauge(sessions));
         shared.metrics.window_open.set(gauge(open));
     }
@@ -431,6 +469,7 @@ pub(crate) mod tests_support {
                 lease_margin: Duration::from_secs(10),
                 max_window: 100,
                 max_fetch_depth: TEST_FETCH_DEPTH,
+                max_settle_backlog: 500,
             },
         }
     }

@@ -1,5 +1,6 @@
-//! Relay connections: a few tasks (`--ack-connections`), each owning one
-//! Faktory connection, that send queued settlements in pipelined batches:
+//! Relay connections: the settle pool (up to `--ack-connections` tasks,
+//! growing while settlements wait, see `pool.rs`), each task owning one
+//! Faktory connection, sending queued settlements in pipelined batches:
 //! release copies with one `PUSHB`, then `ACK`s, then `FAIL`s. A batch that
 //! could not be sent goes back to the front of the queue and is retried on a
 //! fresh connection; nothing is dropped.
@@ -8,47 +9,43 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::Shared;
 use super::link::Link;
+use super::pool::{Member, Next};
 use super::settle::{ERRTYPE_RELEASE_FAILED, Settle, SettleKind};
 use crate::faktory::{Connection, Error, FailCommand};
 use crate::job::release_copy_json;
 use crate::metrics::FaktoryOp;
 
-/// Most settlements sent in one round.
-pub(crate) const MAX_RELAY_BATCH: usize = 1000;
+/// Most settlements sent in one round. Real Faktory answers the commands
+/// of one connection one after another (a few thousand a second), so a
+/// deeper pipeline does not settle faster; it only keeps more finished jobs
+/// waiting on one connection while another could take them. Throughput
+/// comes from more relay connections (the pool grows while settlements
+/// wait).
+pub(crate) const MAX_RELAY_BATCH: usize = 100;
 
 /// How far ahead a release copy is scheduled: Faktory brings it back after
-/// this, with its retry budget untouched (DESIGN.md).
+/// this, with its retry budget untouched.
 pub(crate) const RELEASE_DELAY: Duration = Duration::from_secs(1);
 
-/// Runs one relay connection until `stop` fires. Settlements still queued
-/// when it fires stay queued (the caller decides how long to wait for them).
-pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+/// Runs one relay connection of the settle pool until the pool stops (and
+/// nothing is left to send) or retires it.
+pub(crate) async fn run(shared: Arc<Shared>, mut member: Member) {
     let wake = shared.dispatcher.lock().settle_wake();
     let mut link = Link::new(None);
     loop {
-        let batch = loop {
-            let notified = wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let batch = shared.dispatcher.lock().take_settlements(MAX_RELAY_BATCH);
-            if !batch.is_empty() {
-                break Some(batch);
-            }
-            if stop.is_cancelled() {
-                break None;
-            }
-            // Both arms are cancellation-safe.
-            tokio::select! {
-                () = notified => {}
-                () = stop.cancelled() => {}
-            }
-        };
-        let Some(batch) = batch else { break };
+        let next = member
+            .next(&wake, || {
+                let mut d = shared.dispatcher.lock();
+                let batch = d.take_settlements(MAX_RELAY_BATCH);
+                (!batch.is_empty()).then(|| (batch, d.has_settlements()))
+            })
+            .await;
+        let Next::Work(batch) = next else { break };
+        let stop = member.stop().clone();
         let conn = match link.get(&shared.faktory, &stop).await {
             Ok(conn) => conn,
             Err(e) => {
@@ -56,23 +53,29 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 if stop.is_cancelled() {
                     break;
                 }
-                warn!(error = %e, "relay connection failed; retrying");
+                warn!(error = %e, role = member.role(), "relay connection failed; retrying");
                 link.failed(&e, &stop).await;
                 continue;
             }
         };
-        match send(&shared, conn, batch).await {
-            Ok(done) => {
-                link.succeeded();
-                shared.dispatcher.lock().settled(done);
-                shared
-                    .metrics
-                    .jobs_in_flight
-                    .set(i64::try_from(shared.dispatcher.lock().lease_count()).unwrap_or(i64::MAX));
+        let Sent { done, unsent } = send(&shared, conn, batch).await;
+        let (unsent, error) = unsent.map_or((Vec::new(), None), |(u, e)| (u, Some(e)));
+        let unsent_len = unsent.len();
+        {
+            let mut d = shared.dispatcher.lock();
+            d.settled(done);
+            if !unsent.is_empty() {
+                d.requeue(unsent);
             }
-            Err((unsent, e)) => {
-                warn!(error = %e, unsent = unsent.len(), "relaying results to faktory failed; will retry");
-                shared.dispatcher.lock().requeue(unsent);
+            shared
+                .metrics
+                .jobs_in_flight
+                .set(i64::try_from(d.lease_count()).unwrap_or(i64::MAX));
+        }
+        match error {
+            None => link.succeeded(),
+            Some(e) => {
+                warn!(error = %e, unsent = unsent_len, "relaying results to faktory failed; will retry");
                 link.failed(&e, &stop).await;
             }
         }
@@ -80,14 +83,19 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     link.end().await;
 }
 
-/// Sends one batch. `Ok`: the (jid, seq) of every settlement Faktory
-/// received. `Err`: what is left to send (releases already pushed come back
-/// as plain ACKs, so no copy is pushed twice) and why.
-async fn send(
-    shared: &Shared,
-    conn: &mut Connection,
-    batch: Vec<Settle>,
-) -> Result<Vec<(String, u64)>, (Vec<Settle>, Error)> {
+/// What became of one batch.
+struct Sent {
+    /// The (jid, seq) of every settlement Faktory received.
+    done: Vec<(String, u64)>,
+    /// What is left to send and why (releases already pushed come back as
+    /// plain ACKs, so no copy is pushed twice).
+    unsent: Option<(Vec<Settle>, Error)>,
+}
+
+/// Sends one batch: release copies first (one `PUSHB`), then `ACK`s, then
+/// `FAIL`s, each pipelined. Every settlement of `batch` ends up in exactly
+/// one of `done` and `unsent`.
+async fn send(shared: &Shared, conn: &mut Connection, batch: Vec<Settle>) -> Sent {
     let mut acks = Vec::new();
     let mut fails = Vec::new();
     let mut releases = Vec::new();
@@ -106,7 +114,10 @@ async fn send(
             Err(e) => {
                 releases.extend(acks);
                 releases.extend(fails);
-                return Err((releases, e));
+                return Sent {
+                    done: Vec::new(),
+                    unsent: Some((releases, e)),
+                };
             }
         };
         // A pushed copy makes the reservation safe to ACK.
@@ -132,7 +143,10 @@ async fn send(
             }
             Err(e) => {
                 acks.extend(fails);
-                return Err((acks, e));
+                return Sent {
+                    done,
+                    unsent: Some((acks, e)),
+                };
             }
         }
     }
@@ -154,11 +168,17 @@ async fn send(
                 shared.metrics.jobs_failed.add(fails.len() as u64);
                 done.extend(fails.into_iter().map(|s| (s.jid, s.seq)));
             }
-            Err(e) => return Err((fails, e)),
+            Err(e) => {
+                // The ACKs before went through: report them done.
+                return Sent {
+                    done,
+                    unsent: Some((fails, e)),
+                };
+            }
         }
     }
     debug!(settled = done.len(), released, "relayed results to faktory");
-    Ok(done)
+    Sent { done, unsent: None }
 }
 
 /// PUSHes the release copies (scheduled [`RELEASE_DELAY`] ahead). Returns the
