@@ -202,7 +202,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub batch_max_bytes: u32,
 
-    /// Number of Faktory connections pushing jobs.
+    /// Number of Faktory connections pushing jobs. A call of
+    /// `--batch-max-size` jobs or more is spread over them (PUSHBs of at
+    /// least 25 jobs), since Faktory answers one connection's commands one
+    /// after another.
     #[arg(long, env = "GATEWAY_PRODUCER_CONNECTIONS", value_name = "GATEWAY_PRODUCER_CONNECTIONS", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub producer_connections: u32,

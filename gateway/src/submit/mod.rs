@@ -212,8 +212,17 @@ impl Submitter {
         // Small calls share PUSHBs with others; large ones (or all, when
         // coalescing is off) go on their own, split to the batch limits.
         let solo = !settings.batch_auto_enabled || count >= settings.batch_max_size;
+        let chunk_jobs = if settings.batch_auto_enabled {
+            spread_size(
+                count,
+                settings.batch_max_size,
+                settings.producer_connections,
+            )
+        } else {
+            settings.batch_max_size
+        };
         let mut receivers = Vec::new();
-        for chunk in split(jobs, settings.batch_max_size, settings.batch_max_bytes) {
+        for chunk in split(jobs, chunk_jobs, settings.batch_max_bytes) {
             let (part, outcomes) = Part::new(chunk, solo);
             if let Err(refused) = self.inner.parts.send(part).await {
                 refused
@@ -254,6 +263,26 @@ fn result(jid: &str, status: PushStatus, field: &str, reason: String) -> PushRes
         field: field.to_owned(),
         reason,
     }
+}
+
+/// Fewest jobs in one `PUSHB` of a call spread over several connections.
+const MIN_SPREAD_JOBS: usize = 25;
+
+/// How many jobs of a call of `count` go into each of its `PUSHB`s: at most
+/// `batch_max_size`, and few enough that the call spreads over the
+/// `connections` producer connections (down to [`MIN_SPREAD_JOBS`] a
+/// `PUSHB`). Faktory serves one connection's commands one after another, each
+/// waiting on Redis, so a 100-job call sent as four 25-job `PUSHB`s on four
+/// connections is answered sooner than one 100-job `PUSHB`.
+fn spread_size(count: usize, batch_max_size: usize, connections: usize) -> usize {
+    let batch_max_size = batch_max_size.max(1);
+    if count < batch_max_size {
+        // A shared call: merged with others up to the batch limit.
+        return batch_max_size;
+    }
+    count
+        .div_ceil(connections.max(1))
+        .clamp(MIN_SPREAD_JOBS.min(batch_max_size), batch_max_size)
 }
 
 /// Splits jobs into chunks of at most `max_jobs` jobs and (unless a single

@@ -164,7 +164,8 @@ async fn without_coalescing_each_call_is_its_own_pushb() {
 
 #[tokio::test]
 async fn large_calls_are_split_by_count() {
-    let (server, handle, s) = start(&["--batch-max-size", "100"]).await;
+    let flags = ["--batch-max-size", "100", "--producer-connections", "1"];
+    let (server, handle, s) = start(&flags).await;
     let response = s.push(request(jobs("job", 250))).await.unwrap();
     assert!(
         statuses(&response)
@@ -173,6 +174,35 @@ async fn large_calls_are_split_by_count() {
     );
     assert_eq!(handle.total_queued(), 250);
     assert_eq!(commands(&handle), 3, "100 + 100 + 50");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_batch_spreads_over_the_producer_connections() {
+    let (server, handle, s) = start(&["--producer-connections", "4"]).await;
+    let response = s.push(request(jobs("job", 100))).await.unwrap();
+    assert_eq!(statuses(&response), [PushStatus::Accepted; 100]);
+    assert_eq!(handle.total_queued(), 100);
+    assert_eq!(commands(&handle), 4, "four PUSHBs of 25");
+    // Never below 25 jobs a PUSHB, never above the batch limit.
+    assert_eq!(spread_size(100, 100, 16), 25);
+    assert_eq!(spread_size(1000, 100, 4), 100);
+    assert_eq!(spread_size(60, 50, 4), 25);
+    assert_eq!(spread_size(10, 100, 4), 100, "a shared call is merged");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_coalescing_a_full_batch_is_one_pushb() {
+    let flags = [
+        "--producer-connections",
+        "4",
+        "--batch-auto-enabled",
+        "false",
+    ];
+    let (server, handle, s) = start(&flags).await;
+    s.push(request(jobs("job", 100))).await.unwrap();
+    assert_eq!(commands(&handle), 1);
     server.shutdown().await;
 }
 
