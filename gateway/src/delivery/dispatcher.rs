@@ -197,12 +197,14 @@ impl Dispatcher {
         }
     }
 
-    /// Notified (all waiters) when fetch demand may have grown.
+    /// Notified (one waiter: pool tasks pass the wake on while work is left,
+    /// see `pool.rs`) when fetch demand may have grown.
     pub(crate) fn fetch_wake(&self) -> Arc<Notify> {
         self.fetch_wake.clone()
     }
 
-    /// Notified (all waiters) when settlements are queued.
+    /// Notified (one waiter, as [`Dispatcher::fetch_wake`]) when settlements
+    /// are queued.
     pub(crate) fn settle_wake(&self) -> Arc<Notify> {
         self.settle_wake.clone()
     }
@@ -241,7 +243,7 @@ impl Dispatcher {
             },
         );
         self.fill(Instant::now());
-        self.fetch_wake.notify_waiters();
+        self.fetch_wake.notify_one();
         Some(SessionTicket {
             id,
             wake,
@@ -288,7 +290,7 @@ impl Dispatcher {
             self.pending.push_front(jid);
         }
         self.fill(now);
-        self.fetch_wake.notify_waiters();
+        self.fetch_wake.notify_one();
         self.changed.notify_waiters();
     }
 
@@ -301,7 +303,7 @@ impl Dispatcher {
         slot.window = Window::new(requested, max);
         let size = slot.window.size();
         self.fill(Instant::now());
-        self.fetch_wake.notify_waiters();
+        self.fetch_wake.notify_one();
         size
     }
 
@@ -420,7 +422,7 @@ impl Dispatcher {
             self.pending.push_front(jid);
         }
         self.fill(now);
-        self.fetch_wake.notify_waiters();
+        self.fetch_wake.notify_one();
         self.changed.notify_waiters();
         rejected
     }
@@ -447,8 +449,8 @@ impl Dispatcher {
 
     fn after_results(&mut self) {
         self.fill(Instant::now());
-        self.fetch_wake.notify_waiters();
-        self.settle_wake.notify_waiters();
+        self.fetch_wake.notify_one();
+        self.settle_wake.notify_one();
         self.changed.notify_waiters();
     }
 
@@ -570,7 +572,7 @@ impl Dispatcher {
             // while the relays still run.
             lease.holder = Holder::Settling;
             self.settles.push_back(release_of(&lease));
-            self.settle_wake.notify_waiters();
+            self.settle_wake.notify_one();
         }
         let waiting = lease.holder != Holder::Settling;
         if let Some(old) = self.leases.insert(jid.clone(), lease) {
@@ -608,21 +610,21 @@ impl Dispatcher {
         } else {
             got.max(1)
         };
-        self.fetch_wake.notify_waiters();
+        self.fetch_wake.notify_one();
     }
 
     /// Ends a claimed fetch that failed after handing over `got` jobs.
     pub(crate) fn fetch_failed(&mut self, claim: &FetchClaim, got: usize) {
         self.end_claim(&claim.queues, claim.depth.saturating_sub(got));
         self.depth.insert(claim.queues.clone(), 1);
-        self.fetch_wake.notify_waiters();
+        self.fetch_wake.notify_one();
     }
 
     /// Stops all fetching (Faktory said quiet, or shutdown): no more claims,
     /// and jobs still arriving from FETCHes in flight are released at once.
     pub(crate) fn stop_fetching(&mut self) {
         self.fetching = false;
-        self.fetch_wake.notify_waiters();
+        self.fetch_wake.notify_one();
     }
 
     /// Whether fetching is on (see [`Dispatcher::stop_fetching`]).
@@ -666,7 +668,7 @@ impl Dispatcher {
                 lease.holder = Holder::Settling;
                 self.settles.push_back(release_of(lease));
                 self.avoid.remove(&jid);
-                self.settle_wake.notify_waiters();
+                self.settle_wake.notify_one();
                 continue;
             }
             match pick(&self.sessions, lease, self.avoid.get(&jid).copied()) {
@@ -698,7 +700,7 @@ impl Dispatcher {
                         message,
                     ));
                     self.avoid.remove(&jid);
-                    self.settle_wake.notify_waiters();
+                    self.settle_wake.notify_one();
                 }
             }
         }
@@ -754,8 +756,8 @@ impl Dispatcher {
         }
         self.pending = keep;
         if queued {
-            self.settle_wake.notify_waiters();
-            self.fetch_wake.notify_waiters();
+            self.settle_wake.notify_one();
+            self.fetch_wake.notify_one();
         }
     }
 
@@ -776,7 +778,7 @@ impl Dispatcher {
         for s in settles.into_iter().rev() {
             self.settles.push_front(s);
         }
-        self.settle_wake.notify_waiters();
+        self.settle_wake.notify_one();
     }
 
     /// Forgets leases whose settlement Faktory has received.
@@ -792,7 +794,7 @@ impl Dispatcher {
             }
         }
         self.changed.notify_waiters();
-        self.fetch_wake.notify_waiters();
+        self.fetch_wake.notify_one();
     }
 
     /// Settlements queued or sent and not yet answered: jobs whose outcome
@@ -826,7 +828,7 @@ impl Dispatcher {
             slot.wake.notify_one();
         }
         self.drain_notice = Some(drain);
-        self.fetch_wake.notify_waiters();
+        self.fetch_wake.notify_one();
     }
 
     /// Releases every job not already settling back to Faktory: the jobs
@@ -851,7 +853,7 @@ impl Dispatcher {
         if n > 0 {
             debug!(jobs = n, "releasing held jobs back to Faktory");
         }
-        self.settle_wake.notify_waiters();
+        self.settle_wake.notify_one();
         self.changed.notify_waiters();
     }
 }

@@ -177,7 +177,9 @@ impl Member {
 
     /// Waits for work. Each time `wake` fires (and once at the start) it
     /// calls `take`, which returns the work and whether more is waiting
-    /// after it; more waiting and no idle task grows the pool by one.
+    /// after it; more waiting wakes one idle task (`wake` is meant to be
+    /// notified with `notify_one`), or grows the pool by one when none is
+    /// idle.
     /// Returns [`Next::Stop`] once the pool stops and `take` finds nothing,
     /// [`Next::Retire`] after [`IDLE_TIMEOUT`] without work when the pool
     /// has more than its minimum (the task must end then).
@@ -193,8 +195,15 @@ impl Member {
             notified.as_mut().enable();
             if let Some((work, more)) = take() {
                 self.set_idle(false);
-                if more && pool.idle.load(Ordering::Relaxed) == 0 {
-                    pool.grow();
+                if more {
+                    // Wakes reach one idle task at a time (a wake for every
+                    // task would make each of them look for work on every
+                    // fetched job and every result): pass it on, or grow.
+                    if pool.idle.load(Ordering::Relaxed) == 0 {
+                        pool.grow();
+                    } else {
+                        wake.notify_one();
+                    }
                 }
                 return Next::Work(work);
             }
@@ -313,7 +322,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(pool.running(), 1, "starts at the minimum");
         work.store(1000, Ordering::Relaxed);
-        wake.notify_waiters();
+        wake.notify_one();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(pool.running(), 4, "grew to the maximum, no further");
         // Work runs out; after the idle timeout the pool is back to one.
@@ -324,7 +333,7 @@ mod tests {
         assert_eq!(pool.running(), 1);
         // The one left still serves work.
         work.store(1, Ordering::Relaxed);
-        wake.notify_waiters();
+        wake.notify_one();
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(work.load(Ordering::Relaxed), 0);
     }
@@ -336,7 +345,7 @@ mod tests {
         let (pool, _tracker) = start(4, work.clone(), wake.clone());
         for _ in 0..20 {
             work.store(1, Ordering::Relaxed);
-            wake.notify_waiters();
+            wake.notify_one();
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(pool.running(), 1);
@@ -348,7 +357,7 @@ mod tests {
         let wake = Arc::new(Notify::new());
         let (pool, tracker) = start(4, work.clone(), wake.clone());
         work.store(100, Ordering::Relaxed);
-        wake.notify_waiters();
+        wake.notify_one();
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert!(pool.running() > 1);
         pool.stop.cancel();
