@@ -22,6 +22,7 @@ use faktory_gateway_bench::load::Env;
 use faktory_gateway_bench::progress::Progress;
 use faktory_gateway_bench::push::run_push;
 use faktory_gateway_bench::report::{Report, fill_ratios};
+use faktory_gateway_bench::run_queues::{clean_up, run_prefix};
 use faktory_gateway_bench::runner::run_throughput;
 use faktory_gateway_bench::scenario::{Plan, PushMode};
 use faktory_gateway_bench::target::{FaktoryTarget, TEST_SERVER_CHILD_ARG, run_test_server_child};
@@ -139,6 +140,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 .map(std::time::Duration::from_millis),
         },
         faktory_pid: target.child_pid(),
+        queue_prefix: run_prefix("bench"),
     };
     let selected = |name: &str| {
         args.only
@@ -160,9 +162,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let cpu_cost_step = plan.cpu_cost && !args.throughput_only && selected(CPU_COST_STEP);
     let steps = scenarios.len() + pushes.len() + usize::from(cpu_cost_step);
     progress.line(&format!(
-        "bench ({} mode): {steps} steps against {}",
+        "bench ({} mode): {steps} steps against {}, queues {}-*",
         plan.mode,
-        target.describe()
+        target.describe(),
+        env.queue_prefix
     ));
 
     let load_at_start = load_average();
@@ -195,7 +198,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             let name = scenario.name();
             progress.line(&format!("{label} {name}"));
             let total = push_total(plan.mode, scenario.mode);
-            match run_push(&env.faktory_url, Some(&gateway), *scenario, total).await {
+            let pushed = run_push(
+                &env.faktory_url,
+                Some(&gateway),
+                *scenario,
+                total,
+                &env.queue_prefix,
+            );
+            match pushed.await {
                 Ok(row) => {
                     progress.line(&format!("{label} {name}: {:.0} jobs/s", row.jobs_per_s));
                     push.push(row);
@@ -246,6 +256,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("write {}", json_path.display()))?;
     progress.line(&format!("json written to {}", json_path.display()));
+    match clean_up(&env.faktory_url, &env.queue_prefix).await {
+        Ok(cleanup) => progress.line(&format!("clean-up: {}", cleanup.describe())),
+        Err(e) => {
+            all_ok = false;
+            progress.line(&format!("clean-up FAILED: {}", chain(&e)));
+        }
+    }
     target.shutdown().await;
     Ok(all_ok)
 }
