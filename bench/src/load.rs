@@ -50,6 +50,7 @@ pub struct Load {
     scenario: Scenario,
     probe: Arc<Probe>,
     info: InfoPoller,
+    processed_at_start: u64,
     feeder: Option<Feeder>,
     gateway: Option<GatewayProcess>,
     link: Link,
@@ -92,6 +93,7 @@ impl Load {
         // Opened before the baseline: the poller's connection is not the
         // workers' or the gateway's.
         let info = InfoPoller::start(&env.faktory_url, queue).await?;
+        let processed_at_start = info.latest().counts.processed;
         let faktory_baseline = established_to_port(env.faktory_addr.port()).unwrap_or(0);
         let (gateway, upstream) = match scenario.path {
             WorkerPath::Direct { .. } => (None, env.faktory_addr),
@@ -127,6 +129,7 @@ impl Load {
             scenario,
             probe,
             info,
+            processed_at_start,
             feeder: Some(feeder),
             gateway,
             link,
@@ -243,9 +246,11 @@ impl Load {
             .await)
     }
 
-    /// Waits until the workers finished `target` jobs and Faktory's
-    /// reading shows the queue empty, then one round trip more for the
-    /// last ACKs to arrive.
+    /// Waits until the workers finished `target` jobs, Faktory processed as
+    /// many since the load started (the gateway's ACKs may lag far behind
+    /// its workers; stopping it early leaves jobs reserved) and its reading
+    /// shows the queue empty, then one round trip more for the last ACKs of
+    /// direct workers (counted at their handlers, not at Faktory) to arrive.
     async fn wait_done(
         &self,
         target: u64,
@@ -258,9 +263,13 @@ impl Load {
         loop {
             let done = self.probe.done();
             let reading = self.info.latest();
+            let acked = reading
+                .counts
+                .processed
+                .saturating_sub(self.processed_at_start);
             // A reading from before the workers finished may predate the
             // queue's last jobs leaving it.
-            if done >= target && reading.queued == 0 && reading.at > asked {
+            if done >= target && acked >= target && reading.queued == 0 && reading.at > asked {
                 tokio::time::sleep(self.scenario.rtt + ACK_SETTLE).await;
                 return true;
             }
@@ -268,8 +277,9 @@ impl Load {
                 return false;
             }
             status(&format!(
-                "{what}: {} jobs left, {} queued at Faktory",
+                "{what}: {} jobs left at the workers, {} unacknowledged and {} queued at Faktory",
                 target.saturating_sub(done),
+                target.saturating_sub(acked),
                 reading.queued
             ));
             tokio::time::sleep(Duration::from_millis(50)).await;
