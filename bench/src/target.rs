@@ -71,10 +71,7 @@ impl FaktoryTarget {
     ///
     /// Fails when it cannot bind.
     pub async fn in_process() -> Result<FaktoryTarget, Error> {
-        let server = TestServer::start()
-            .await
-            .map_err(|e| Error::io("start faktory test server", e))?;
-        Ok(FaktoryTarget::InProcess(server))
+        Ok(FaktoryTarget::InProcess(start_test_server().await?))
     }
 
     /// A server at `url`.
@@ -154,11 +151,21 @@ impl FaktoryTarget {
 ///
 /// Fails when the server cannot start or stdout cannot be written.
 pub async fn run_test_server_child() -> Result<(), Error> {
-    let server = TestServer::start()
-        .await
-        .map_err(|e| Error::io("start faktory test server", e))?;
+    let server = start_test_server().await?;
     let stdin_closed = announce(&server.url())?;
     stdin_closed.await;
     server.shutdown().await;
     Ok(())
+}
+
+/// Starts the test server the bench and the demo run against, in process
+/// or as the child. This is where its cost model is chosen once the test
+/// server has one (branch `model`: `ServerConfig::cost`); until then it is
+/// the fast mode, which measures the gateway's own cost, not Faktory's.
+///
+/// Fails when it cannot bind.
+async fn start_test_server() -> Result<TestServer, Error> {
+    TestServer::start()
+        .await
+        .map_err(|e| Error::io("start faktory test server", e))
 }
