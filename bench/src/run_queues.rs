@@ -1,10 +1,10 @@
 //! The queues of one bench or demo run: every queue it uses starts with a
 //! prefix unique to the run (`bench-<random>`), so a run against a shared
 //! Faktory touches nobody else's jobs, and at the end whatever the run left
-//! on them is fetched and acknowledged (never `FLUSH`: others use the
-//! server).
+//! on them is fetched and acknowledged and the emptied queues removed
+//! (never `FLUSH`: others use the server).
 
-use faktory_gateway::faktory::Connection;
+use faktory_gateway::faktory::{Connection, Reply};
 use serde_json::Value;
 
 use crate::Error;
@@ -62,17 +62,33 @@ impl Cleanup {
 
 /// Empties every queue whose name starts with `prefix` with plain
 /// `FETCH` + `ACK` rounds (never blocking on an empty queue: each round
-/// fetches at most what `INFO` says is queued).
+/// fetches at most what `INFO` says is queued), then removes those queues.
 ///
 /// Fails when connecting or a command fails.
 pub async fn clean_up(url: &str, prefix: &str) -> Result<Cleanup, Error> {
     let mut connection = connect(url).await?;
     let mut cleanup = Cleanup::default();
     let document = info(&mut connection).await?;
-    for queue in run_queues(&document, prefix) {
-        let drained = drain_queue(&mut connection, &queue).await?;
+    let queues = run_queues(&document, prefix);
+    for queue in &queues {
+        let drained = drain_queue(&mut connection, queue).await?;
         if drained > 0 {
-            cleanup.drained.push((queue, drained));
+            cleanup.drained.push((queue.clone(), drained));
+        }
+    }
+    // Faktory 1.10 keeps emptied queues listed in INFO (at 0) until they
+    // are removed; they are this run's, so nobody else's jobs go with them.
+    if !queues.is_empty() {
+        let line = format!("QUEUE REMOVE {}", queues.join(" "));
+        let reply = connection
+            .call(line.as_bytes())
+            .await
+            .map_err(|e| Error::Protocol(format!("QUEUE REMOVE: {e}")))?;
+        if let Reply::Error(error) = reply {
+            return Err(Error::Protocol(format!(
+                "QUEUE REMOVE: {}",
+                String::from_utf8_lossy(&error)
+            )));
         }
     }
     let document = info(&mut connection).await?;
