@@ -13,7 +13,7 @@ use faktory_gateway_bench::runner::run_throughput;
 use faktory_gateway_bench::scenario::{
     PushMode, PushScenario, PushSide, Scenario, Timing, WorkerPath, Workload,
 };
-use faktory_gateway_bench::target::FaktoryTarget;
+use faktory_gateway_bench::target::{FaktoryTarget, Pace};
 
 fn timing() -> Timing {
     Timing {
@@ -47,7 +47,7 @@ async fn assert_nothing_left(env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_workers_across_a_link_finish_jobs() {
-    let target = FaktoryTarget::in_process().await.unwrap();
+    let target = FaktoryTarget::in_process(Pace::Fast).await.unwrap();
     let env = env(&target).await;
     let scenario = Scenario {
         path: WorkerPath::Direct { slots: 30 },
@@ -71,7 +71,7 @@ async fn direct_workers_across_a_link_finish_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_path_finishes_jobs_over_one_connection() {
-    let target = FaktoryTarget::in_process().await.unwrap();
+    let target = FaktoryTarget::in_process(Pace::Fast).await.unwrap();
     let env = env(&target).await;
     let scenario = Scenario {
         path: WorkerPath::Gateway { concurrency: 20 },
@@ -94,7 +94,7 @@ async fn gateway_path_finishes_jobs_over_one_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_direct_and_through_the_gateway() {
-    let target = FaktoryTarget::in_process().await.unwrap();
+    let target = FaktoryTarget::in_process(Pace::Fast).await.unwrap();
     let env = env(&target).await;
     let gateway = GatewayProcess::start(&env.gateway_exe, &env.faktory_url, &[])
         .await

@@ -25,7 +25,9 @@ use faktory_gateway_bench::report::{Report, fill_ratios};
 use faktory_gateway_bench::run_queues::{clean_up, run_prefix};
 use faktory_gateway_bench::runner::run_throughput;
 use faktory_gateway_bench::scenario::{Plan, PushMode};
-use faktory_gateway_bench::target::{FaktoryTarget, TEST_SERVER_CHILD_ARG, run_test_server_child};
+use faktory_gateway_bench::target::{
+    FaktoryTarget, Pace, TEST_SERVER_CHILD_ARG, run_test_server_child,
+};
 use faktory_gateway_bench::targets::evaluate;
 
 /// Name of the CPU-cost step, for `--only`.
@@ -61,6 +63,11 @@ struct Args {
     /// FAKTORY_URL is set.
     #[arg(long)]
     faktory_child: bool,
+    /// Run the test server in its fast mode (no Faktory cost model): measures
+    /// the gateway's own cost. By default it answers at Faktory 1.10's pace.
+    /// Ignored when FAKTORY_URL is set.
+    #[arg(long)]
+    fast_test_server: bool,
     /// Override the worker SDK's ack batching delay, ms (default: the SDK's own).
     #[arg(long)]
     sdk_result_delay_ms: Option<u64>,
@@ -79,7 +86,7 @@ fn main() -> ExitCode {
         }
     };
     if argv.get(1).map(String::as_str) == Some(TEST_SERVER_CHILD_ARG) {
-        return match runtime.block_on(run_test_server_child()) {
+        return match runtime.block_on(run_test_server_child(&argv[2..])) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("test server child: {e:#}");
@@ -122,10 +129,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let progress = Progress::default();
     let exe = std::env::current_exe().context("locate the bench binary")?;
     let external = std::env::var("FAKTORY_URL").is_ok_and(|url| !url.trim().is_empty());
+    let pace = Pace::from_fast_flag(args.fast_test_server);
     let target = if args.faktory_child && !external {
-        FaktoryTarget::child(&exe).await
+        FaktoryTarget::child(&exe, pace).await
     } else {
-        FaktoryTarget::from_env().await
+        FaktoryTarget::from_env(pace).await
     }
     .context("faktory")?;
     let env = Env {

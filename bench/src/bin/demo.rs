@@ -33,7 +33,7 @@ use faktory_gateway_bench::push::{gateway_client, push_via_gateway, wire_job};
 use faktory_gateway_bench::run_queues::{clean_up, run_prefix};
 use faktory_gateway_bench::runner::{measure_window, rate};
 use faktory_gateway_bench::scenario::{Scenario, WorkerPath, Workload};
-use faktory_gateway_bench::target::FaktoryTarget;
+use faktory_gateway_bench::target::{FaktoryTarget, Pace};
 use tokio_util::sync::CancellationToken;
 
 /// Faktory Gateway demo: a remote worker through the gateway against a
@@ -54,6 +54,11 @@ struct Args {
     /// How long the direct worker's comparison run lasts, seconds.
     #[arg(long, default_value_t = 5)]
     compare_seconds: u64,
+    /// Run the built-in test server in its fast mode (no Faktory cost
+    /// model). By default it answers at Faktory 1.10's pace. Ignored when
+    /// FAKTORY_URL is set.
+    #[arg(long)]
+    fast_test_server: bool,
 }
 
 const PUSH_BATCH: u64 = 1000;
@@ -93,7 +98,8 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let progress = Progress::default();
     let rtt = Duration::from_millis(args.latency_ms);
-    let target = FaktoryTarget::from_env().await.context("faktory")?;
+    let pace = Pace::from_fast_flag(args.fast_test_server);
+    let target = FaktoryTarget::from_env(pace).await.context("faktory")?;
     let prefix = run_prefix("demo");
     let queue = format!("{prefix}-gateway");
     progress.line(&format!(
