@@ -12,6 +12,11 @@
 //! job it served: a gateway whose CPU took more from Faktory than its
 //! batched FETCH/ACK saves would push that total below the direct-only
 //! figure (see [`crate::report::CpuCostRow`]).
+//!
+//! Faktory's total comes from its `INFO` (jobs processed server-wide); the
+//! direct workers' share is their own count (a `faktory`-crate slot ACKs
+//! before it fetches again, so that count runs at most one job per slot
+//! ahead of Faktory's), and the parallel load's share is the rest.
 
 use std::time::Duration;
 
@@ -19,12 +24,8 @@ use crate::Error;
 use crate::load::{Env, Load};
 use crate::progress::Progress;
 use crate::report::CpuCostRow;
-use crate::runner::{measure_window, rate, warm_up};
+use crate::runner::{measure_window, rate, warm_up, worker_rate};
 use crate::scenario::{REFERENCE_SLOTS, Scenario, Timing, WorkerPath, Workload};
-
-const DIRECT_QUEUE: &str = "bench-cpu-direct";
-const OTHER_QUEUE: &str = "bench-cpu-other";
-const GATEWAY_QUEUE: &str = "bench-cpu-gateway";
 
 /// Runs the three phases (alone, beside a second direct load, beside a
 /// gateway-relayed load) and returns the comparison.
@@ -56,10 +57,10 @@ pub async fn run_cpu_cost(
     let (direct_alone, _) = measure_beside(env, timing, &status, direct, None).await?;
     phase("beside a second direct load");
     let (direct_beside_direct, other_direct) =
-        measure_beside(env, timing, &status, direct, Some((direct, OTHER_QUEUE))).await?;
+        measure_beside(env, timing, &status, direct, Some((direct, "other"))).await?;
     phase("beside a gateway relaying a load");
     let (direct_with_gateway, gateway_relayed) =
-        measure_beside(env, timing, &status, direct, Some((relayed, GATEWAY_QUEUE))).await?;
+        measure_beside(env, timing, &status, direct, Some((relayed, "gateway"))).await?;
 
     progress.line(&format!(
         "{label} cpu cost: {direct_alone:.0} jobs/s alone, {direct_beside_direct:.0} beside \
@@ -75,8 +76,9 @@ pub async fn run_cpu_cost(
     })
 }
 
-/// Runs `main` on its own queue, with `other` beside it when given, and
-/// measures both over the same window; returns (main, other) jobs/s.
+/// Runs `main` on its own queue, with `other` beside it on the queue named
+/// by its second part when given, and measures both over the same window;
+/// returns (main, other) jobs/s.
 async fn measure_beside(
     env: &Env,
     timing: &Timing,
@@ -84,27 +86,35 @@ async fn measure_beside(
     main: Scenario,
     other: Option<(Scenario, &str)>,
 ) -> Result<(f64, f64), Error> {
-    let other = match other {
-        Some((scenario, queue)) => Some(Load::start(env, scenario, queue).await?),
+    let queue = |name: &str| format!("{}-cpu-{name}", env.queue_prefix);
+    let mut other = match other {
+        Some((scenario, name)) => Some(Load::start(env, scenario, &queue(name)).await?),
         None => None,
     };
-    let load = Load::start(env, main, DIRECT_QUEUE).await?;
+    let mut load = Load::start(env, main, &queue("direct")).await?;
     if let Some(other) = &other {
         other.wait_ready(timing.settle_limit, status).await;
     }
     load.wait_ready(timing.settle_limit, status).await;
     warm_up(&load, timing, status).await;
-    let other_start = other.as_ref().map(Load::sample);
     let start = load.sample();
     let end = measure_window(&load, timing.measure, status).await;
-    let other_rate = match (&other, other_start) {
-        (Some(other), Some(other_start)) => rate(&other_start, &other.sample()),
-        _ => 0.0,
+    let main_rate = worker_rate(&start, &end);
+    let other_rate = match &other {
+        Some(_) => (rate(&start, &end) - main_rate).max(0.0),
+        None => 0.0,
     };
+    // Drained before stopping, so the stopped workers leave nothing
+    // reserved or queued (see `Load::drain`).
+    let drained = load.drain(timing.drain_limit, status).await;
+    if let Some(other) = &mut other {
+        other.drain(timing.drain_limit, status).await?;
+    }
     let stopped = load.stop().await;
     if let Some(other) = other {
         other.stop().await?;
     }
+    drained?;
     stopped?;
-    Ok((rate(&start, &end), other_rate))
+    Ok((main_rate, other_rate))
 }

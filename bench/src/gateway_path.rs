@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use faktory_gateway_worker::{JobError, Worker};
+use faktory_gateway_worker::{JobError, StatsHandle, Worker};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +25,7 @@ pub struct SdkTuning {
 /// A running SDK worker.
 pub struct SdkWorkers {
     cancel: CancellationToken,
+    stats: StatsHandle,
     task: JoinHandle<Result<(), Error>>,
 }
 
@@ -63,6 +64,7 @@ impl SdkWorkers {
             .with_graceful_shutdown(cancel.clone().cancelled_owned())
             .build()
             .map_err(|e| Error::Sdk(e.to_string()))?;
+        let stats = worker.stats();
         let task = tokio::spawn(async move {
             worker
                 .run()
@@ -70,7 +72,17 @@ impl SdkWorkers {
                 .map(drop)
                 .map_err(|e| Error::Sdk(e.to_string()))
         });
-        Ok(SdkWorkers { cancel, task })
+        Ok(SdkWorkers {
+            cancel,
+            stats,
+            task,
+        })
+    }
+
+    /// The worker's counters, including the window it last announced
+    /// (concurrency + prefetch).
+    pub fn stats(&self) -> StatsHandle {
+        self.stats.clone()
     }
 
     /// Shuts the worker down gracefully and waits for it.

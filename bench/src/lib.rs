@@ -11,6 +11,9 @@
 //! - [`child`]: helper processes started from the bench binary.
 //! - [`gateway_process`]: the gateway as a child process (CPU and RSS apart).
 //! - [`target`]: the in-process test server or a real Faktory (`FAKTORY_URL`).
+//! - [`faktory_stats`]: Faktory's processed count, reserved set and queue
+//!   sizes, polled from `INFO`.
+//! - [`run_queues`]: the run's own queue prefix, and emptying its queues at the end.
 //! - [`load`]: one running scenario (feeder, gateway, link, workers).
 //! - [`runner`]: measures a throughput scenario into a table row.
 //! - [`push`]: direct `PUSHB` against the gateway's `Push`.
@@ -32,6 +35,7 @@ pub mod child;
 pub mod cpu_cost;
 pub mod direct;
 pub mod error;
+pub mod faktory_stats;
 pub mod gateway_path;
 pub mod gateway_process;
 pub mod link;
@@ -42,6 +46,7 @@ pub mod producer;
 pub mod progress;
 pub mod push;
 pub mod report;
+pub mod run_queues;
 pub mod runner;
 pub mod scenario;
 pub mod target;

@@ -1,13 +1,15 @@
 //! One running scenario: the feeder filling its queue, the gateway child
 //! (gateway path), the link, and the workers — with what is needed to
-//! measure it (completion counts, connection counts, gateway samples), to
-//! drain it, to run the paced latency phase, and to stop it.
+//! measure it (completion counts at the workers and at Faktory, Faktory's
+//! reserved set, connection counts, gateway samples), to drain it, to run
+//! the paced latency phase, and to stop it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::direct::DirectWorkers;
+use crate::faktory_stats::{InfoPoller, InfoReading, Peaks};
 use crate::gateway_path::{SdkTuning, SdkWorkers};
 use crate::gateway_process::GatewayProcess;
 use crate::link::{Link, url_with_addr};
@@ -33,6 +35,9 @@ pub struct Env {
     /// The test server's process id when it runs as a child (its CPU is
     /// then sampled with each measurement).
     pub faktory_pid: Option<u32>,
+    /// What every queue of this run starts with (see
+    /// [`crate::run_queues`]).
+    pub queue_prefix: String,
 }
 
 enum Workers {
@@ -44,6 +49,8 @@ enum Workers {
 pub struct Load {
     scenario: Scenario,
     probe: Arc<Probe>,
+    info: InfoPoller,
+    processed_at_start: u64,
     feeder: Option<Feeder>,
     gateway: Option<GatewayProcess>,
     link: Link,
@@ -58,8 +65,11 @@ pub struct Load {
 pub struct Sample {
     /// When.
     pub at: Instant,
-    /// Jobs finished so far.
+    /// Jobs the workers finished so far (their handlers returned).
     pub done: u64,
+    /// Faktory's latest `INFO` reading (it has its own time: rates at
+    /// Faktory are taken between readings).
+    pub info: InfoReading,
     /// The gateway child's CPU and peak RSS, gateway path only.
     pub gateway: Option<ProcessSample>,
     /// The test-server child's CPU and peak RSS, when it is a child.
@@ -80,6 +90,10 @@ impl Load {
             Arc::clone(&probe),
         )
         .await?;
+        // Opened before the baseline: the poller's connection is not the
+        // workers' or the gateway's.
+        let info = InfoPoller::start(&env.faktory_url, queue).await?;
+        let processed_at_start = info.latest().counts.processed;
         let faktory_baseline = established_to_port(env.faktory_addr.port()).unwrap_or(0);
         let (gateway, upstream) = match scenario.path {
             WorkerPath::Direct { .. } => (None, env.faktory_addr),
@@ -98,18 +112,24 @@ impl Load {
                 let url = url_with_addr(&env.faktory_url, link.addr());
                 let workers = DirectWorkers::start(&url, queue, slots, Arc::clone(&probe));
                 let expected = workers.connections();
+                // Each slot holds at most the one job it runs.
+                info.watch_window(move || slots as u64);
                 (Workers::Direct(workers), expected)
             }
             WorkerPath::Gateway { concurrency } => {
                 let url = format!("http://{}", link.addr());
                 let workers =
                     SdkWorkers::start(&url, queue, concurrency, env.sdk, Arc::clone(&probe))?;
+                let stats = workers.stats();
+                info.watch_window(move || stats.snapshot().window);
                 (Workers::Sdk(workers), 1)
             }
         };
         Ok(Load {
             scenario,
             probe,
+            info,
+            processed_at_start,
             feeder: Some(feeder),
             gateway,
             link,
@@ -165,18 +185,29 @@ impl Load {
         established_to_port(faktory_port).map(|n| n.saturating_sub(self.faktory_baseline))
     }
 
+    /// Peaks of Faktory's reserved set and of the workers' window since the
+    /// load started.
+    pub fn peaks(&self) -> Peaks {
+        self.info.peaks()
+    }
+
     /// A measurement point.
     pub fn sample(&self) -> Sample {
         Sample {
             at: Instant::now(),
             done: self.probe.done(),
+            info: self.info.latest(),
             gateway: self.gateway.as_ref().and_then(GatewayProcess::sample),
             faktory: self.faktory_pid.and_then(|pid| sample_process(Some(pid))),
         }
     }
 
     /// Stops the feeder and waits (at most `limit`) until every pushed job
-    /// is done. Returns whether the queue drained.
+    /// is done and acknowledged. Returns whether the queue drained. Call it
+    /// before [`Load::stop`]: stopping `faktory`-crate workers while jobs
+    /// are queued leaves jobs reserved at Faktory (a slot's pending `FETCH`
+    /// is dropped, its job stays reserved) or failed (running jobs are
+    /// FAILed).
     ///
     /// Fails when the feeder had failed.
     pub async fn drain(&mut self, limit: Duration, status: impl Fn(&str)) -> Result<bool, Error> {
@@ -215,6 +246,11 @@ impl Load {
             .await)
     }
 
+    /// Waits until the workers finished `target` jobs, Faktory processed as
+    /// many since the load started (the gateway's ACKs may lag far behind
+    /// its workers; stopping it early leaves jobs reserved) and its reading
+    /// shows the queue empty, then one round trip more for the last ACKs of
+    /// direct workers (counted at their handlers, not at Faktory) to arrive.
     async fn wait_done(
         &self,
         target: u64,
@@ -223,15 +259,29 @@ impl Load {
         status: impl Fn(&str),
     ) -> bool {
         let deadline = Instant::now() + limit;
+        let asked = Instant::now();
         loop {
             let done = self.probe.done();
-            if done >= target {
+            let reading = self.info.latest();
+            let acked = reading
+                .counts
+                .processed
+                .saturating_sub(self.processed_at_start);
+            // A reading from before the workers finished may predate the
+            // queue's last jobs leaving it.
+            if done >= target && acked >= target && reading.queued == 0 && reading.at > asked {
+                tokio::time::sleep(self.scenario.rtt + ACK_SETTLE).await;
                 return true;
             }
             if Instant::now() >= deadline {
                 return false;
             }
-            status(&format!("{what}: {} jobs left", target - done));
+            status(&format!(
+                "{what}: {} jobs left at the workers, {} unacknowledged and {} queued at Faktory",
+                target.saturating_sub(done),
+                target.saturating_sub(acked),
+                reading.queued
+            ));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -267,12 +317,17 @@ impl Load {
             None => Ok(()),
         };
         drop(self.link);
-        feeder.and(workers).and(gateway)
+        let info = self.info.stop().await;
+        feeder.and(workers).and(gateway).and(info)
     }
 }
 
 /// How long stopped workers may take to close their connections.
 const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
+/// Beyond one link round trip, how long a worker's last ACK may take to
+/// reach Faktory after its handler returned.
+const ACK_SETTLE: Duration = Duration::from_millis(100);
 
 fn worker_connections(link: &Link, path: WorkerPath, faktory_baseline: usize) -> Option<usize> {
     let port = link.addr().port();

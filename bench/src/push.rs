@@ -21,8 +21,11 @@ use crate::producer::{connect, push_batch, push_one};
 use crate::report::PushRow;
 use crate::scenario::{JOBTYPE, PushMode, PushScenario, PushSide, Workload};
 
-/// The queue push scenarios fill (nobody consumes it).
-pub const PUSH_QUEUE: &str = "bench-push";
+/// The queue push scenarios of a run whose queues start with `prefix`
+/// fill (nobody consumes it; it is emptied after each scenario).
+pub fn push_queue(prefix: &str) -> String {
+    format!("{prefix}-push")
+}
 
 /// A queue name the gateway refuses in validation (a space is not allowed).
 const REFUSED_QUEUE: &str = "refused queue";
@@ -89,15 +92,17 @@ pub async fn run_push(
     gateway: Option<&GatewayProcess>,
     scenario: PushScenario,
     total: usize,
+    queue_prefix: &str,
 ) -> Result<PushRow, Error> {
+    let queue = push_queue(queue_prefix);
     let cpu_before = gateway.and_then(GatewayProcess::sample);
     let started = Instant::now();
     let answered = if scenario.side.via_gateway() {
         let gateway =
             gateway.ok_or_else(|| Error::Setup("gateway push without a gateway".into()))?;
-        via_gateway(&gateway.url(), scenario, total).await?
+        via_gateway(&gateway.url(), &queue, scenario, total).await?
     } else {
-        direct(faktory_url, scenario.mode, total).await?
+        direct(faktory_url, &queue, scenario.mode, total).await?
     };
     let seconds = started.elapsed().as_secs_f64();
     if answered < total as u64 {
@@ -117,7 +122,7 @@ pub async fn run_push(
         }
         _ => None,
     };
-    clear_queue(faktory_url).await;
+    clear_queue(faktory_url, &queue).await;
     Ok(PushRow {
         side: scenario.side,
         mode: scenario.mode,
@@ -133,11 +138,11 @@ fn call_sizes(total: usize, size: usize) -> impl Iterator<Item = usize> {
     (0..total.div_ceil(size)).map(move |call| size.min(total - call * size))
 }
 
-async fn direct(url: &str, mode: PushMode, total: usize) -> Result<u64, Error> {
+async fn direct(url: &str, queue: &str, mode: PushMode, total: usize) -> Result<u64, Error> {
     match mode {
         PushMode::Batch { size } => {
             let mut connection = connect(url).await?;
-            direct_calls(&mut connection, total, size).await
+            direct_calls(&mut connection, queue, total, size).await
         }
         PushMode::Concurrent { callers } => {
             let mut clients = Vec::with_capacity(callers);
@@ -147,7 +152,8 @@ async fn direct(url: &str, mode: PushMode, total: usize) -> Result<u64, Error> {
             let mut tasks = JoinSet::new();
             for (caller, mut connection) in clients.into_iter().enumerate() {
                 let share = share_of(total, callers, caller);
-                tasks.spawn(async move { direct_calls(&mut connection, share, 1).await });
+                let queue = queue.to_owned();
+                tasks.spawn(async move { direct_calls(&mut connection, &queue, share, 1).await });
             }
             sum_tasks(tasks).await
         }
@@ -156,26 +162,34 @@ async fn direct(url: &str, mode: PushMode, total: usize) -> Result<u64, Error> {
 
 async fn direct_calls(
     connection: &mut Connection,
+    queue: &str,
     total: usize,
     size: usize,
 ) -> Result<u64, Error> {
     let mut accepted = 0;
     for count in call_sizes(total, size) {
         if count == 1 {
-            push_one(connection, PUSH_QUEUE, Workload::Noop, 0).await?;
+            push_one(connection, queue, Workload::Noop, 0).await?;
             accepted += 1;
         } else {
-            accepted += push_batch(connection, PUSH_QUEUE, Workload::Noop, count).await?;
+            accepted += push_batch(connection, queue, Workload::Noop, count).await?;
         }
     }
     Ok(accepted)
 }
 
-async fn via_gateway(url: &str, scenario: PushScenario, total: usize) -> Result<u64, Error> {
+async fn via_gateway(
+    url: &str,
+    queue: &str,
+    scenario: PushScenario,
+    total: usize,
+) -> Result<u64, Error> {
     let client = gateway_client(url).await?;
     let side = scenario.side;
     match scenario.mode {
-        PushMode::Batch { size } => gateway_calls(client, side, total, size).await,
+        PushMode::Batch { size } => {
+            gateway_calls(client, queue.to_owned(), side, total, size).await
+        }
         PushMode::Concurrent { callers } => {
             // One HTTP/2 connection shared by all callers, as a gRPC client
             // in one process would have. One call first, so the client knows
@@ -183,12 +197,18 @@ async fn via_gateway(url: &str, scenario: PushScenario, total: usize) -> Result<
             // reported as a failed scenario rather than hidden (the gateway's
             // explicit HTTP/2 windows keep h2's small-frame budget large
             // enough for hundreds of concurrent calls).
-            let mut answered = gateway_calls(client.clone(), side, 1, 1).await?;
+            let mut answered = gateway_calls(client.clone(), queue.to_owned(), side, 1, 1).await?;
             let rest = total.saturating_sub(1);
             let mut tasks = JoinSet::new();
             for caller in 0..callers {
                 let share = share_of(rest, callers, caller);
-                tasks.spawn(gateway_calls(client.clone(), side, share, 1));
+                tasks.spawn(gateway_calls(
+                    client.clone(),
+                    queue.to_owned(),
+                    side,
+                    share,
+                    1,
+                ));
             }
             answered += sum_tasks(tasks).await?;
             Ok(answered)
@@ -200,6 +220,7 @@ async fn via_gateway(url: &str, scenario: PushScenario, total: usize) -> Result<
 /// `side` expects (accepted, or invalid for [`PushSide::GatewayRefused`]).
 async fn gateway_calls(
     mut client: GatewayClient<Channel>,
+    queue: String,
     side: PushSide,
     total: usize,
     size: usize,
@@ -207,7 +228,7 @@ async fn gateway_calls(
     let (queue, expected) = if side == PushSide::GatewayRefused {
         (REFUSED_QUEUE, PushStatus::Invalid)
     } else {
-        (PUSH_QUEUE, PushStatus::Accepted)
+        (queue.as_str(), PushStatus::Accepted)
     };
     let mut answered = 0;
     for count in call_sizes(total, size) {
@@ -232,10 +253,10 @@ async fn sum_tasks(mut tasks: JoinSet<Result<u64, Error>>) -> Result<u64, Error>
 }
 
 /// Best effort: empties the push queue so pushed jobs do not pile up in
-/// the server between scenarios.
-async fn clear_queue(url: &str) {
+/// the server between scenarios (`QUEUE REMOVE` of the run's own queue).
+async fn clear_queue(url: &str, queue: &str) {
     if let Ok(mut client) = faktory::Client::connect_to(url).await {
-        let _ = client.queue_remove(&[PUSH_QUEUE]).await;
+        let _ = client.queue_remove(&[queue]).await;
     }
 }
 

@@ -17,10 +17,20 @@ pub struct ThroughputRow {
     pub name: String,
     /// Handler concurrency (slots for direct workers).
     pub concurrency: usize,
-    /// Jobs finished per second in the measurement window.
+    /// Jobs Faktory processed (acknowledged) per second in the measurement
+    /// window: what users see.
     pub jobs_per_s: f64,
+    /// Jobs the workers' handlers finished per second in the same window
+    /// (ahead of `jobs_per_s` by what is finished but not yet acknowledged).
+    pub jobs_per_s_at_worker: f64,
     /// `jobs_per_s` over the co-located direct reference with the same workload.
     pub ratio: Option<f64>,
+    /// Largest reserved set Faktory reported during the scenario
+    /// (`INFO` `faktory.tasks.Busy.size`, server-wide).
+    pub reserved_peak: u64,
+    /// Largest window the workers had at the same instants: their slots
+    /// (direct) or the SDK's announced concurrency + prefetch (gateway).
+    pub window_peak: u64,
     /// TCP connections the workers hold (to Faktory for direct workers, to
     /// the gateway for SDK workers).
     pub worker_connections: Option<usize>,
@@ -175,14 +185,18 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<30} {:>5} {:>10} {:>7} {:>7} {:>7} {:>11} {:>11} {:>8} {:>9} {:>9} {:>9}",
+            "{:<40} {:>5} {:>10} {:>10} {:>7} {:>13} {:>7} {:>7} {:>7} {:>11} {:>9} {:>11} {:>8} {:>9} {:>9} {:>9}",
             "scenario",
             "conc",
             "jobs/s",
+            "at worker",
             "ratio",
+            "reserved peak",
+            "window",
             "w.conns",
             "gw.fconn",
             "gw.cpu/100k",
+            "gw.µs/job",
             "fk.cpu/100k",
             "gw.rss",
             "bench.rss",
@@ -192,14 +206,18 @@ impl Report {
         for row in &self.throughput {
             let _ = writeln!(
                 out,
-                "{:<30} {:>5} {:>10.0} {:>7} {:>7} {:>7} {:>11} {:>11} {:>8} {:>9} {:>9} {:>9}",
+                "{:<40} {:>5} {:>10.0} {:>10.0} {:>7} {:>13} {:>7} {:>7} {:>7} {:>11} {:>9} {:>11} {:>8} {:>9} {:>9} {:>9}",
                 row.name,
                 row.concurrency,
                 row.jobs_per_s,
+                row.jobs_per_s_at_worker,
                 opt(row.ratio, |r| format!("{r:.2}x")),
+                row.reserved_peak,
+                row.window_peak,
                 opt(row.worker_connections, |c| c.to_string()),
                 opt(row.gateway_faktory_connections, |c| c.to_string()),
                 opt(row.gateway_cpu_s_per_100k, |c| format!("{c:.2}s")),
+                opt(row.gateway_cpu_s_per_100k, |c| format!("{:.1}", c * 10.0)),
                 opt(row.faktory_cpu_s_per_100k, |c| format!("{c:.2}s")),
                 opt(row.gateway_peak_rss_mib, |m| format!("{m:.0}M")),
                 opt(row.worker_peak_rss_mib, |m| format!("{m:.0}M")),
@@ -264,9 +282,12 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "columns: conc = handler concurrency (slots); ratio = jobs/s over co-located direct-50, same workload;\n\
-             w.conns = worker TCP connections (to Faktory or the gateway); gw.fconn = gateway connections to Faktory;\n\
-             gw.cpu/100k = gateway CPU seconds per 100k jobs; fk.cpu/100k = the same for Faktory (--faktory-child only);\n\
+            "columns: conc = handler concurrency (slots); jobs/s = jobs Faktory processed (acked) per second, from its INFO;\n\
+             at worker = jobs the workers' handlers finished per second (ahead by what is not yet acked);\n\
+             ratio = jobs/s over co-located direct-50, same workload; reserved peak = peak of Faktory's reserved set\n\
+             (INFO tasks.Busy.size, server-wide); window = peak of the workers' window at the same instants (slots, or the\n\
+             SDK's concurrency + prefetch); w.conns = worker TCP connections (to Faktory or the gateway); gw.fconn = gateway connections to Faktory;\n\
+             gw.cpu/100k = gateway CPU seconds per 100k jobs (gw.µs/job: the same in microseconds per job); fk.cpu/100k = the same for Faktory (--faktory-child only);\n\
              gw.rss = the gateway process's peak RSS in the scenario;\n\
              bench.rss = the bench process's peak RSS: workers, producers, link emulator (and the test server unless\n\
              --faktory-child), plus what the allocator kept from earlier scenarios (not a clean per-worker figure);\n\

@@ -1,6 +1,10 @@
 //! Runs throughput scenarios one after another and turns each into a
 //! [`ThroughputRow`]: start the load, wait until ready, warm up, measure a
 //! window, drain, run the paced latency phase, stop.
+//!
+//! Jobs/s is what users see: jobs Faktory counts as processed (acknowledged),
+//! from its `INFO` (see [`crate::faktory_stats`]); what the workers' handlers
+//! finished is reported beside it.
 
 use std::time::Duration;
 
@@ -34,7 +38,7 @@ pub async fn run_throughput(
     label: &str,
 ) -> Result<ThroughputRow, Error> {
     let name = scenario.name();
-    let queue = scenario.queue();
+    let queue = scenario.queue(&env.queue_prefix);
     let status = |message: &str| progress.status(&format!("{label} {name}: {message}"));
     progress.line(&format!("{label} {name}: starting"));
     reset_peak_rss(None);
@@ -52,6 +56,7 @@ pub async fn run_throughput(
     let worker_connections = load.worker_connections();
     let gateway_faktory_connections = load.gateway_faktory_connections(env.faktory_addr.port());
     let jobs_per_s = rate(&start, &end);
+    let jobs_per_s_at_worker = worker_rate(&start, &end);
 
     if !load.drain(timing.drain_limit, status).await? {
         progress.line(&format!(
@@ -81,10 +86,15 @@ pub async fn run_throughput(
         .and_then(|gateway| gateway.sample())
         .map(|sample| mib(sample.peak_rss_bytes));
     let worker_peak_rss_mib = sample_process(None).map(|sample| mib(sample.peak_rss_bytes));
+    // Before stopping: stopped workers release what they hold.
+    let peaks = load.peaks();
     load.stop().await?;
 
     progress.line(&format!(
-        "{label} {name}: {jobs_per_s:.0} jobs/s, p50 {} ms, p99 {} ms",
+        "{label} {name}: {jobs_per_s:.0} jobs/s at Faktory ({jobs_per_s_at_worker:.0} at the \
+         workers), reserved peak {} (window {}), p50 {} ms, p99 {} ms",
+        peaks.reserved,
+        peaks.window,
         p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
         p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
     ));
@@ -93,7 +103,10 @@ pub async fn run_throughput(
         name,
         concurrency: scenario.path.concurrency(),
         jobs_per_s,
+        jobs_per_s_at_worker,
         ratio: None,
+        reserved_peak: peaks.reserved,
+        window_peak: peaks.window,
         worker_connections,
         gateway_faktory_connections,
         gateway_cpu_s_per_100k,
@@ -122,8 +135,9 @@ pub async fn measure_window(load: &Load, length: Duration, status: impl Fn(&str)
         tokio::time::sleep(step).await;
         let current = load.sample();
         status(&format!(
-            "measuring: {:.0} jobs/s ({} done)",
+            "measuring: {:.0} jobs/s at Faktory, {:.0} at the workers ({} done)",
             rate(&previous, &current),
+            worker_rate(&previous, &current),
             current.done - start.done
         ));
         previous = current;
@@ -156,25 +170,45 @@ pub async fn warm_up(load: &Load, timing: &Timing, status: impl Fn(&str)) {
     }
 }
 
-/// Jobs per second between two samples.
+/// Jobs per second Faktory processed between two samples' `INFO`
+/// readings.
 pub fn rate(start: &Sample, end: &Sample) -> f64 {
-    let seconds = (end.at - start.at).as_secs_f64();
+    per_second(
+        end.info
+            .counts
+            .processed
+            .saturating_sub(start.info.counts.processed),
+        end.info.at.saturating_duration_since(start.info.at),
+    )
+}
+
+/// Jobs per second the workers' handlers finished between two samples.
+pub fn worker_rate(start: &Sample, end: &Sample) -> f64 {
+    per_second(end.done.saturating_sub(start.done), end.at - start.at)
+}
+
+fn per_second(jobs: u64, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
     if seconds <= 0.0 {
         return 0.0;
     }
-    (end.done - start.done) as f64 / seconds
+    jobs as f64 / seconds
 }
 
-/// CPU seconds per 100k jobs of the process `which` picks (gateway or
-/// Faktory child) between two samples.
+/// CPU seconds per 100k jobs processed at Faktory of the process `which`
+/// picks (gateway or Faktory child) between two samples: its CPU per
+/// second over its jobs per second, each over its own interval (the `INFO`
+/// readings have their own times).
 pub fn cpu_per_100k(
     start: &Sample,
     end: &Sample,
     which: impl Fn(&Sample) -> Option<ProcessSample>,
 ) -> Option<f64> {
     let (before, after) = (which(start)?, which(end)?);
-    let jobs = end.done.checked_sub(start.done).filter(|jobs| *jobs > 0)?;
-    Some((after.cpu_seconds - before.cpu_seconds) * 100_000.0 / jobs as f64)
+    let seconds = Some((end.at - start.at).as_secs_f64()).filter(|s| *s > 0.0)?;
+    let cpu_per_second = (after.cpu_seconds - before.cpu_seconds) / seconds;
+    let jobs_per_second = Some(rate(start, end)).filter(|rate| *rate > 0.0)?;
+    Some(cpu_per_second / jobs_per_second * 100_000.0)
 }
 
 fn mib(bytes: u64) -> f64 {

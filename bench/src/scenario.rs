@@ -109,20 +109,27 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// A unique, readable name, also used as the scenario's queue.
+    /// A unique, readable name (what `--only` matches); the Faktory
+    /// ceiling row says so first.
     pub fn name(&self) -> String {
-        format!(
+        let name = format!(
             "{} rtt={}ms {}",
             self.path.name(),
             self.rtt.as_millis(),
             self.workload.name()
-        )
+        );
+        if self.is_ceiling() {
+            format!("faktory ceiling {name}")
+        } else {
+            name
+        }
     }
 
-    /// A Faktory queue name unique to this scenario.
-    pub fn queue(&self) -> String {
+    /// A Faktory queue name unique to this scenario within a run whose
+    /// queues start with `prefix` (see [`crate::run_queues`]).
+    pub fn queue(&self, prefix: &str) -> String {
         format!(
-            "bench-{}-{}ms-{}",
+            "{prefix}-{}-{}ms-{}",
             self.path.name(),
             self.rtt.as_millis(),
             self.workload.name()
@@ -131,17 +138,39 @@ impl Scenario {
 
     /// Whether this is the co-located direct reference for its workload.
     pub fn is_reference(&self) -> bool {
-        self.rtt.is_zero()
-            && self.path
-                == WorkerPath::Direct {
-                    slots: REFERENCE_SLOTS,
-                }
+        self.is_co_located_direct(REFERENCE_SLOTS)
+    }
+
+    /// Whether this is the Faktory ceiling row: co-located direct workers
+    /// with [`CEILING_SLOTS`] connections.
+    pub fn is_ceiling(&self) -> bool {
+        self.is_co_located_direct(CEILING_SLOTS)
+    }
+
+    fn is_co_located_direct(&self, slots: usize) -> bool {
+        self.rtt.is_zero() && self.path == WorkerPath::Direct { slots }
+    }
+
+    /// The Faktory ceiling row for `workload`.
+    pub fn ceiling(workload: Workload) -> Scenario {
+        Scenario {
+            path: WorkerPath::Direct {
+                slots: CEILING_SLOTS,
+            },
+            rtt: Duration::ZERO,
+            workload,
+        }
     }
 }
 
 /// Slots of the co-located direct reference, and the gateway path's handler
 /// concurrency.
 pub const REFERENCE_SLOTS: usize = 50;
+
+/// Slots of the Faktory ceiling row: co-located direct workers with this
+/// many connections, about where one Faktory 1.10 peaks (see the design
+/// brief's reference points), so the row shows what Faktory itself can do.
+pub const CEILING_SLOTS: usize = 200;
 
 /// Who pushes in a push scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -258,7 +287,7 @@ const fn ms(millis: u64) -> Duration {
 impl Plan {
     /// The full plan: every RTT, path and workload. A few minutes.
     pub fn full() -> Plan {
-        let mut scenarios = Vec::new();
+        let mut scenarios = vec![Scenario::ceiling(Workload::Noop)];
         for rtt in [ms(0), ms(10), ms(50), ms(200)] {
             for path in paths() {
                 scenarios.push(Scenario {
@@ -321,8 +350,14 @@ impl Plan {
     /// The short plan for CI: the core scenarios with brief phases.
     pub fn short() -> Plan {
         let scenarios = vec![
+            Scenario::ceiling(Workload::Noop),
             Scenario {
                 path: reference(),
+                rtt: ms(0),
+                workload: Workload::Noop,
+            },
+            Scenario {
+                path: gateway(),
                 rtt: ms(0),
                 workload: Workload::Noop,
             },
@@ -416,6 +451,15 @@ mod tests {
     }
 
     #[test]
+    fn both_plans_have_the_ceiling_and_a_co_located_gateway() {
+        for plan in [Plan::full(), Plan::short()] {
+            let names: Vec<_> = plan.scenarios.iter().map(Scenario::name).collect();
+            assert!(names.contains(&"faktory ceiling direct-200 rtt=0ms noop".to_owned()));
+            assert!(names.contains(&"gateway-50 rtt=0ms noop".to_owned()));
+        }
+    }
+
+    #[test]
     fn push_names_say_side_and_mode() {
         let gateway_100 = PushScenario {
             side: PushSide::Gateway,
@@ -432,7 +476,7 @@ mod tests {
     #[test]
     fn queues_are_unique() {
         let plan = Plan::full();
-        let mut queues: Vec<_> = plan.scenarios.iter().map(Scenario::queue).collect();
+        let mut queues: Vec<_> = plan.scenarios.iter().map(|s| s.queue("bench-x")).collect();
         queues.sort();
         queues.dedup();
         assert_eq!(queues.len(), plan.scenarios.len());

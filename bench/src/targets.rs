@@ -43,6 +43,26 @@ pub fn evaluate(
         find(200, is_gateway).and_then(|row| row.ratio),
         0.9,
     ));
+    let ceiling = throughput
+        .iter()
+        .find(|row| row.scenario.is_ceiling() && row.scenario.workload == Workload::Noop)
+        .filter(|row| row.jobs_per_s > 0.0);
+    for rtt_ms in [50, 200] {
+        let versus_ceiling = find(rtt_ms, is_gateway)
+            .zip(ceiling)
+            .map(|(gateway, ceiling)| gateway.jobs_per_s / ceiling.jobs_per_s);
+        targets.push(ratio_target(
+            &format!("{rtt_ms} ms RTT: gateway path >= 0.9x the faktory ceiling (noop)"),
+            versus_ceiling,
+            0.9,
+        ));
+    }
+    targets.push(ratio_target(
+        "co-located gateway path >= 1.0x co-located direct (noop)",
+        find(0, is_gateway).and_then(|row| row.ratio),
+        1.0,
+    ));
+    targets.push(reserved_target(throughput));
     targets.push(connection_target(throughput));
     const CPU_TARGET: &str =
         "a co-located gateway relaying a parallel load costs Faktory < 20% of its throughput";
@@ -81,6 +101,31 @@ fn ratio_target(name: &str, ratio: Option<f64>, threshold: f64) -> Target {
             holds: Some(ratio >= threshold),
         },
         None => not_measured(name),
+    }
+}
+
+/// How far Faktory's reserved set may exceed the workers' window: jobs in
+/// transit (fetched for a window slot, or finished and on their way to
+/// `ACK`), not a backlog of unacknowledged work.
+const RESERVED_SLACK: u64 = 1_000;
+
+fn reserved_target(throughput: &[ThroughputRow]) -> Target {
+    const NAME: &str = "Faktory's reserved set <= the workers' window + 1,000 in every scenario";
+    let excess = |row: &&ThroughputRow| row.reserved_peak as i64 - row.window_peak as i64;
+    let Some(worst) = throughput.iter().max_by_key(excess) else {
+        return not_measured(NAME);
+    };
+    Target {
+        target: NAME.to_owned(),
+        measured: format!(
+            "worst {}: peak {} against a window of {} (the largest the workers announced)",
+            worst.name, worst.reserved_peak, worst.window_peak
+        ),
+        holds: Some(
+            throughput
+                .iter()
+                .all(|row| row.reserved_peak <= row.window_peak + RESERVED_SLACK),
+        ),
     }
 }
 

@@ -8,11 +8,12 @@ use faktory_gateway_bench::gateway_process::GatewayProcess;
 use faktory_gateway_bench::load::Env;
 use faktory_gateway_bench::progress::Progress;
 use faktory_gateway_bench::push::run_push;
+use faktory_gateway_bench::run_queues::clean_up;
 use faktory_gateway_bench::runner::run_throughput;
 use faktory_gateway_bench::scenario::{
     PushMode, PushScenario, PushSide, Scenario, Timing, WorkerPath, Workload,
 };
-use faktory_gateway_bench::target::FaktoryTarget;
+use faktory_gateway_bench::target::{FaktoryTarget, Pace};
 
 fn timing() -> Timing {
     Timing {
@@ -33,12 +34,20 @@ async fn env(target: &FaktoryTarget) -> Env {
         gateway_args: Vec::new(),
         sdk: Default::default(),
         faktory_pid: None,
+        queue_prefix: "bench-test".to_owned(),
     }
+}
+
+/// Nothing the scenario pushed is left queued or reserved.
+async fn assert_nothing_left(env: &Env) {
+    let cleanup = clean_up(&env.faktory_url, &env.queue_prefix).await.unwrap();
+    assert_eq!(cleanup.total(), 0, "{cleanup:?}");
+    assert_eq!(cleanup.reserved_after, 0, "{cleanup:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_workers_across_a_link_finish_jobs() {
-    let target = FaktoryTarget::in_process().await.unwrap();
+    let target = FaktoryTarget::in_process(Pace::Fast).await.unwrap();
     let env = env(&target).await;
     let scenario = Scenario {
         path: WorkerPath::Direct { slots: 30 },
@@ -49,16 +58,20 @@ async fn direct_workers_across_a_link_finish_jobs() {
         .await
         .unwrap();
     assert!(row.jobs_per_s > 0.0, "{row:?}");
+    assert!(row.jobs_per_s_at_worker > 0.0, "{row:?}");
     assert!(row.latency_samples > 0, "{row:?}");
     assert!(row.p50_ms.is_some());
+    assert_eq!(row.window_peak, 30);
+    assert!(row.reserved_peak <= 30, "{row:?}");
     // 30 slots in two faktory::Workers: 30 job connections + 2 coordinators.
     assert_eq!(row.worker_connections, Some(32));
+    assert_nothing_left(&env).await;
     target.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_path_finishes_jobs_over_one_connection() {
-    let target = FaktoryTarget::in_process().await.unwrap();
+    let target = FaktoryTarget::in_process(Pace::Fast).await.unwrap();
     let env = env(&target).await;
     let scenario = Scenario {
         path: WorkerPath::Gateway { concurrency: 20 },
@@ -70,15 +83,18 @@ async fn gateway_path_finishes_jobs_over_one_connection() {
         .unwrap();
     assert!(row.jobs_per_s > 0.0, "{row:?}");
     assert!(row.latency_samples > 0, "{row:?}");
+    assert!(row.window_peak >= 20, "{row:?}");
+    assert!(row.reserved_peak > 0, "{row:?}");
     assert_eq!(row.worker_connections, Some(1));
     assert!(row.gateway_cpu_s_per_100k.is_some());
     assert!(row.gateway_peak_rss_mib.is_some_and(|mib| mib > 0.0));
+    assert_nothing_left(&env).await;
     target.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_direct_and_through_the_gateway() {
-    let target = FaktoryTarget::in_process().await.unwrap();
+    let target = FaktoryTarget::in_process(Pace::Fast).await.unwrap();
     let env = env(&target).await;
     let gateway = GatewayProcess::start(&env.gateway_exe, &env.faktory_url, &[])
         .await
@@ -95,12 +111,19 @@ async fn pushes_direct_and_through_the_gateway() {
             PushMode::Concurrent { callers: 50 },
         ] {
             let scenario = PushScenario { side, mode };
-            let row = run_push(&env.faktory_url, Some(&gateway), scenario, 500)
-                .await
-                .unwrap();
+            let row = run_push(
+                &env.faktory_url,
+                Some(&gateway),
+                scenario,
+                500,
+                &env.queue_prefix,
+            )
+            .await
+            .unwrap();
             assert!(row.jobs_per_s > 0.0, "{row:?}");
         }
     }
     gateway.stop().await.unwrap();
+    assert_nothing_left(&env).await;
     target.shutdown().await;
 }

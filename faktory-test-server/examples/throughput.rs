@@ -7,99 +7,26 @@
 //! FETCH+ACK (each connection keeps PIPELINE FETCHes in flight and ACKs what it receives in
 //! the same write), then FETCH+ACK with one request at a time on one connection.
 
+mod raw;
+
 use std::time::Instant;
 
 use faktory_test_server::TestServer;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use raw::Client;
 
 const BATCH: usize = 100;
 const QUEUE: &str = "bench";
 
-struct Client {
-    stream: BufReader<TcpStream>,
-    line: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(addr: std::net::SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).unwrap();
-        let mut client = Client {
-            stream: BufReader::with_capacity(256 * 1024, stream),
-            line: Vec::new(),
-        };
-        client.read_line().await; // +HI
-        client.write(b"HELLO {\"v\":2}\r\n").await;
-        client.read_line().await; // +OK
-        client
-    }
-
-    async fn write(&mut self, bytes: &[u8]) {
-        self.stream.get_mut().write_all(bytes).await.expect("write");
-    }
-
-    async fn read_line(&mut self) -> &[u8] {
-        self.line.clear();
-        self.stream
-            .read_until(b'\n', &mut self.line)
-            .await
-            .expect("read");
-        &self.line
-    }
-
-    /// Reads one reply; returns the bulk payload (empty for simple strings and `$-1`).
-    async fn reply(&mut self, payload: &mut Vec<u8>) {
-        payload.clear();
-        let line = self.read_line().await;
-        if line.first() == Some(&b'$') && line.get(1) != Some(&b'-') {
-            let len: usize = std::str::from_utf8(&line[1..line.len() - 2])
-                .unwrap()
-                .parse()
-                .unwrap();
-            payload.resize(len + 2, 0);
-            self.stream.read_exact(payload).await.expect("payload");
-            payload.truncate(len);
-        } else {
-            assert!(
-                line.first() != Some(&b'-'),
-                "server error: {}",
-                String::from_utf8_lossy(line)
-            );
-        }
-    }
-}
-
-fn jid_of(job: &[u8]) -> &[u8] {
-    let key = b"\"jid\":\"";
-    let start = job.windows(key.len()).position(|w| w == key).expect("jid") + key.len();
-    let len = job[start..]
-        .iter()
-        .position(|&b| b == b'"')
-        .expect("jid end");
-    &job[start..start + len]
-}
-
 async fn push_all(addr: std::net::SocketAddr, conn: usize, batches: usize, pipeline: usize) {
-    let mut client = Client::connect(addr).await;
+    let mut client = Client::connect(&addr.to_string()).await;
     let mut payload = Vec::new();
     let mut sent = 0;
     while sent < batches {
         let n = pipeline.min(batches - sent);
         let mut out = Vec::with_capacity(n * BATCH * 80);
         for b in 0..n {
-            out.extend_from_slice(b"PUSHB [");
-            for j in 0..BATCH {
-                if j > 0 {
-                    out.push(b',');
-                }
-                let jid = format!("c{conn}-b{}-j{j}", sent + b);
-                out.extend_from_slice(
-                    format!(r#"{{"jid":"{jid}","jobtype":"bench","args":[1],"queue":"{QUEUE}","reserve_for":600}}"#)
-                        .as_bytes(),
-                );
-            }
-            out.extend_from_slice(b"]\r\n");
+            let prefix = format!("c{conn}-b{}", sent + b);
+            raw::push_batch(QUEUE, &prefix, BATCH, &mut out);
         }
         client.write(&out).await;
         for _ in 0..n {
@@ -111,7 +38,7 @@ async fn push_all(addr: std::net::SocketAddr, conn: usize, batches: usize, pipel
 }
 
 async fn fetch_ack_all(addr: std::net::SocketAddr, jobs: usize, pipeline: usize) {
-    let mut client = Client::connect(addr).await;
+    let mut client = Client::connect(&addr.to_string()).await;
     let fetch = format!("FETCH {QUEUE}\r\n");
     let mut payload = Vec::new();
     let mut out = Vec::new();
@@ -127,9 +54,7 @@ async fn fetch_ack_all(addr: std::net::SocketAddr, jobs: usize, pipeline: usize)
         for _ in 0..in_flight {
             client.reply(&mut payload).await;
             assert!(!payload.is_empty(), "queue ran dry");
-            out.extend_from_slice(b"ACK {\"jid\":\"");
-            out.extend_from_slice(jid_of(&payload));
-            out.extend_from_slice(b"\"}\r\n");
+            raw::ack_for(&payload, &mut out);
         }
         let acks = in_flight;
         done += acks;

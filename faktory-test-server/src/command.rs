@@ -10,8 +10,9 @@
 pub(crate) enum Command<'a> {
     /// `END`: close the connection, no reply.
     End,
-    /// `PUSH {job}`.
-    Push(&'a [u8]),
+    /// `PUSH {job}`; `None` when the line is the bare verb (no space), which Faktory 1.10.0
+    /// slices past the end of and answers from its panic recovery.
+    Push(Option<&'a [u8]>),
     /// `PUSHB [job,...]`.
     PushBulk(&'a [u8]),
     /// `FETCH q1 q2 ...` (queue names split on single spaces, exactly like Go's `strings.Split`).
@@ -43,7 +44,7 @@ impl<'a> Command<'a> {
         };
         match verb {
             b"END" => Command::End,
-            b"PUSH" => Command::Push(arg),
+            b"PUSH" => Command::Push((line.len() > verb.len()).then_some(arg)),
             b"PUSHB" => Command::PushBulk(arg),
             b"FETCH" => Command::Fetch(split_queues(line, arg)),
             b"ACK" => Command::Ack(arg),
@@ -79,8 +80,9 @@ mod tests {
     #[test]
     fn verbs_and_arguments() {
         assert_eq!(Command::parse(b"END"), Command::End);
-        assert_eq!(Command::parse(b"PUSH {}"), Command::Push(b"{}"));
-        assert_eq!(Command::parse(b"PUSH"), Command::Push(b""));
+        assert_eq!(Command::parse(b"PUSH {}"), Command::Push(Some(b"{}")));
+        assert_eq!(Command::parse(b"PUSH "), Command::Push(Some(b"")));
+        assert_eq!(Command::parse(b"PUSH"), Command::Push(None));
         assert_eq!(Command::parse(b"FETCH a b"), Command::Fetch(vec!["a", "b"]));
         assert_eq!(Command::parse(b"FETCH"), Command::Fetch(vec![]));
         assert_eq!(Command::parse(b"FETCH "), Command::Fetch(vec![""]));

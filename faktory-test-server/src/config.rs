@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::cost::CostModel;
+
 /// Options for [`TestServer::start_with`](crate::TestServer::start_with). Defaults match real
 /// Faktory's timings; only `listen` differs (an ephemeral loopback port).
 #[derive(Clone)]
@@ -24,6 +26,9 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Longest command line accepted; longer lines get `-ERR` and the connection is closed.
     pub max_line: usize,
+    /// Serve commands at the pace of this model of a real Faktory (see [`CostModel`]);
+    /// `None` answers as fast as memory allows.
+    pub cost: Option<CostModel>,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +42,7 @@ impl Default for ServerConfig {
             reaper_interval: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(2),
             max_line: 16 * 1024 * 1024,
+            cost: None,
         }
     }
 }
@@ -52,6 +58,7 @@ impl fmt::Debug for ServerConfig {
             .field("reaper_interval", &self.reaper_interval)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_line", &self.max_line)
+            .field("cost", &self.cost)
             .finish()
     }
 }

@@ -1,13 +1,16 @@
 //! One client connection: handshake, then a read → execute → write loop.
 //!
-//! Commands are executed in order. Replies collect in one buffer that is written once per read
-//! batch, so a pipelined burst of FETCH/ACK costs one read and one write. A FETCH that finds
+//! Commands are executed in order. Without a cost model, replies collect in one buffer that is
+//! written once per read batch, so a pipelined burst of FETCH/ACK costs one read and one write.
+//! With one, a [`Pacer`] holds each command until the one before it is done and each reply
+//! until its command is done, as Faktory serves a connection. A FETCH that finds
 //! nothing first flushes the replies before it, then blocks (real time) until a job is handed
 //! to it (see `waiters.rs`) or the fetch timeout passes; commands pipelined behind it wait, as
 //! in Faktory.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -16,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, HelloError};
 use crate::execute::{self, Step};
+use crate::pacer::Pacer;
 use crate::resp;
 use crate::shared::Shared;
 use crate::workers::HelloInfo;
@@ -128,9 +132,23 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut pacer = shared
+        .config
+        .cost
+        .as_ref()
+        .map(|model| Pacer::new(model, &shared.in_service));
     loop {
         while let Some(line) = input.take_line() {
-            match execute::execute(shared, wid, &line, &mut out) {
+            if let Some(wake) = pacer.as_mut().and_then(Pacer::next_command) {
+                // The previous command is done at `wake`: its reply is due then.
+                sleep_until(wake, close).await?;
+                flush(stream, &mut out).await?;
+            }
+            let (step, work) = execute::execute(shared, wid, &line, &mut out);
+            if let Some(pacer) = pacer.as_mut() {
+                pacer.served(work);
+            }
+            match step {
                 Step::Continue => {}
                 Step::Close => {
                     flush(stream, &mut out).await?;
@@ -138,13 +156,25 @@ where
                 }
                 Step::WaitForJob { id, receive } => {
                     flush(stream, &mut out).await?;
+                    if let Some(pacer) = pacer.as_mut() {
+                        pacer.idle();
+                    }
                     wait_for_job(shared, id, receive, &mut out, close).await?;
+                    if let Some(pacer) = pacer.as_mut() {
+                        pacer.resume();
+                    }
                 }
                 Step::SleepThenNothing => {
                     flush(stream, &mut out).await?;
+                    if let Some(pacer) = pacer.as_mut() {
+                        pacer.idle();
+                    }
                     tokio::select! {
                         _ = close.cancelled() => return Err(Closed),
                         _ = tokio::time::sleep(shared.config.fetch_block) => resp::null(&mut out),
+                    }
+                    if let Some(pacer) = pacer.as_mut() {
+                        pacer.resume();
                     }
                 }
             }
@@ -157,16 +187,72 @@ where
             let _ = flush(stream, &mut out).await;
             return Err(Closed);
         }
+        if let Some(wake) = pacer.as_ref().and_then(Pacer::all_done) {
+            sleep_until(wake, close).await?;
+        }
         flush(stream, &mut out).await?;
-        let read = tokio::select! {
-            // Cancellation-safe: read_buf either read bytes into `input` or did nothing.
-            _ = close.cancelled() => return Err(Closed),
-            read = input.read_from(stream) => read,
-        };
+        let (read, waited) = read_input(stream, input, pacer.as_mut(), close).await?;
+        if let Some(pacer) = pacer.as_mut() {
+            pacer.read(waited);
+        }
         match read {
             Ok(0) | Err(_) => return Err(Closed),
             Ok(_) => {}
         }
+    }
+}
+
+/// Reads more input, and says whether the read had to wait for the client. While it waits,
+/// the connection leaves service when its timeline runs out.
+async fn read_input<S>(
+    stream: &mut S,
+    input: &mut Input,
+    mut pacer: Option<&mut Pacer<'_>>,
+    close: &CancellationToken,
+) -> Result<(std::io::Result<usize>, bool), Closed>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut bytes = std::pin::pin!(input.read_from(stream));
+    let mut waited = false;
+    let mut read = std::pin::pin!(std::future::poll_fn(move |cx| {
+        match bytes.as_mut().poll(cx) {
+            Poll::Pending => {
+                waited = true;
+                Poll::Pending
+            }
+            Poll::Ready(read) => Poll::Ready((read, waited)),
+        }
+    }));
+    let mut leaves = pacer.as_ref().and_then(|p| p.leaves_service());
+    loop {
+        let leave = async {
+            match leaves {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            // Cancellation-safe: read_buf either read bytes into `input` or did nothing.
+            _ = close.cancelled() => return Err(Closed),
+            read = &mut read => return Ok(read),
+            () = leave => {
+                if let Some(pacer) = pacer.as_mut() {
+                    pacer.idle();
+                }
+                leaves = None;
+            }
+        }
+    }
+}
+
+async fn sleep_until(
+    deadline: tokio::time::Instant,
+    close: &CancellationToken,
+) -> Result<(), Closed> {
+    tokio::select! {
+        _ = close.cancelled() => Err(Closed),
+        () = tokio::time::sleep_until(deadline) => Ok(()),
     }
 }
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::clock::format_rfc3339_nano;
 use crate::command::Command;
+use crate::cost::Work;
 use crate::job::{FailPayload, Job};
 use crate::resp;
 use crate::shared::Shared;
@@ -46,37 +47,67 @@ struct Beat {
     _rss_kb: Option<i64>,
 }
 
-/// Executes one command line of a connection registered as `wid` ("" for producers).
-pub(crate) fn execute(shared: &Shared, wid: &str, line: &[u8], out: &mut Vec<u8>) -> Step {
+/// Executes one command line of a connection registered as `wid` ("" for producers), and
+/// says what it cost (for the cost model).
+pub(crate) fn execute(shared: &Shared, wid: &str, line: &[u8], out: &mut Vec<u8>) -> (Step, Work) {
     let command = Command::parse(line);
     if !matches!(command, Command::Unknown(_)) {
         shared.commands.fetch_add(1, Ordering::Relaxed);
     }
-    match command {
-        Command::End => return Step::Close,
-        Command::Push(arg) => push(shared, arg, out),
-        Command::PushBulk(arg) => push_bulk(shared, arg, out),
-        Command::Fetch(queues) => return fetch(shared, wid, &queues, out),
-        Command::Ack(arg) => ack(shared, arg, out),
-        Command::Fail(arg) => fail(shared, arg, out),
-        Command::Beat(arg) => beat(shared, arg, out),
+    let work = match command {
+        Command::End => return (Step::Close, Work::Other),
+        Command::Push(Some(arg)) => {
+            push(shared, arg, out);
+            Work::Push
+        }
+        Command::Push(None) => {
+            resp::err(out, "internal error");
+            Work::Other
+        }
+        Command::PushBulk(arg) => Work::PushBatch {
+            jobs: push_bulk(shared, arg, out),
+        },
+        Command::Fetch(queues) => return (fetch(shared, wid, &queues, out), Work::Fetch),
+        Command::Ack(arg) => {
+            ack(shared, arg, out);
+            Work::Ack
+        }
+        Command::Fail(arg) => {
+            fail(shared, arg, out);
+            Work::Fail
+        }
+        Command::Beat(arg) => {
+            beat(shared, arg, out);
+            Work::Beat
+        }
         Command::Info => {
             let info = shared.info().to_string();
             resp::bulk(out, info.as_bytes());
+            Work::Info
         }
         Command::Flush => {
             tracing::info!("flushing dataset");
             shared.state.lock().store.flush();
             resp::ok(out);
+            Work::Other
         }
-        Command::Queue(words) => queue(shared, &words, out),
-        Command::Enterprise(subsystem) => resp::err(
-            out,
-            &format!("{subsystem} subsystem is only available in Faktory Enterprise"),
-        ),
-        Command::Unknown(verb) => resp::err(out, &format!("unknown command {verb}")),
-    }
-    Step::Continue
+        Command::Queue(words) => {
+            queue(shared, &words, out);
+            Work::Other
+        }
+        Command::Enterprise(subsystem) => {
+            resp::err(
+                out,
+                &format!("{subsystem} subsystem is only available in Faktory Enterprise"),
+            );
+            Work::Other
+        }
+        Command::Unknown(verb) => {
+            resp::err(out, &format!("unknown command {verb}"));
+            Work::Other
+        }
+    };
+    (Step::Continue, work)
 }
 
 fn push(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
@@ -92,11 +123,16 @@ fn push(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn push_bulk(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
+/// Returns how many jobs the batch held.
+fn push_bulk(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) -> usize {
     let jobs: Vec<Job> = match serde_json::from_slice(arg) {
         Ok(jobs) => jobs,
-        Err(e) => return resp::err(out, &format!("invalid JSON: {e}")),
+        Err(e) => {
+            resp::err(out, &format!("invalid JSON: {e}"));
+            return 0;
+        }
     };
+    let count = jobs.len();
     let now = shared.clock.now();
     // PUSHB stamps one creation time for the whole batch.
     let created_at = format_rfc3339_nano(now);
@@ -119,6 +155,7 @@ fn push_bulk(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
         let map = serde_json::to_vec(&failed).unwrap_or_default();
         resp::bulk(out, &map);
     }
+    count
 }
 
 fn fetch(shared: &Shared, wid: &str, queues: &[&str], out: &mut Vec<u8>) -> Step {

@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     /// Connections past HELLO (INFO's `connections`).
     pub(crate) connections: AtomicUsize,
     pub(crate) accepted: AtomicU64,
+    /// Connections with a command in service (the cost model's processor sharing).
+    pub(crate) in_service: AtomicUsize,
     next_connection_id: AtomicU64,
     started: Nanos,
     last_runs: Mutex<LastRuns>,
@@ -62,6 +64,7 @@ impl Shared {
             open_sockets: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
+            in_service: AtomicUsize::new(0),
             next_connection_id: AtomicU64::new(1),
             started,
             last_runs: Mutex::new(LastRuns {

@@ -22,9 +22,12 @@ use faktory_gateway_bench::load::Env;
 use faktory_gateway_bench::progress::Progress;
 use faktory_gateway_bench::push::run_push;
 use faktory_gateway_bench::report::{Report, fill_ratios};
+use faktory_gateway_bench::run_queues::{clean_up, run_prefix};
 use faktory_gateway_bench::runner::run_throughput;
 use faktory_gateway_bench::scenario::{Plan, PushMode};
-use faktory_gateway_bench::target::{FaktoryTarget, TEST_SERVER_CHILD_ARG, run_test_server_child};
+use faktory_gateway_bench::target::{
+    FaktoryTarget, Pace, TEST_SERVER_CHILD_ARG, run_test_server_child,
+};
 use faktory_gateway_bench::targets::evaluate;
 
 /// Name of the CPU-cost step, for `--only`.
@@ -60,6 +63,11 @@ struct Args {
     /// FAKTORY_URL is set.
     #[arg(long)]
     faktory_child: bool,
+    /// Run the test server in its fast mode (no Faktory cost model): measures
+    /// the gateway's own cost. By default it answers at Faktory 1.10's pace.
+    /// Ignored when FAKTORY_URL is set.
+    #[arg(long)]
+    fast_test_server: bool,
     /// Override the worker SDK's ack batching delay, ms (default: the SDK's own).
     #[arg(long)]
     sdk_result_delay_ms: Option<u64>,
@@ -78,7 +86,7 @@ fn main() -> ExitCode {
         }
     };
     if argv.get(1).map(String::as_str) == Some(TEST_SERVER_CHILD_ARG) {
-        return match runtime.block_on(run_test_server_child()) {
+        return match runtime.block_on(run_test_server_child(&argv[2..])) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("test server child: {e:#}");
@@ -121,10 +129,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let progress = Progress::default();
     let exe = std::env::current_exe().context("locate the bench binary")?;
     let external = std::env::var("FAKTORY_URL").is_ok_and(|url| !url.trim().is_empty());
+    let pace = Pace::from_fast_flag(args.fast_test_server);
     let target = if args.faktory_child && !external {
-        FaktoryTarget::child(&exe).await
+        FaktoryTarget::child(&exe, pace).await
     } else {
-        FaktoryTarget::from_env().await
+        FaktoryTarget::from_env(pace).await
     }
     .context("faktory")?;
     let env = Env {
@@ -139,6 +148,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 .map(std::time::Duration::from_millis),
         },
         faktory_pid: target.child_pid(),
+        queue_prefix: run_prefix("bench"),
     };
     let selected = |name: &str| {
         args.only
@@ -160,9 +170,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let cpu_cost_step = plan.cpu_cost && !args.throughput_only && selected(CPU_COST_STEP);
     let steps = scenarios.len() + pushes.len() + usize::from(cpu_cost_step);
     progress.line(&format!(
-        "bench ({} mode): {steps} steps against {}",
+        "bench ({} mode): {steps} steps against {}, queues {}-*",
         plan.mode,
-        target.describe()
+        target.describe(),
+        env.queue_prefix
     ));
 
     let load_at_start = load_average();
@@ -195,7 +206,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             let name = scenario.name();
             progress.line(&format!("{label} {name}"));
             let total = push_total(plan.mode, scenario.mode);
-            match run_push(&env.faktory_url, Some(&gateway), *scenario, total).await {
+            let pushed = run_push(
+                &env.faktory_url,
+                Some(&gateway),
+                *scenario,
+                total,
+                &env.queue_prefix,
+            );
+            match pushed.await {
                 Ok(row) => {
                     progress.line(&format!("{label} {name}: {:.0} jobs/s", row.jobs_per_s));
                     push.push(row);
@@ -246,6 +264,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("write {}", json_path.display()))?;
     progress.line(&format!("json written to {}", json_path.display()));
+    match clean_up(&env.faktory_url, &env.queue_prefix).await {
+        Ok(cleanup) => progress.line(&format!("clean-up: {}", cleanup.describe())),
+        Err(e) => {
+            all_ok = false;
+            progress.line(&format!("clean-up FAILED: {}", chain(&e)));
+        }
+    }
     target.shutdown().await;
     Ok(all_ok)
 }

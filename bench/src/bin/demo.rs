@@ -9,6 +9,11 @@
 //! emulated slow link, and a producer pushing through the gateway; shows
 //! live progress; then runs a direct `faktory`-crate worker with the same
 //! concurrency across the same link for comparison, and exits.
+//!
+//! A job counts as done when Faktory has its `ACK` (its `INFO`
+//! `total_processed`, server-wide, so nothing else should run against the
+//! same Faktory meanwhile). The demo uses queues of its own
+//! (`demo-<random>`) and leaves nothing queued on them.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,15 +23,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use faktory_gateway_bench::direct::connections_for;
+use faktory_gateway_bench::faktory_stats::InfoPoller;
 use faktory_gateway_bench::gateway_path::{SdkTuning, SdkWorkers};
 use faktory_gateway_bench::link::Link;
 use faktory_gateway_bench::load::{Env, Load};
 use faktory_gateway_bench::probe::Probe;
 use faktory_gateway_bench::progress::Progress;
 use faktory_gateway_bench::push::{gateway_client, push_via_gateway, wire_job};
+use faktory_gateway_bench::run_queues::{clean_up, run_prefix};
 use faktory_gateway_bench::runner::{measure_window, rate};
 use faktory_gateway_bench::scenario::{Scenario, WorkerPath, Workload};
-use faktory_gateway_bench::target::FaktoryTarget;
+use faktory_gateway_bench::target::{FaktoryTarget, Pace};
 use tokio_util::sync::CancellationToken;
 
 /// Faktory Gateway demo: a remote worker through the gateway against a
@@ -47,13 +54,19 @@ struct Args {
     /// How long the direct worker's comparison run lasts, seconds.
     #[arg(long, default_value_t = 5)]
     compare_seconds: u64,
+    /// Run the built-in test server in its fast mode (no Faktory cost
+    /// model). By default it answers at Faktory 1.10's pace. Ignored when
+    /// FAKTORY_URL is set.
+    #[arg(long)]
+    fast_test_server: bool,
 }
 
-const QUEUE: &str = "demo";
-const DIRECT_QUEUE: &str = "demo-direct";
 const PUSH_BATCH: u64 = 1000;
 /// The gateway run gives up after this long.
 const GATEWAY_RUN_LIMIT: Duration = Duration::from_secs(120);
+/// Longest wait for the direct worker to finish the jobs queued for it
+/// before it stops (stopping it with jobs queued would leave some reserved).
+const DIRECT_DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -85,8 +98,15 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let progress = Progress::default();
     let rtt = Duration::from_millis(args.latency_ms);
-    let target = FaktoryTarget::from_env().await.context("faktory")?;
-    progress.line(&format!("faktory: {}", target.describe()));
+    let pace = Pace::from_fast_flag(args.fast_test_server);
+    let target = FaktoryTarget::from_env(pace).await.context("faktory")?;
+    let prefix = run_prefix("demo");
+    let queue = format!("{prefix}-gateway");
+    progress.line(&format!(
+        "faktory: {}; queues {prefix}-*",
+        target.describe()
+    ));
+    let info = InfoPoller::start(&target.url(), &queue).await?;
 
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -113,11 +133,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let probe = Arc::new(Probe::new(Workload::Noop));
     let worker = SdkWorkers::start(
         &format!("http://{}", link.addr()),
-        QUEUE,
+        &queue,
         args.concurrency,
         SdkTuning::default(),
         Arc::clone(&probe),
     )?;
+    let stats = worker.stats();
+    info.watch_window(move || stats.snapshot().window);
     progress.line(&format!(
         "worker: 1 SDK worker, concurrency {}, {} ms round trip from the gateway",
         args.concurrency, args.latency_ms
@@ -126,6 +148,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let pushed = Arc::new(AtomicU64::new(0));
     let producer = tokio::spawn(produce(
         format!("http://{gateway_addr}"),
+        queue.clone(),
         args.jobs,
         Arc::clone(&pushed),
     ));
@@ -135,12 +158,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
 
     let started = Instant::now();
+    let processed_before = info.latest().counts.processed;
+    let acked = || {
+        info.latest()
+            .counts
+            .processed
+            .saturating_sub(processed_before)
+    };
     let mut last = (Instant::now(), 0);
-    while probe.done() < args.jobs {
+    let mut at_worker = None;
+    while acked() < args.jobs {
         if started.elapsed() > GATEWAY_RUN_LIMIT {
             bail!(
-                "only {} of {} jobs done after {GATEWAY_RUN_LIMIT:?}",
-                probe.done(),
+                "only {} of {} jobs acknowledged at Faktory after {GATEWAY_RUN_LIMIT:?}",
+                acked(),
                 args.jobs
             );
         }
@@ -148,25 +179,36 @@ async fn run(args: Args) -> anyhow::Result<()> {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let done = probe.done();
+        if at_worker.is_none() && probe.done() >= args.jobs {
+            at_worker = Some(started.elapsed());
+        }
+        let done = acked();
         let now = Instant::now();
-        let current = (done - last.1) as f64 / (now - last.0).as_secs_f64();
+        let current = done.saturating_sub(last.1) as f64 / (now - last.0).as_secs_f64();
         last = (now, done);
         progress.status(&format!(
-            "pushed {:>6}/{}  done {:>6}  rate {:>6.0} jobs/s",
+            "pushed {:>6}/{}  done at worker {:>6}  acked at Faktory {:>6}  rate {:>6.0} jobs/s",
             pushed.load(Ordering::Relaxed),
             args.jobs,
+            probe.done(),
             done,
             current
         ));
     }
     producer.await.context("producer task")??;
     let gateway_seconds = started.elapsed().as_secs_f64();
-    let gateway_rate = probe.done() as f64 / gateway_seconds;
+    let gateway_rate = acked() as f64 / gateway_seconds;
+    let peaks = info.peaks();
     progress.line(&format!(
-        "gateway path: {} jobs in {gateway_seconds:.1} s = {gateway_rate:.0} jobs/s over 1 connection",
-        probe.done()
+        "gateway path: {} jobs acknowledged at Faktory in {gateway_seconds:.1} s = \
+         {gateway_rate:.0} jobs/s over 1 connection (all finished at the worker after {}); \
+         Faktory's reserved set peaked at {} (the worker's window at most {})",
+        acked(),
+        at_worker.map_or("-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
+        peaks.reserved,
+        peaks.window
     ));
+    info.stop().await?;
     worker.stop().await?;
     drop(link);
     // The gateway drains while the direct comparison runs.
@@ -183,6 +225,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         gateway_args: Vec::new(),
         sdk: SdkTuning::default(),
         faktory_pid: None,
+        queue_prefix: prefix.clone(),
     };
     let direct = Scenario {
         path: WorkerPath::Direct {
@@ -191,7 +234,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rtt,
         workload: Workload::Noop,
     };
-    let load = Load::start(&env, direct, DIRECT_QUEUE).await?;
+    let mut load = Load::start(&env, direct, &direct.queue(&prefix)).await?;
     load.wait_ready(Duration::from_secs(60), |m| {
         progress.status(&format!("direct: {m}"))
     })
@@ -202,8 +245,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await;
     let direct_rate = rate(&start, &end);
+    let drained = load
+        .drain(DIRECT_DRAIN_LIMIT, |m| {
+            progress.status(&format!("direct: {m}"))
+        })
+        .await?;
+    if !drained {
+        progress.line(&format!(
+            "direct: jobs still queued after {DIRECT_DRAIN_LIMIT:?}; the clean-up takes them"
+        ));
+    }
     load.stop().await?;
     gateway.await.context("gateway task")?.context("gateway")?;
+    let cleanup = clean_up(&target.url(), &prefix).await?;
+    progress.line(&format!("clean-up: {}", cleanup.describe()));
     target.shutdown().await;
 
     progress.line("");
@@ -226,14 +281,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Pushes `total` jobs through the gateway's `Push` in batches.
-async fn produce(url: String, total: u64, pushed: Arc<AtomicU64>) -> anyhow::Result<()> {
+/// Pushes `total` jobs for `queue` through the gateway's `Push` in batches.
+async fn produce(
+    url: String,
+    queue: String,
+    total: u64,
+    pushed: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
     let mut client = gateway_client(&url).await?;
     let mut sent = 0;
     while sent < total {
         let count = PUSH_BATCH.min(total - sent);
         let jobs = (0..count)
-            .map(|_| wire_job(QUEUE, Workload::Noop, 0))
+            .map(|_| wire_job(&queue, Workload::Noop, 0))
             .collect();
         let accepted = push_via_gateway(&mut client, jobs).await?;
         if accepted < count {

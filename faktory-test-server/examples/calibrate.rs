@@ -1,0 +1,295 @@
+//! Calibrates [`CostModel::faktory_1_10`] against a real Faktory: runs the same workloads
+//! against an in-process test server with the model and, when `FAKTORY_URL` is set, against
+//! that server, and prints jobs/s side by side.
+//!
+//! ```text
+//! FAKTORY_URL=tcp://127.0.0.1:7419 cargo run --release -p faktory-test-server --example calibrate
+//! ```
+//! Each point pre-fills a queue of its own (`calibrate-<random>-<point>`) with PUSHB, measures
+//! for a fixed time, then removes that queue (`QUEUE REMOVE`, never `FLUSH`: others may share
+//! the server). Every fetched job is ACKed, so nothing stays reserved.
+
+mod raw;
+
+use std::time::{Duration, Instant};
+
+use faktory_test_server::{CostModel, ServerConfig, TestServer};
+use raw::Client;
+
+/// How long each point measures.
+const MEASURE: Duration = Duration::from_millis(2500);
+/// Connections that pre-fill a backlog.
+const FILLERS: usize = 4;
+const BATCH: usize = 100;
+
+/// One measured workload.
+#[derive(Debug, Clone, Copy)]
+enum Point {
+    /// `conns` connections, each: FETCH, wait, ACK, wait.
+    FetchAck { conns: usize },
+    /// One connection: FETCH x depth written at once, then ACK x depth.
+    Pipelined { depth: usize },
+    /// `conns` connections, each: PUSHB of 100 jobs, wait.
+    PushBatch { conns: usize },
+    /// One connection: PUSH, wait.
+    Push,
+}
+
+const POINTS: [Point; 11] = [
+    Point::FetchAck { conns: 1 },
+    Point::FetchAck { conns: 10 },
+    Point::FetchAck { conns: 50 },
+    Point::FetchAck { conns: 200 },
+    Point::Pipelined { depth: 1 },
+    Point::Pipelined { depth: 8 },
+    Point::Pipelined { depth: 16 },
+    Point::Pipelined { depth: 32 },
+    Point::PushBatch { conns: 1 },
+    Point::PushBatch { conns: 4 },
+    Point::Push,
+];
+
+impl Point {
+    fn label(self) -> String {
+        match self {
+            Point::FetchAck { conns } => format!("FETCH+ACK one at a time, {conns} conns"),
+            Point::Pipelined { depth } => format!("FETCH x{depth} then ACK x{depth}, 1 conn"),
+            Point::PushBatch { conns } => format!("PUSHB batch {BATCH}, {conns} conns"),
+            Point::Push => "PUSH one at a time, 1 conn".to_owned(),
+        }
+    }
+
+    /// Jobs to queue before measuring: more than the fastest server seen does in `MEASURE`.
+    fn backlog(self) -> usize {
+        match self {
+            Point::FetchAck { conns: 1 } | Point::Pipelined { .. } => 30_000,
+            Point::FetchAck { .. } => 60_000,
+            Point::PushBatch { .. } | Point::Push => 0,
+        }
+    }
+}
+
+/// What one point measured.
+struct Measured {
+    jobs_per_sec: f64,
+    /// A FETCH found the queue empty: the backlog was too small and the rate is too low.
+    ran_dry: bool,
+}
+
+#[tokio::main]
+async fn main() {
+    let model = TestServer::start_with(ServerConfig {
+        cost: Some(CostModel::faktory_1_10()),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("start the model server");
+    let model_url = model.url();
+    let real_url = std::env::var("FAKTORY_URL").ok();
+    let run = format!("{:08x}", rand::random::<u32>());
+    println!("model: {:?}", CostModel::faktory_1_10());
+    if let Some(url) = &real_url {
+        println!("real: {url}, {}", version(url).await);
+    }
+    println!(
+        "{:<40} {:>12} {:>12} {:>11}",
+        "workload (jobs/s)", "real", "model", "model/real"
+    );
+    for (n, point) in POINTS.into_iter().enumerate() {
+        let queue = format!("calibrate-{run}-{n}");
+        let modelled = measure(&model_url, point, &queue).await;
+        let real = match &real_url {
+            Some(url) => Some(measure(url, point, &queue).await),
+            None => None,
+        };
+        print_row(point, &modelled, real.as_ref());
+    }
+    if let Some(url) = &real_url {
+        check_nothing_left(url, &run).await;
+    }
+    model.shutdown().await;
+}
+
+fn print_row(point: Point, model: &Measured, real: Option<&Measured>) {
+    let cell = |m: &Measured| {
+        let dry = if m.ran_dry { "!" } else { "" };
+        format!("{:.0}{dry}", m.jobs_per_sec)
+    };
+    let (real_cell, ratio) = match real {
+        Some(real) => (
+            cell(real),
+            format!("{:.2}", model.jobs_per_sec / real.jobs_per_sec),
+        ),
+        None => ("-".to_owned(), "-".to_owned()),
+    };
+    println!(
+        "{:<40} {real_cell:>12} {:>12} {ratio:>11}",
+        point.label(),
+        cell(model)
+    );
+    if model.ran_dry || real.is_some_and(|r| r.ran_dry) {
+        println!("  ! a FETCH found the queue empty: that rate is too low");
+    }
+}
+
+/// Pre-fills `queue`, measures `point` against `url`, removes `queue`.
+async fn measure(url: &str, point: Point, queue: &str) -> Measured {
+    fill(url, queue, point.backlog()).await;
+    let clients = match point {
+        Point::FetchAck { conns } | Point::PushBatch { conns } => conns,
+        Point::Pipelined { .. } | Point::Push => 1,
+    };
+    let mut connected = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connected.push(Client::connect(url).await);
+    }
+    let started = Instant::now();
+    let until = started + MEASURE;
+    let tasks: Vec<_> = connected
+        .into_iter()
+        .enumerate()
+        .map(|(n, client)| {
+            let queue = queue.to_owned();
+            tokio::spawn(async move {
+                match point {
+                    Point::FetchAck { .. } => fetch_ack(client, &queue, 1, until).await,
+                    Point::Pipelined { depth } => fetch_ack(client, &queue, depth, until).await,
+                    Point::PushBatch { .. } => push(client, &queue, n, BATCH, until).await,
+                    Point::Push => push(client, &queue, n, 1, until).await,
+                }
+            })
+        })
+        .collect();
+    let (mut jobs, mut ran_dry) = (0, false);
+    for task in tasks {
+        let (done, dry) = task.await.expect("client task");
+        jobs += done;
+        ran_dry |= dry;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    remove_queue(url, queue).await;
+    Measured {
+        jobs_per_sec: jobs as f64 / secs,
+        ran_dry,
+    }
+}
+
+/// FETCH x `depth` then ACK x `depth` until `until`; returns jobs done and whether the queue
+/// ran dry.
+async fn fetch_ack(mut client: Client, queue: &str, depth: usize, until: Instant) -> (usize, bool) {
+    let fetches = format!("FETCH {queue}\r\n").repeat(depth);
+    let (mut payload, mut acks) = (Vec::new(), Vec::new());
+    let mut done = 0;
+    while Instant::now() < until {
+        client.write(fetches.as_bytes()).await;
+        acks.clear();
+        let mut fetched = 0;
+        for _ in 0..depth {
+            client.reply(&mut payload).await;
+            if !payload.is_empty() {
+                raw::ack_for(&payload, &mut acks);
+                fetched += 1;
+            }
+        }
+        client.write(&acks).await;
+        for _ in 0..fetched {
+            client.reply(&mut payload).await;
+        }
+        done += fetched;
+        if fetched < depth {
+            return (done, true);
+        }
+    }
+    (done, false)
+}
+
+/// PUSHB of `batch` jobs (or PUSH when `batch` is 1) until `until`; returns jobs pushed.
+async fn push(
+    mut client: Client,
+    queue: &str,
+    conn: usize,
+    batch: usize,
+    until: Instant,
+) -> (usize, bool) {
+    let (mut payload, mut out) = (Vec::new(), Vec::new());
+    let mut done = 0;
+    while Instant::now() < until {
+        out.clear();
+        let prefix = format!("{queue}-c{conn}-{done}");
+        if batch == 1 {
+            out.extend_from_slice(format!("PUSH {}\r\n", raw::job(queue, &prefix)).as_bytes());
+        } else {
+            raw::push_batch(queue, &prefix, batch, &mut out);
+        }
+        client.write(&out).await;
+        client.reply(&mut payload).await;
+        done += batch;
+    }
+    (done, false)
+}
+
+/// Queues `jobs` jobs on `queue` with PUSHB from a few connections.
+async fn fill(url: &str, queue: &str, jobs: usize) {
+    let batches = jobs.div_ceil(BATCH);
+    let tasks: Vec<_> = (0..FILLERS)
+        .map(|filler| {
+            let (url, queue) = (url.to_owned(), queue.to_owned());
+            tokio::spawn(async move {
+                let mut client = Client::connect(&url).await;
+                let (mut payload, mut out) = (Vec::new(), Vec::new());
+                for batch in (filler..batches).step_by(FILLERS) {
+                    out.clear();
+                    raw::push_batch(&queue, &format!("{queue}-f{batch}"), BATCH, &mut out);
+                    client.write(&out).await;
+                    client.reply(&mut payload).await;
+                    assert_eq!(payload, b"{}", "PUSHB refused jobs");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("filler task");
+    }
+}
+
+async fn remove_queue(url: &str, queue: &str) {
+    let mut client = Client::connect(url).await;
+    client
+        .write(format!("QUEUE REMOVE {queue}\r\n").as_bytes())
+        .await;
+    client.reply(&mut Vec::new()).await;
+}
+
+async fn info(url: &str) -> serde_json::Value {
+    let mut client = Client::connect(url).await;
+    client.write(b"INFO\r\n").await;
+    let mut payload = Vec::new();
+    client.reply(&mut payload).await;
+    serde_json::from_slice(&payload).expect("INFO JSON")
+}
+
+async fn version(url: &str) -> String {
+    let info = info(url).await;
+    format!(
+        "{} {}",
+        info["server"]["description"].as_str().unwrap_or("?"),
+        info["server"]["faktory_version"].as_str().unwrap_or("?")
+    )
+}
+
+/// Warns if a queue of this run is still on the real server.
+async fn check_nothing_left(url: &str, run: &str) {
+    let info = info(url).await;
+    let prefix = format!("calibrate-{run}-");
+    let left: Vec<_> = info["faktory"]["queues"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, size)| name.starts_with(&prefix) && size.as_u64() != Some(0))
+        .collect();
+    if left.is_empty() {
+        println!("left behind on {url}: nothing");
+    } else {
+        println!("left behind on {url}: {left:?}");
+    }
+}

@@ -1,0 +1,137 @@
+//! [`CostModel`]: how long a real Faktory takes to serve each command, so the test server can
+//! answer at Faktory's pace instead of at memory speed.
+//!
+//! The model has three parts, each seen in measurements of Faktory 1.10.0 (see
+//! `docs/test-server-model.md`):
+//! - **One connection is served serially.** Faktory handles a connection's commands one after
+//!   another, each waiting on its Redis round trips, so pipelining saves network round trips
+//!   but not service time.
+//! - **Turnaround.** A command that arrives after the connection sat waiting for its client
+//!   costs [`CostModel::turnaround`] more (waking the connection's goroutine, the read and
+//!   write system calls); pipelined commands already in the buffer do not. This is why depth 16
+//!   beats depth 1 by ~1.7x.
+//! - **Processor sharing.** Redis and Faktory share two cores among all connections: a command
+//!   that starts while `others` other connections are in service takes
+//!   `base * (1 + others / sharing) * (1 + others / crowding)`: total throughput grows with
+//!   connections, levels off near `sharing / base`, and sinks again with hundreds of
+//!   connections (Faktory 1.10.0 does ~25% less with 200 connections than with 50).
+//!
+//! How the server applies the model over time is `pacer.rs`.
+
+use std::time::Duration;
+
+/// Service times of a Faktory server, used by a test server started with
+/// [`ServerConfig::cost`](crate::ServerConfig::cost). Every duration is what one command costs
+/// when it is the only one in service; see the module docs for how load stretches them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostModel {
+    /// `FETCH` (served from a non-empty queue; a FETCH that blocks is then answered when a job
+    /// arrives or after the fetch timeout, as without a model).
+    pub fetch: Duration,
+    /// `ACK`.
+    pub ack: Duration,
+    /// `FAIL`.
+    pub fail: Duration,
+    /// `PUSH` of one job.
+    pub push: Duration,
+    /// `PUSHB`, per command (added to `push_batch_job` per job in the batch).
+    pub push_batch: Duration,
+    /// `PUSHB`, per job in the batch.
+    pub push_batch_job: Duration,
+    /// `BEAT`.
+    pub beat: Duration,
+    /// `INFO`.
+    pub info: Duration,
+    /// Any other command (`QUEUE`, `FLUSH`, unknown verbs).
+    pub other: Duration,
+    /// Added to the first command read after the connection waited for its client.
+    pub turnaround: Duration,
+    /// How many connections the server serves at full speed at once (dimensionless, > 0): a
+    /// command starting while `others` other connections are in service costs
+    /// `base * (1 + others / sharing) * (1 + others / crowding)`.
+    pub sharing: f64,
+    /// Connections in service (dimensionless, > 0) at which contention doubles service times
+    /// once more; `f64::INFINITY` for plain processor sharing.
+    pub crowding: f64,
+}
+
+impl CostModel {
+    /// Faktory 1.10.0 with Redis 7 on a 2-core VM, calibrated with
+    /// `cargo run --release -p faktory-test-server --example calibrate` (results in
+    /// `docs/test-server-model.md`). `FAIL`, `BEAT`, `INFO` and `other` were not measured:
+    /// they are estimates from the Redis work each does.
+    pub fn faktory_1_10() -> CostModel {
+        CostModel {
+            fetch: Duration::from_micros(75),
+            ack: Duration::from_micros(55),
+            fail: Duration::from_micros(80),
+            push: Duration::from_micros(20),
+            push_batch: Duration::from_micros(100),
+            push_batch_job: Duration::from_micros(15),
+            beat: Duration::from_micros(20),
+            info: Duration::from_micros(200),
+            other: Duration::from_micros(20),
+            turnaround: Duration::from_micros(25),
+            sharing: 1.25,
+            crowding: 385.0,
+        }
+    }
+
+    /// Service time of `work` starting while `others` other connections are in service.
+    pub(crate) fn service_time(&self, work: Work, others: usize) -> Duration {
+        let base = match work {
+            Work::Fetch => self.fetch,
+            Work::Ack => self.ack,
+            Work::Fail => self.fail,
+            Work::Push => self.push,
+            Work::PushBatch { jobs } => {
+                self.push_batch + self.push_batch_job * u32::try_from(jobs).unwrap_or(u32::MAX)
+            }
+            Work::Beat => self.beat,
+            Work::Info => self.info,
+            Work::Other => self.other,
+        };
+        let others = others as f64;
+        let sharing = 1.0 + others / self.sharing.max(f64::MIN_POSITIVE);
+        let crowding = 1.0 + others / self.crowding.max(f64::MIN_POSITIVE);
+        base.mul_f64(sharing * crowding)
+    }
+}
+
+/// What a command cost the server, as far as the model can tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Work {
+    Fetch,
+    Ack,
+    Fail,
+    Push,
+    PushBatch { jobs: usize },
+    Beat,
+    Info,
+    Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cost_per_command_and_per_job() {
+        let model = CostModel::faktory_1_10();
+        assert_eq!(
+            model.service_time(Work::PushBatch { jobs: 100 }, 0),
+            model.push_batch + model.push_batch_job * 100
+        );
+    }
+
+    #[test]
+    fn load_stretches_service_time() {
+        let model = CostModel {
+            sharing: 2.0,
+            crowding: f64::INFINITY,
+            ..CostModel::faktory_1_10()
+        };
+        assert_eq!(model.service_time(Work::Fetch, 0), model.fetch);
+        assert_eq!(model.service_time(Work::Fetch, 4), model.fetch * 3);
+    }
+}
