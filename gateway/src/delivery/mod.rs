@@ -222,6 +222,9 @@ impl Delivery {
             tls_ca: config.faktory_tls_ca.clone(),
             connect_timeout: config.faktory_timeout(),
             io_timeout: config.faktory_timeout(),
+            // Fetch and settle pipelines are answered one reply at a time;
+            // reading them in a few gulps saves a wakeup and a read per job.
+            pace_reads: true,
             ..ConnectOptions::default()
         };
         let shared = Shared::new(

@@ -25,6 +25,13 @@ use super::hello;
 /// read: small, because every buffered batch is already counted in the window.
 pub(crate) const OUTBOUND_BUFFER: usize = 8;
 
+/// Shortest time between two collections of assigned jobs while jobs keep
+/// coming. Real Faktory answers pipelined FETCHes one at a time, so fetched
+/// jobs arrive one by one; sending each in its own message costs an HTTP/2
+/// frame and a write per job. A session that sent nothing for this long
+/// collects at once, so an idle gateway adds no delay.
+pub(crate) const DELIVERY_LINGER: Duration = Duration::from_millis(2);
+
 /// The sender half of a `Work` response stream.
 pub(crate) type Outbound = mpsc::Sender<Result<GatewayMessage, Status>>;
 
@@ -206,6 +213,9 @@ impl Session {
         let stop = self.shared.sessions_stop.clone();
         let mut last_seen = Instant::now();
         let (tx, wake) = (self.tx.clone(), self.wake.clone());
+        // When jobs were last collected, and whether a wake came since.
+        let mut collected = Instant::now() - DELIVERY_LINGER;
+        let mut collect_due = false;
         let end = loop {
             let has_output =
                 !self.control.is_empty() || !self.batches.is_empty() || self.drain.is_some();
@@ -230,7 +240,19 @@ impl Session {
                     Ok(permit) => permit.send(Ok(self.next_message())),
                     Err(_) => break End::Closed,
                 },
-                () = wake.notified() => self.collect(),
+                () = wake.notified() => {
+                    if collected.elapsed() >= DELIVERY_LINGER {
+                        self.collect();
+                        collected = Instant::now();
+                    } else {
+                        collect_due = true;
+                    }
+                }
+                () = sleep_until(collected + DELIVERY_LINGER), if collect_due => {
+                    collect_due = false;
+                    self.collect();
+                    collected = Instant::now();
+                }
                 _ = ping.tick() => {
                     let ping_id = self.next_ping;
                     self.next_ping += 1;

@@ -51,7 +51,15 @@ pub struct ConnectOptions {
     pub fetch_block: Duration,
     /// Largest single reply accepted.
     pub max_reply: usize,
+    /// Pace the reading of pipelined replies: after writing a batch of `n` commands, wait about
+    /// as long as Faktory took for `n - 1` replies last time (at most 20 ms) before
+    /// reading. Faktory answers one connection's commands one after another, so without this
+    /// every reply arrives, and wakes the reader, on its own.
+    pub pace_reads: bool,
 }
+
+/// Longest wait before reading the replies of a paced batch.
+pub(crate) const MAX_READ_PACE: Duration = Duration::from_millis(20);
 
 impl Default for ConnectOptions {
     fn default() -> Self {
@@ -61,6 +69,7 @@ impl Default for ConnectOptions {
             io_timeout: Duration::from_secs(30),
             fetch_block: Duration::from_secs(2),
             max_reply: DEFAULT_MAX_REPLY,
+            pace_reads: false,
         }
     }
 }
@@ -98,6 +107,9 @@ pub struct Connection {
     parser: ReplyParser,
     io_timeout: Duration,
     fetch_block: Duration,
+    pace_reads: bool,
+    /// Time per reply of the last paced exchange, at most [`MAX_READ_PACE`].
+    reply_interval: Duration,
     /// Set while an exchange is in progress and left set if it does not finish cleanly.
     broken: bool,
     endpoint: String,
@@ -148,6 +160,8 @@ impl Connection {
                 parser: ReplyParser::new(options.max_reply),
                 io_timeout: options.io_timeout,
                 fetch_block: options.fetch_block,
+                pace_reads: options.pace_reads,
+                reply_interval: Duration::ZERO,
                 broken: true,
                 endpoint: url.to_string(),
             };
@@ -454,14 +468,27 @@ impl Connection {
             return Ok(());
         }
         self.broken = true;
+        let paced = self.pace_reads && count > 1;
+        let pace = self
+            .reply_interval
+            .saturating_mul(u32::try_from(count - 1).unwrap_or(u32::MAX))
+            .min(MAX_READ_PACE);
+        let started = tokio::time::Instant::now();
         let result = with_deadline(command, limit, async {
             self.send().await?;
+            if paced && !pace.is_zero() {
+                tokio::time::sleep(pace).await;
+            }
             for _ in 0..count {
                 on_reply(self.read_reply().await?);
             }
             Ok(())
         })
         .await;
+        if paced {
+            let per_reply = started.elapsed() / u32::try_from(count).unwrap_or(u32::MAX);
+            self.reply_interval = per_reply.min(MAX_READ_PACE);
+        }
         match result {
             Ok(()) => self.broken = false,
             Err(ref e) => {
