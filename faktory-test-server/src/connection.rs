@@ -191,6 +191,9 @@ where
             sleep_until(wake, close).await?;
         }
         flush(stream, &mut out).await?;
+        if let Some(pacer) = pacer.as_mut() {
+            pacer.replied();
+        }
         let (read, waited) = read_input(stream, input, pacer.as_mut(), close).await?;
         if let Some(pacer) = pacer.as_mut() {
             pacer.read(waited);

@@ -13,8 +13,9 @@
 //! - **Processor sharing.** Redis and Faktory share two cores among all connections: a command
 //!   that starts while `others` other connections are in service takes
 //!   `base * (1 + others / sharing) * (1 + others / crowding)`: total throughput grows with
-//!   connections, levels off near `sharing / base`, and sinks again with hundreds of
-//!   connections (Faktory 1.10.0 does ~25% less with 200 connections than with 50).
+//!   connections, levels off near `sharing / base`, and sinks a little with hundreds of
+//!   connections (Faktory 1.10.0 did 0.7-1.2x, on average ~0.9x, with 200 connections of what
+//!   it did with 50).
 //!
 //! How the server applies the model over time is `pacer.rs`.
 
@@ -62,18 +63,18 @@ impl CostModel {
     /// they are estimates from the Redis work each does.
     pub fn faktory_1_10() -> CostModel {
         CostModel {
-            fetch: Duration::from_micros(75),
-            ack: Duration::from_micros(55),
+            fetch: Duration::from_micros(80),
+            ack: Duration::from_micros(60),
             fail: Duration::from_micros(80),
-            push: Duration::from_micros(20),
+            push: Duration::from_micros(25),
             push_batch: Duration::from_micros(100),
-            push_batch_job: Duration::from_micros(15),
+            push_batch_job: Duration::from_micros(22),
             beat: Duration::from_micros(20),
             info: Duration::from_micros(200),
             other: Duration::from_micros(20),
-            turnaround: Duration::from_micros(25),
-            sharing: 1.25,
-            crowding: 385.0,
+            turnaround: Duration::from_micros(30),
+            sharing: 1.45,
+            crowding: 1000.0,
         }
     }
 

@@ -1,13 +1,18 @@
 //! A Faktory protocol test server: an in-process stand-in for real Faktory 1.10 in tests and
 //! benchmarks, faithful to what a client can observe (replies, error texts, job encoding,
 //! retry/backoff/dead rules, reservation expiry, worker heartbeats, FETCH blocking), with a
-//! virtual clock so time-dependent behaviour can be tested in milliseconds.
+//! virtual clock so time-dependent behaviour can be tested in milliseconds. With a
+//! [`CostModel`] ([`ServerConfig::cost`]) it also answers at a real Faktory's pace; without
+//! one (the default for tests) it answers as fast as memory allows.
 //!
 //! # Layout
 //! - `config.rs`: [`ServerConfig`], [`TlsIdentity`].
+//! - `cost.rs`: [`CostModel`]: Faktory's service times, turnaround and processor sharing.
+//! - `pacer.rs`: one connection's service timeline under a cost model.
 //! - `server.rs`: [`TestServer`]: binding, accept loop, periodic ticker, stop/restart listener.
 //! - `handle.rs`: [`ServerHandle`]: inspection and control for tests (`advance_clock`, quiet...).
-//! - `connection.rs`: one task per connection: handshake, read/execute/write loop, FETCH waits.
+//! - `connection.rs`: one task per connection: handshake, read/execute/write loop (paced when
+//!   a cost model is set), FETCH waits.
 //! - `auth.rs`: `HI` greeting, `HELLO` parsing, password hash.
 //! - `command.rs`: parsing a command line.
 //! - `execute.rs`: what each command does and replies.
@@ -51,8 +56,11 @@
 //! - Command lines longer than [`ServerConfig::max_line`] are refused and the connection closed.
 //! - Inputs that crash a real Faktory connection (`ACK` with no argument, `QUEUE PAUSE` with no
 //!   queue) get an `-ERR` instead.
-//! - It is much faster than Faktory (no Redis round trips): benchmarks against it measure the
-//!   client, not the server.
+//! - Without a cost model it is 10-100x faster than Faktory (no Redis round trips): benchmarks
+//!   against it measure the client, not the server. With [`CostModel::faktory_1_10`] (the
+//!   binary's default) throughput tracks a real Faktory 1.10.0 within the bounds in
+//!   `docs/test-server-model.md`; single replies may leave up to 1 ms early (tokio's timer
+//!   granularity), and latency spikes, GC pauses and Redis persistence are not modelled.
 
 mod auth;
 mod clock;

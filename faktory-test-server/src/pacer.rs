@@ -8,7 +8,8 @@
 //! Tokio's timers tick once a millisecond, far coarser than a 200 µs FETCH, so the pacer never
 //! sleeps for less than [`TIMER_SLACK`]: a reply due within it goes out at once and the
 //! timeline, not the wall clock, carries the debt. Replies may leave up to the slack early,
-//! but over any longer span the rate is the model's. One timer per wait, no spinning: the model
+//! or a timer tick late; a late reply's lateness is given back to the next command, so over
+//! any longer span the rate is the model's. One timer per wait, no spinning: the model
 //! costs little CPU.
 //!
 //! The server-wide count of connections in service (for processor sharing) counts a connection
@@ -23,6 +24,8 @@ use crate::cost::{CostModel, Work};
 
 /// The pacer does not sleep for a deadline closer than this (see the module docs).
 const TIMER_SLACK: Duration = Duration::from_millis(1);
+/// Lateness beyond this is the client's own pace, not a coarse timer's.
+const MAX_LATE: Duration = Duration::from_millis(2);
 
 /// One connection's service timeline.
 #[derive(Debug)]
@@ -40,6 +43,8 @@ pub(crate) struct Pacer<'a> {
     arrived: Instant,
     /// The connection waited for its client since the last command started.
     waited: bool,
+    /// How late the last replies went out (a timer fired after they were due).
+    late: Duration,
 }
 
 impl<'a> Pacer<'a> {
@@ -53,14 +58,25 @@ impl<'a> Pacer<'a> {
             start: now,
             arrived: now,
             waited: false,
+            late: Duration::ZERO,
         }
     }
 
     /// More input arrived; if the read had to wait for the client, the next command pays the
     /// turnaround.
     pub(crate) fn read(&mut self, waited: bool) {
-        self.arrived = Instant::now();
+        // A client answering a late reply is late by as much; the timeline is not.
+        let now = Instant::now();
+        self.arrived = now
+            .checked_sub(std::mem::take(&mut self.late))
+            .unwrap_or(now);
         self.waited |= waited;
+    }
+
+    /// Every reply so far was written: note how late the last one was.
+    pub(crate) fn replied(&mut self) {
+        let late = Instant::now().saturating_duration_since(self.busy_until);
+        self.late = late.min(MAX_LATE);
     }
 
     /// Schedules the next command. Returns when to wake before executing it (the previous
