@@ -5,6 +5,7 @@
 //! (never `FLUSH`: others use the server).
 
 use faktory_gateway::faktory::{Connection, Reply};
+use faktory_gateway::job::from_faktory_json;
 use serde_json::Value;
 
 use crate::Error;
@@ -122,21 +123,16 @@ async fn drain_queue(connection: &mut Connection, queue: &str) -> Result<u64, Er
             .fetch(&queues, queued.min(CLEANUP_BATCH) as usize)
             .await
             .map_err(|e| Error::Protocol(format!("FETCH {queue}: {e}")))?;
-        let jids: Vec<String> = jobs.iter().filter_map(|job| jid_of(job)).collect();
+        let jids: Vec<String> = jobs
+            .into_iter()
+            .filter_map(|job| from_faktory_json(job).ok().map(|job| job.jid().to_owned()))
+            .collect();
         connection
             .ack_many(&jids)
             .await
             .map_err(|e| Error::Protocol(format!("ACK: {e}")))?;
         drained += jids.len() as u64;
     }
-}
-
-fn jid_of(job: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Jid {
-        jid: String,
-    }
-    serde_json::from_slice::<Jid>(job).ok().map(|job| job.jid)
 }
 
 #[cfg(test)]

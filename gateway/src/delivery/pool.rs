@@ -60,7 +60,6 @@ pub(crate) struct Pool {
     role: &'static str,
     min: usize,
     max: usize,
-    idle_timeout: Duration,
     running: AtomicUsize,
     idle: AtomicUsize,
     tracker: TaskTracker,
@@ -98,7 +97,6 @@ impl Pool {
             role: spec.role,
             min: spec.min.clamp(1, max),
             max,
-            idle_timeout: IDLE_TIMEOUT,
             running: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             tracker,
@@ -147,7 +145,7 @@ impl Pool {
         self.show_size();
         let member = Member {
             pool: self.clone(),
-            idle_until: Some(Instant::now() + self.idle_timeout),
+            idle_until: Some(Instant::now() + IDLE_TIMEOUT),
             counted: true,
         };
         self.tracker.spawn((self.spawn)(member));
@@ -165,11 +163,6 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    /// The pool's role, for logs.
-    pub(crate) fn role(&self) -> &'static str {
-        self.pool.role
-    }
-
     /// Fires when the pool stops.
     pub(crate) fn stop(&self) -> &CancellationToken {
         &self.pool.stop
@@ -221,7 +214,7 @@ impl Member {
                         return Next::Retire;
                     }
                     // At the minimum: stay, idle afresh.
-                    self.idle_until = Some(Instant::now() + pool.idle_timeout);
+                    self.idle_until = Some(Instant::now() + IDLE_TIMEOUT);
                 }
             }
         }
@@ -231,7 +224,7 @@ impl Member {
         match (self.idle_until.is_some(), idle) {
             (false, true) => {
                 self.pool.idle.fetch_add(1, Ordering::Relaxed);
-                self.idle_until = Some(Instant::now() + self.pool.idle_timeout);
+                self.idle_until = Some(Instant::now() + IDLE_TIMEOUT);
             }
             (true, false) => {
                 self.pool.idle.fetch_sub(1, Ordering::Relaxed);

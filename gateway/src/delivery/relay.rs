@@ -53,7 +53,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut member: Member) {
                 if stop.is_cancelled() {
                     break;
                 }
-                warn!(error = %e, role = member.role(), "relay connection failed; retrying");
+                warn!(error = %e, "relay connection failed; retrying");
                 link.failed(&e, &stop).await;
                 continue;
             }

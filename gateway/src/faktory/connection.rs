@@ -469,14 +469,17 @@ impl Connection {
         }
         self.broken = true;
         let paced = self.pace_reads && count > 1;
-        let pace = self
-            .reply_interval
-            .saturating_mul(u32::try_from(count - 1).unwrap_or(u32::MAX))
-            .min(MAX_READ_PACE);
+        let pace = if paced {
+            self.reply_interval
+                .saturating_mul(u32::try_from(count - 1).unwrap_or(u32::MAX))
+                .min(MAX_READ_PACE)
+        } else {
+            Duration::ZERO
+        };
         let started = tokio::time::Instant::now();
         let result = with_deadline(command, limit, async {
             self.send().await?;
-            if paced && !pace.is_zero() {
+            if !pace.is_zero() {
                 tokio::time::sleep(pace).await;
             }
             for _ in 0..count {
