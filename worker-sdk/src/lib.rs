@@ -14,7 +14,10 @@
 //!
 //! The worker survives real networks: heartbeats on the stream, a quiet stream
 //! is torn down, reconnects back off exponentially with jitter, and results
-//! not confirmed by the gateway are sent again on the next stream.
+//! not confirmed by the gateway (it confirms each once Faktory has it) are
+//! sent again on the next stream. Jobs the worker holds when a stream breaks
+//! stay with it: the next stream's hello lists them, and it runs and settles
+//! them there.
 //!
 //! # Example
 //! ```no_run
@@ -64,7 +67,7 @@
 //! - [`Error`]: build and fatal errors (`error.rs`).
 //! - Internal: `session.rs` (one stream: deliveries, results, heartbeats,
 //!   drain), `state.rs` (what outlives a stream: running handlers,
-//!   unconfirmed results), `flow.rs` (adaptive window), `results.rs` (result
+//!   buffered jobs, unconfirmed results), `flow.rs` (adaptive window), `results.rs` (result
 //!   batching and confirmation), `handler.rs` (async/blocking handlers, panic
 //!   capture), `connect.rs` (endpoint, handshake), `backoff.rs`,
 //!   `settings.rs` (defaults and environment variables).

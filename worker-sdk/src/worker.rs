@@ -179,6 +179,7 @@ fn hello(state: &mut WorkerState, handlers: &Handlers) -> v1::Hello {
         jobtypes,
         window,
         max_message_bytes: settings.max_message_bytes,
+        holding: state.holding(),
     }
 }
 
