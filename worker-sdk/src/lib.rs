@@ -14,7 +14,10 @@
 //!
 //! The worker survives real networks: heartbeats on the stream, a quiet stream
 //! is torn down, reconnects back off exponentially with jitter, and results
-//! not confirmed by the gateway are sent again on the next stream.
+//! not confirmed by the gateway are sent again on the next stream. Given
+//! several gateways ([`WorkerBuilder::gateways`], a comma-separated
+//! `GATEWAY_URL`, or a host name with several addresses) it spreads over them
+//! and fails over from one to the next.
 //!
 //! # Example
 //! ```no_run
@@ -58,6 +61,7 @@
 //! # Layout
 //! - [`builder`](WorkerBuilder): options and handler registration (`builder.rs`).
 //! - [`Worker`] and [`StopReason`]: the reconnect loop (`worker.rs`).
+//!   Several gateways: [`WorkerBuilder::gateways`].
 //! - [`Job`]: what a handler receives (`job.rs`).
 //! - [`JobError`]: how failures and panics are reported (`failure.rs`).
 //! - [`StatsHandle`] / [`Stats`]: counters (`stats.rs`).
@@ -66,7 +70,9 @@
 //!   drain), `state.rs` (what outlives a stream: running handlers,
 //!   unconfirmed results), `flow.rs` (adaptive window), `results.rs` (result
 //!   batching and confirmation), `handler.rs` (async/blocking handlers, panic
-//!   capture), `connect.rs` (endpoint, handshake), `backoff.rs`,
+//!   capture), `gateways.rs` (which gateway next: several URLs, host names
+//!   resolved to each address, spread by worker id, fail-over, stickiness),
+//!   `connect.rs` (endpoint for one gateway, handshake), `backoff.rs`,
 //!   `settings.rs` (defaults and environment variables).
 
 mod backoff;
@@ -75,6 +81,7 @@ mod connect;
 mod error;
 mod failure;
 mod flow;
+mod gateways;
 mod handler;
 mod job;
 mod results;
