@@ -33,8 +33,8 @@ const DEFAULT_GATEWAY_MAX_BYTES: usize = 4 << 20;
 pub(crate) enum SessionEnd {
     /// Broken, closed by the gateway or gone quiet: reconnect.
     Lost(String),
-    /// The gateway asked for a drain and the worker completed it: reconnect
-    /// (to the restarted gateway) after a pause.
+    /// The gateway asked for a drain and the worker completed it: reconnect,
+    /// to the next gateway if there are several (`gateways.rs`).
     Drained,
     /// Shutdown completed: every job finished and every result is confirmed.
     Finished,
