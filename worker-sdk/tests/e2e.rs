@@ -203,8 +203,9 @@ async fn a_gateway_restart_mid_run_costs_a_pause_not_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_costs_a_pause_not_jobs() {
-    // With a redelivery grace, the gateway keeps the cut worker's jobs for it.
-    let stack = Stack::start(&["--redelivery-grace-ms", "10000"]).await;
+    // The gateway keeps the cut worker's jobs for its reconnect (the
+    // reconnect grace), and the worker lists what it holds in its hello.
+    let stack = Stack::start(&[]).await;
     let link = LinkEmulator::start(stack.gateway.addr(), Duration::from_millis(1))
         .await
         .unwrap();
@@ -218,7 +219,14 @@ async fn a_cut_connection_costs_a_pause_not_jobs() {
     );
     eventually("some progress", || runs.distinct() >= 300).await;
     link.cut_all();
+    let stats = running.0.clone();
     all_ran_once_after_reconnecting(&stack.faktory.handle(), &runs, &jids, running).await;
+    let s = stats.snapshot();
+    assert_eq!(
+        s.delivered,
+        jids.len() as u64,
+        "no job the worker held was delivered again: {s:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

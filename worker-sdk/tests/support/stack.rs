@@ -110,10 +110,20 @@ impl Gateway {
         }
     }
 
-    /// Starts it again on the same port.
+    /// Starts it again on the same port (after a kill, once the old
+    /// runtime has let go of it).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let listener = std::net::TcpListener::bind(self.addr).expect("rebind the gateway port");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match std::net::TcpListener::bind(self.addr) {
+                Ok(listener) => break listener,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("rebind the gateway port: {e}"),
+            }
+        };
         self.serve(listener);
     }
 }
