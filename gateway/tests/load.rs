@@ -256,7 +256,7 @@ async fn many_streams_and_producers() {
 /// Jobs arrive more slowly than the workers' total window (workers that ack
 /// at once), so most sessions have the same open window at every pick; the
 /// dispatcher must spread the jobs (ties go to the least recently assigned
-/// session, `gateway/src/delivery/dispatcher.rs`, `fn pick`). With ties to
+/// session, `gateway/src/delivery/dispatcher/assign.rs`, `fn pick`). With ties to
 /// the lowest session id, about half the 200 streams got no job at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_stream_starves() {

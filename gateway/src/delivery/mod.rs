@@ -4,8 +4,12 @@
 //! opens a session task per `Work` stream, and runs the drain on shutdown.
 //!
 //! # Layout
-//! - `dispatcher`: the shared state and its rules (routing, windows, fetch
-//!   demand, waiting-time limits, settlements queue).
+//! - `dispatcher/`: the shared state and its rules; `mod.rs` holds the state
+//!   and the rules in one list, the other files one concern each: `sessions`
+//!   (registry, windows, hello take-over, drain), `results` (worker acks,
+//!   fails, releases), `fetching` (fetch demand), `assign` (jobs to
+//!   sessions), `waiting` (grace periods), `settling` (the settlement queue
+//!   and Faktory's answers), `tests`.
 //! - `session`: one worker's `Work` stream.
 //! - `fetcher`: the fetch engine (up to `FETCH_CONCURRENCY` connections).
 //! - `relay`: ACK/FAIL/release batches on their own connections (up to
