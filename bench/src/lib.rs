@@ -21,7 +21,7 @@
 //! - [`progress`]: progress lines on stderr.
 //! - [`link`]: the emulated link (delay proxy, or none at RTT 0).
 //! - [`report`]: result rows, text table and JSON.
-//! - [`targets`]: the targets evaluated against a run.
+//! - [`targets`]: the project's performance targets evaluated against a run.
 //! - [`error`]: the library's [`Error`].
 //!
 //! # Example

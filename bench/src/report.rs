@@ -1,5 +1,5 @@
-//! Results of one benchmark run: the rows each part produces, the issue's
-//! targets evaluated against them, and their rendering as a text table and
+//! Results of one benchmark run: the rows each part produces, the
+//! project's performance targets evaluated against them, and their rendering as a text table and
 //! as JSON.
 
 use std::fmt::Write as _;
@@ -117,10 +117,10 @@ impl CpuCostRow {
     }
 }
 
-/// One of the issue's targets and where it stands.
+/// One of the project's performance targets and where it stands.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
-    /// The target, as the issue states it.
+    /// The target, in words.
     pub target: String,
     /// The measured value, formatted.
     pub measured: String,

@@ -8,7 +8,8 @@
 //!   the proto job for delivery, the effective reservation length, and the
 //!   untouched raw bytes (which keep fields the gateway does not know about).
 //! - [`release_copy_json`]: the raw job with `at` replaced, for releasing a
-//!   reserved job back to Faktory by pushing a copy (see DESIGN.md).
+//!   reserved job back to Faktory by pushing a copy (see docs/architecture.md,
+//!   "Why release is PUSH-copy + ACK").
 //! - [`generate_jid`]: a random 24-character job id.
 
 use std::collections::BTreeMap;

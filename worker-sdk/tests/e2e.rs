@@ -1,5 +1,5 @@
 //! End to end over real sockets: the Faktory test server, the gateway
-//! (`faktory_gateway::serve`) and this SDK: the done-when list, plus
+//! (`faktory_gateway::serve`) and this SDK: what the SDK promises, plus
 //! the session's edges (shutdown timeout, gateway drain, a silent link, slow
 //! handlers giving their buffer back), with faults injected through the
 //! gateway's own shutdown and the `link-emulator` between SDK and gateway.
