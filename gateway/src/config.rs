@@ -2,7 +2,7 @@
 //! environment-variable fallbacks. `faktory-gateway --help` lists each option
 //! with its variable and default.
 //!
-//! Names: the variables users already know from Faktory setups (`FAKTORY_URL`, `GATEWAY_LISTEN`,
+//! Names: the project's first, short variables (`FAKTORY_URL`, `GATEWAY_LISTEN`,
 //! `FETCH_CONCURRENCY`, `BATCH_MAX_SIZE`, `BATCH_MAX_DELAY_MS`,
 //! `BATCH_AUTO_ENABLED`) keep their names; every other option reads
 //! `GATEWAY_<FLAG_NAME>`. A bad value makes parsing fail with a message naming
