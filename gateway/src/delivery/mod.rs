@@ -333,8 +333,7 @@ impl Delivery {
             );
         }
         self.fetch_stop.cancel();
-        self.wait_until(drain_until, |d| !d.sessions_hold_jobs())
-            .await;
+        self.wait_until(drain_until, |d| !d.sessions_busy()).await;
         self.shared.sessions_stop.cancel();
         self.sessions.close();
         let _ = tokio::time::timeout(SESSION_STOP_TIMEOUT, self.sessions.wait()).await;

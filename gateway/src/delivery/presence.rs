@@ -145,7 +145,7 @@ mod tests {
         react(&shared, BeatState::Terminate);
         shared.sessions_stop.cancelled().await;
         let mut d = shared.dispatcher.lock();
-        assert!(!d.sessions_hold_jobs());
+        assert!(!d.sessions_busy());
         assert_eq!(d.take_settlements(10).len(), 1, "released");
     }
 }

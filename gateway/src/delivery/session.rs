@@ -594,7 +594,7 @@ mod tests {
         assert!(rx.recv().await.is_none());
         let d = shared.dispatcher.lock();
         assert_eq!(d.session_count(), 0);
-        assert!(!d.sessions_hold_jobs());
+        assert!(!d.sessions_busy());
     }
 
     #[tokio::test]

@@ -152,6 +152,8 @@ struct SessionSlot {
     /// Jids the worker listed in its hello that the gateway holds no lease
     /// of, until their results come: they count against the window.
     foreign: HashSet<String>,
+    /// Results from this worker on their way to Faktory, not yet answered.
+    awaiting: usize,
     /// Results Faktory answered, to be confirmed to the worker.
     settled: Vec<String>,
     refused: Vec<RejectedResult>,

@@ -44,6 +44,7 @@ impl Dispatcher {
         let lease = self.detach(&jid);
         if let Some(slot) = self.sessions.get_mut(&from) {
             slot.foreign.remove(&jid);
+            slot.awaiting += 1;
         }
         self.settles.push_back(Settle {
             jid,

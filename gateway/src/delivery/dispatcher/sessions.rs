@@ -25,6 +25,7 @@ impl Dispatcher {
                 window,
                 unfinished,
                 foreign,
+                awaiting: 0,
                 settled: Vec::new(),
                 refused: Vec::new(),
                 outbox: Vec::new(),
@@ -183,11 +184,18 @@ impl Dispatcher {
         }
     }
 
-    /// Whether any session still holds unfinished jobs (its own or foreign).
-    pub(crate) fn sessions_hold_jobs(&self) -> bool {
-        self.sessions
-            .values()
-            .any(|s| !s.unfinished.is_empty() || !s.foreign.is_empty())
+    /// Whether any session still holds unfinished jobs (its own or
+    /// foreign), or results its worker is owed a confirmation of: a drain
+    /// waits for both, so that a worker learns that its last results are in
+    /// Faktory before its stream ends.
+    pub(crate) fn sessions_busy(&self) -> bool {
+        self.sessions.values().any(|s| {
+            !s.unfinished.is_empty()
+                || !s.foreign.is_empty()
+                || s.awaiting > 0
+                || !s.settled.is_empty()
+                || !s.refused.is_empty()
+        })
     }
 
     /// Jobs fetched and not at any worker: waiting for a session, or assigned

@@ -40,6 +40,7 @@ impl Dispatcher {
             let Some(slot) = answer.reply_to.and_then(|s| self.sessions.get_mut(&s)) else {
                 continue;
             };
+            slot.awaiting = slot.awaiting.saturating_sub(1);
             match answer.refused {
                 None => slot.settled.push(answer.jid),
                 Some(words) => slot.refused.push(reject(answer.jid, &words)),

@@ -283,6 +283,7 @@ async fn results_are_confirmed_once_faktory_answered() {
     );
     let out = d.take_outgoing(s.id);
     assert!(out.settled.is_empty(), "nothing before Faktory answers");
+    assert!(d.sessions_busy(), "a drain waits for the answers");
     let settles = d.take_settlements(10);
     let routes: Vec<_> = settles
         .iter()
@@ -300,7 +301,9 @@ async fn results_are_confirmed_once_faktory_answered() {
     let mut answers = answered(settles);
     answers[2].refused = Some("NotFound Job not found".into());
     d.settled(answers);
+    assert!(d.sessions_busy(), "answers not yet taken by the session");
     let out = d.take_outgoing(s.id);
+    assert!(!d.sessions_busy());
     assert_eq!(out.settled, vec!["j1", "elsewhere"]);
     assert_eq!(out.refused.len(), 1);
     assert_eq!(out.refused[0].jid, "j2");
@@ -497,9 +500,9 @@ async fn drain_then_release_everything() {
     let out = d.take_outgoing(s.id);
     assert_eq!(out.drain, Some(drain));
     assert!(d.register(spec(&["q"], &[], 1)).is_none());
-    assert!(d.sessions_hold_jobs());
+    assert!(d.sessions_busy());
     d.release_everything();
-    assert!(!d.sessions_hold_jobs());
+    assert!(!d.sessions_busy());
     let settles = d.take_settlements(10);
     assert_eq!(settles.len(), 1);
     d.requeue(settles);
