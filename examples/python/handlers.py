@@ -28,8 +28,16 @@ def handle_fail(job_args: list, work_seconds: float) -> int:
 HANDLERS = {"add": handle_add, "fail": handle_fail}
 
 
+class ReservationEnded(Exception):
+    """The job's Faktory reservation ended before a thread was free for it (say, while the
+    worker was disconnected): Faktory retries it, so running it here would run it twice."""
+
+
 def run_job(delivery, work_seconds: float):
     """Runs one delivered job on the calling thread; returns the handler's value or raises."""
+    deadline_ms = delivery.reservation_deadline_unix_ms
+    if deadline_ms and time.time() * 1000 >= deadline_ms:
+        raise ReservationEnded(delivery.job.jid)
     job = delivery.job
     handler = HANDLERS.get(job.jobtype)
     if handler is None:
