@@ -3,27 +3,41 @@
 
 It shows everything a worker in any language has to do on the ``Work`` stream:
 
-* send ``Hello`` (queues, job types, window) and read the ``Welcome`` (the window in force and
-  the heartbeat interval);
+* send ``Hello`` (queues, job types, window, and in ``holding`` every job it still holds from an
+  earlier stream) and read the ``Welcome`` (the window in force and the heartbeat interval);
 * run the jobs of each ``JobBatch`` on a thread pool; the gateway never has more unfinished jobs
   here than the window, and the worker checks that it keeps to it;
 * send results in batches: acks and fails collected for a few milliseconds go out as one
   ``Acks`` and one ``Fails`` message, each result reopening one slot of the window;
+* keep every result until the gateway answers it: ``Settled`` (Faktory has it) or
+  ``ResultRejected`` (it cannot be applied; logged, not sent again). A pong proves only that a
+  result arrived, not that Faktory has it;
 * answer the gateway's heartbeat pings with pongs and send its own pings at the interval the
   welcome asks for;
-* on ``Drain`` (or SIGTERM/SIGINT, or after ``--expect`` jobs): start nothing new, release the
-  jobs it has not started, finish the running ones, send the results, make sure the gateway has
-  them (a ping whose pong comes back after everything sent before it), close the stream;
-* reconnect with backoff when the stream is lost (the gateway redelivers that stream's
-  unfinished jobs, so results still owed on the old stream are simply dropped).
+* on ``Drain`` (or SIGTERM/SIGINT, or after ``--expect`` acks are settled): start nothing new,
+  release the jobs it has not started, finish the running ones, send their results, wait until
+  every result is settled or rejected (up to the drain's deadline, or ``--shutdown-grace`` on a
+  local stop), close the stream;
+* when the stream is lost, keep everything and reconnect with backoff: running jobs go on,
+  buffered jobs stay buffered and run later, and the next stream sends the unanswered results
+  first (to whichever gateway: any gateway forwards a result to Faktory by jid). Its hello lists
+  all of these jids in ``holding``, so the gateway that delivered them keeps them for this
+  worker during its reconnect grace instead of redelivering them. A buffered job whose Faktory
+  reservation ended meanwhile is not run (Faktory retries it). A local stop that finds the
+  stream lost still reconnects to deliver what it holds, until its deadline.
+
+What survives a stream lives in ``holdings.py`` beside this file; the job handlers in
+``handlers.py``.
 
 Job types: ``add`` adds ``a`` and ``b`` of its one argument ``{"a": 1, "b": 2}``; ``fail`` raises (Faktory applies the job's retry policy).
 
     python3 worker.py --gateway http://127.0.0.1:7421 --concurrency 8
     python3 worker.py --expect 1000 --timeout 60 --jids-out done.txt   # used by the checks
 
-Prints one JSON summary line at the end; exits 0 when it stopped as asked, 1 on timeout or when
-the gateway broke the window, 2 on a fatal stream error.
+Prints one JSON summary line at the end (``acked``: distinct jobs whose ack Faktory has;
+``resent``: results sent again on a later stream; ``unanswered``, ``held_jobs``: what was still
+held when it stopped); exits 0 when it stopped as asked, 1 on timeout or when the gateway broke
+the window, 2 on a fatal stream error.
 """
 
 from __future__ import annotations
@@ -46,6 +60,8 @@ from queue import Full, Queue
 import grpc
 
 import gateway_stubs
+from handlers import HANDLERS, ReservationEnded, run_job
+from holdings import Holdings, Result
 
 pb, pb_grpc = gateway_stubs.load()
 
@@ -60,39 +76,6 @@ def log(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Job handlers
-
-
-class UnknownJobtype(Exception):
-    """A delivered job's type has no handler here."""
-
-
-def handle_add(job_args: list, work_seconds: float) -> int:
-    """``add``: args ``[{"a": 1, "b": 2}]`` (the shape every example producer uses) or ``[1, 2]``."""
-    if work_seconds:
-        time.sleep(work_seconds)
-    if len(job_args) == 1 and isinstance(job_args[0], dict):
-        return job_args[0]["a"] + job_args[0]["b"]
-    return sum(job_args)
-
-
-def handle_fail(job_args: list, work_seconds: float) -> int:
-    raise RuntimeError(f"failing on purpose with args {job_args}")
-
-
-HANDLERS = {"add": handle_add, "fail": handle_fail}
-
-
-def run_job(delivery, work_seconds: float):
-    job = delivery.job
-    handler = HANDLERS.get(job.jobtype)
-    if handler is None:
-        raise UnknownJobtype(f"no handler for jobtype {job.jobtype!r}")
-    job_args = json.loads(job.args) if job.args else []
-    return handler(job_args, work_seconds)
-
-
-# ---------------------------------------------------------------------------------------------
 # State that outlives one stream
 
 
@@ -100,13 +83,17 @@ def run_job(delivery, work_seconds: float):
 class Totals:
     """Counters across all sessions; the summary printed at the end."""
 
-    done: set = field(default_factory=set)  # jids acked (unique)
-    failed: int = 0
+    acked: set = field(default_factory=set)  # jids whose ack Faktory has (settled), unique
+    failed: int = 0  # fails settled
+    settled: int = 0  # results the gateway answered with Settled
+    rejected: int = 0  # results the gateway answered with ResultRejected
+    resent: int = 0  # results sent again on a later stream
     released: int = 0
-    rejected: int = 0
+    releases_refused: int = 0  # releases of jobs the gateway did not deliver
+    expired: int = 0  # jobs not run: their reservation had ended before a thread was free
     deliveries: int = 0
     batches: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # deliveries of a job held here already
     window_violations: int = 0
     max_unfinished: int = 0
     sessions: int = 0
@@ -114,13 +101,72 @@ class Totals:
     last_rtt_ms: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def summary(self, outcome: str) -> dict:
-        return {"outcome": outcome, "acked": len(self.done), "failed": self.failed,
-                "released": self.released, "rejected": self.rejected,
-                "deliveries": self.deliveries, "batches": self.batches,
-                "duplicates": self.duplicates, "window_violations": self.window_violations,
+    def summary(self, outcome: str, holdings: Holdings) -> dict:
+        return {"outcome": outcome, "acked": len(self.acked), "failed": self.failed,
+                "settled": self.settled, "rejected": self.rejected, "resent": self.resent,
+                "released": self.released, "releases_refused": self.releases_refused,
+                "expired": self.expired, "unanswered": holdings.unanswered(),
+                "held_jobs": holdings.jobs_held(), "deliveries": self.deliveries,
+                "batches": self.batches, "duplicates": self.duplicates,
+                "window_violations": self.window_violations,
                 "max_unfinished": self.max_unfinished, "sessions": self.sessions,
                 "drains": self.drains, "last_rtt_ms": self.last_rtt_ms}
+
+
+class Worker:
+    """What consecutive streams share: the thread pool, the holdings, the counters, the stop."""
+
+    def __init__(self, args, stub, pool: ThreadPoolExecutor):
+        self.args = args
+        self.stub = stub
+        self.pool = pool
+        self.holdings = Holdings()
+        self.totals = Totals()
+        self.stop = threading.Event()  # set by a signal, --expect or --timeout: finish and exit
+        self._stop_deadline: float | None = None
+
+    def stop_deadline(self) -> float:
+        """Wall-clock time by which a requested stop gives up on what is still held."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.time() + self.args.shutdown_grace
+        return self._stop_deadline
+
+    def start_job(self, delivery) -> None:
+        jid = delivery.job.jid
+        future = self.pool.submit(run_job, delivery, self.args.work_ms / 1000)
+        self.holdings.started(jid, future)
+        future.add_done_callback(lambda f: self.on_job_done(jid, f))
+
+    def on_job_done(self, jid: str, future: Future) -> None:
+        """Runs on the job's thread: its result waits in the holdings, whatever stream is open."""
+        if future.cancelled():
+            return  # released, see Session.finish
+        error = future.exception()
+        if isinstance(error, ReservationEnded):
+            with self.totals.lock:
+                self.totals.expired += 1
+            self.holdings.finished(jid, None)
+            return
+        failure = None
+        if error is not None:
+            lines = traceback.format_exception(type(error), error, error.__traceback__)
+            failure = pb.JobFailure(jid=jid, errtype=type(error).__name__, message=str(error),
+                                    backtrace=lines[-10:])
+        self.holdings.finished(jid, Result(jid, failure))
+
+    def pause(self, seconds: float) -> None:
+        """Waits before reconnecting; cut short once a requested stop has nothing left to do."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            if not self.stop.is_set():
+                self.stop.wait(left)
+                continue
+            left = min(left, self.stop_deadline() - time.time())
+            if left <= 0:
+                return
+            with self.holdings.cond:
+                if self.holdings.cond.wait_for(self.holdings.idle, timeout=left):
+                    return
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,43 +174,45 @@ class Totals:
 
 
 class Session:
-    """One ``Work`` stream: its window, its unfinished jobs and the results it still owes."""
+    """One ``Work`` stream: its window, its heartbeats, and sending what the worker holds."""
 
-    def __init__(self, args, stub, pool: ThreadPoolExecutor, totals: Totals, stop: threading.Event):
-        self.args = args
-        self.stub = stub
-        self.pool = pool
-        self.totals = totals
-        self.stop_requested = stop  # set by a signal, --expect or --timeout: finish and exit
+    def __init__(self, worker: Worker):
+        self.worker = worker
+        self.args = worker.args
+        self.holdings = worker.holdings
+        self.totals = worker.totals
         self.outbox: Queue = Queue(maxsize=OUTBOX_CAPACITY)
-        self.cond = threading.Condition()
-        self.unfinished: dict[str, Future | None] = {}  # delivered, result not yet sent
-        self.acks: list[str] = []
-        self.fails: list = []
-        self.window = args.window
+        self.lock = threading.Lock()
+        self.window = self.args.window
         self.heartbeat_interval = 5.0
         self.finishing = False  # no new job starts; new deliveries are released
         self.closed = threading.Event()  # set once the request side is half-closed
         self.ended = threading.Event()  # set once the response side has ended
         self.outcome = "lost"
+        self.welcomed = False
+        self.stream = 0  # this stream's number in the holdings
         self.ping_ids = itertools.count(1)
         self.pings: dict[int, float] = {}
-        self.pongs: dict[int, threading.Event] = {}
         self.call = None
 
     # -- sending ------------------------------------------------------------------------------
 
-    def requests(self):
-        """The request stream: the hello, then whatever the other threads put in the outbox."""
-        hello = pb.Hello(
+    def hello(self):
+        stopping = self.worker.stop.is_set()
+        return pb.Hello(
             worker_id=self.args.worker_id,
             hostname=socket.gethostname(),
             labels=["python", "example"],
             queues=self.args.queues,
             jobtypes=self.args.jobtypes,
-            window=self.args.window,
+            # Stopping, the stream only delivers results: ask for as little as possible.
+            window=1 if stopping else self.args.window,
             max_message_bytes=gateway_stubs.MAX_MESSAGE_BYTES,
+            holding=self.holdings.holding(),
         )
+
+    def requests(self, hello):
+        """The request stream: the hello, then whatever the other threads put in the outbox."""
         yield pb.WorkerMessage(hello=hello)
         while True:
             message = self.outbox.get()
@@ -182,49 +230,55 @@ class Session:
                 continue
         return False
 
-    def ping(self) -> tuple[int, threading.Event]:
+    def ping(self) -> None:
         ping_id = next(self.ping_ids)
-        answered = threading.Event()
-        with self.cond:
+        with self.lock:
             self.pings[ping_id] = time.monotonic()
-            self.pongs[ping_id] = answered
         self.send(pb.WorkerMessage(heartbeat=pb.Heartbeat(ping_id=ping_id)))
-        return ping_id, answered
 
     # -- receiving ----------------------------------------------------------------------------
 
     def run(self) -> str:
         """Runs the stream until it ends; returns why: finished, drained, lost or fatal."""
-        self.call = self.stub.Work(self.requests(),
-                                   metadata=gateway_stubs.auth_metadata(self.args.token))
+        self.stream, again = self.holdings.new_stream()
+        hello = self.hello()
+        if again:
+            log(f"{again} results sent on the last stream were not answered; they go again")
+            with self.totals.lock:
+                self.totals.resent += again
+        self.call = self.worker.stub.Work(self.requests(hello),
+                                          metadata=gateway_stubs.auth_metadata(self.args.token))
         threads = [threading.Thread(target=self.flush_loop, daemon=True),
                    threading.Thread(target=self.heartbeat_loop, daemon=True),
                    threading.Thread(target=self.watch_stop, daemon=True)]
-        welcomed = False
         try:
             for message in self.call:
                 kind = message.WhichOneof("kind")
                 if kind == "welcome":
-                    self.on_welcome(message.welcome)
-                    welcomed = True
+                    self.on_welcome(message.welcome, len(hello.holding))
+                    self.welcomed = True
                     for thread in threads:
                         thread.start()
                 elif kind == "jobs":
                     self.on_jobs(message.jobs)
+                elif kind == "settled":
+                    self.on_settled(message.settled)
+                elif kind == "rejected":
+                    self.on_rejected(message.rejected)
                 elif kind == "heartbeat":
                     self.on_heartbeat(message.heartbeat)
                 elif kind == "drain":
                     self.on_drain(message.drain)
-                elif kind == "rejected":
-                    self.on_rejected(message.rejected)
         except grpc.RpcError as error:
             if not self.closed.is_set():
                 log(f"stream error: {error.code().name}: {error.details()}")
                 if error.code() in FATAL_CODES:
                     self.outcome = "fatal"
         finally:
+            # Nothing is dropped: running jobs go on, and every result not answered on this
+            # stream goes out again on the next one.
             self.ended.set()
-            self.abandon()
+            self.holdings.wake()
             try:
                 self.outbox.put_nowait(_CLOSE)  # unblocks the request generator
             except Full:
@@ -232,78 +286,70 @@ class Session:
             for thread in threads:
                 if thread.is_alive():
                     thread.join(timeout=2)
-        if not welcomed and self.outcome == "lost":
+        if not self.welcomed and self.outcome == "lost":
             log("stream ended before the welcome")
         return self.outcome
 
-    def on_welcome(self, welcome) -> None:
+    def on_welcome(self, welcome, holding: int) -> None:
         self.window = welcome.window or self.args.window
         if welcome.heartbeat_interval_ms:
             self.heartbeat_interval = welcome.heartbeat_interval_ms / 1000
         with self.totals.lock:
             self.totals.sessions += 1
         log(f"session {welcome.session_id}: window {self.window} (max {welcome.max_window}), "
-            f"heartbeat every {self.heartbeat_interval:.1f}s")
+            f"heartbeat every {self.heartbeat_interval:.1f}s, holding {holding} jobs")
 
     def on_jobs(self, batch) -> None:
         to_release: list[str] = []
         to_start = []
-        with self.cond:
-            for delivery in batch.deliveries:
-                jid = delivery.job.jid
-                if jid in self.unfinished:
-                    # Already running here: never run one job twice at once.
-                    with self.totals.lock:
-                        self.totals.duplicates += 1
-                    continue
-                self.unfinished[jid] = None
-                if self.finishing:
-                    to_release.append(jid)
-                else:
-                    to_start.append(delivery)
-            unfinished = len(self.unfinished)
+        duplicates = 0
+        for delivery in batch.deliveries:
+            if not self.holdings.accept(delivery.job.jid):
+                duplicates += 1
+            elif self.finishing:
+                to_release.append(delivery.job.jid)
+            else:
+                to_start.append(delivery)
+        unfinished = self.holdings.outstanding()
         with self.totals.lock:
             self.totals.batches += 1
             self.totals.deliveries += len(batch.deliveries)
+            self.totals.duplicates += duplicates
             self.totals.max_unfinished = max(self.totals.max_unfinished, unfinished)
             if unfinished > self.window:
                 self.totals.window_violations += 1
                 log(f"gateway broke the window: {unfinished} unfinished > window {self.window}")
         for delivery in to_start:
-            future = self.pool.submit(run_job, delivery, self.args.work_ms / 1000)
-            with self.cond:
-                self.unfinished[delivery.job.jid] = future
-            future.add_done_callback(lambda f, jid=delivery.job.jid: self.on_job_done(jid, f))
+            self.worker.start_job(delivery)
         if to_release:
             self.release(to_release)
 
-    def on_job_done(self, jid: str, future: Future) -> None:
-        if future.cancelled():
-            return  # released, see finish()
-        error = future.exception()
-        with self.cond:
-            if jid not in self.unfinished:
-                return
-            if error is None:
-                self.acks.append(jid)
+    def on_settled(self, settled) -> None:
+        results = [r for r in map(self.holdings.answered, settled.jids) if r is not None]
+        with self.totals.lock:
+            self.totals.settled += len(results)
+            self.totals.acked.update(r.jid for r in results if r.is_ack)
+            self.totals.failed += sum(1 for r in results if not r.is_ack)
+
+    def on_rejected(self, rejected) -> None:
+        for item in rejected.results:
+            if self.holdings.answered(item.jid) is None:
+                what, counter = "release", "releases_refused"
             else:
-                lines = traceback.format_exception(type(error), error, error.__traceback__)
-                self.fails.append(pb.JobFailure(jid=jid, errtype=type(error).__name__,
-                                                message=str(error), backtrace=lines[-10:]))
-            self.cond.notify_all()
+                what, counter = "result", "rejected"
+            with self.totals.lock:
+                setattr(self.totals, counter, getattr(self.totals, counter) + 1)
+            log(f"gateway rejected the {what} for {item.jid}: {item.reason}")
 
     def on_heartbeat(self, heartbeat) -> None:
         if heartbeat.ping_id:
             self.send(pb.WorkerMessage(heartbeat=pb.Heartbeat(pong_id=heartbeat.ping_id)))
         if heartbeat.pong_id:
-            with self.cond:
+            with self.lock:
                 sent = self.pings.pop(heartbeat.pong_id, None)
-                answered = self.pongs.pop(heartbeat.pong_id, None)
             if sent is not None:
                 with self.totals.lock:
                     self.totals.last_rtt_ms = round((time.monotonic() - sent) * 1000, 3)
-            if answered is not None:
-                answered.set()
 
     def on_drain(self, drain) -> None:
         log(f"drain: {drain.reason or 'no reason given'}")
@@ -312,49 +358,35 @@ class Session:
         deadline = drain.deadline_unix_ms / 1000 if drain.deadline_unix_ms else time.time() + 30
         threading.Thread(target=self.finish, args=("drained", deadline), daemon=True).start()
 
-    def on_rejected(self, rejected) -> None:
-        with self.totals.lock:
-            self.totals.rejected += len(rejected.results)
-        for result in rejected.results:
-            log(f"gateway rejected result for {result.jid}: {result.reason}")
-
     # -- background loops ---------------------------------------------------------------------
 
     def flush_loop(self) -> None:
-        """Sends results in batches: waits for the first, lingers briefly to collect more."""
+        """Sends results in batches: waits for the first, lingers briefly to collect more.
+        Results held from earlier streams are waiting already, so they go first."""
         linger = self.args.result_linger_ms / 1000
+        cond = self.holdings.cond
         while not self.ended.is_set():
-            with self.cond:
-                self.cond.wait_for(lambda: self.acks or self.fails or self.ended.is_set(), timeout=0.5)
-                pending = len(self.acks) + len(self.fails)
-            if not pending:
+            with cond:
+                cond.wait_for(lambda: self.holdings.unsent_count() or self.ended.is_set(),
+                              timeout=0.5)
+            pending = self.holdings.unsent_count()
+            if not pending or self.ended.is_set():
                 continue
             if pending < self.args.result_batch and linger:
                 time.sleep(linger)
             self.flush()
 
     def flush(self) -> None:
-        with self.cond:
-            acks, self.acks = self.acks[: self.args.result_batch], self.acks[self.args.result_batch:]
-            fails, self.fails = self.fails[: self.args.result_batch], self.fails[self.args.result_batch:]
-            for jid in acks:
-                self.unfinished.pop(jid, None)
-            for failure in fails:
-                self.unfinished.pop(failure.jid, None)
-            self.cond.notify_all()
+        results = self.holdings.take(self.stream, self.args.result_batch)
+        acks = [r.jid for r in results if r.is_ack]
+        fails = [r.failure for r in results if not r.is_ack]
+        # If the stream ends before the gateway answers, these go again on the next one.
         if acks:
             self.send(pb.WorkerMessage(acks=pb.Acks(jids=acks)))
         if fails:
             self.send(pb.WorkerMessage(fails=pb.Fails(failures=fails)))
-        with self.totals.lock:
-            self.totals.done.update(acks)
-            self.totals.failed += len(fails)
 
     def release(self, jids: list[str]) -> None:
-        with self.cond:
-            for jid in jids:
-                self.unfinished.pop(jid, None)
-            self.cond.notify_all()
         self.send(pb.WorkerMessage(releases=pb.Releases(jids=jids)))
         with self.totals.lock:
             self.totals.released += len(jids)
@@ -366,49 +398,37 @@ class Session:
     def watch_stop(self) -> None:
         """Turns a local stop request (signal, --expect, --timeout) into a graceful finish."""
         while not self.ended.is_set():
-            if self.stop_requested.wait(0.2):
-                self.finish("finished", time.time() + self.args.shutdown_grace)
+            if self.worker.stop.wait(0.2):
+                self.finish("finished", self.worker.stop_deadline())
                 return
 
     # -- ending -------------------------------------------------------------------------------
 
     def finish(self, outcome: str, deadline: float) -> None:
-        """Drains this session: release unstarted jobs, finish running ones, confirm, close."""
-        with self.cond:
+        """Drains this session: release unstarted jobs, finish running ones, wait until the
+        gateway has answered every result, close."""
+        with self.lock:
             if self.finishing:
                 return
             self.finishing = True
-            unstarted = [jid for jid, fut in self.unfinished.items() if fut is not None and fut.cancel()]
+        unstarted = self.holdings.cancel_unstarted()
         if unstarted:
             self.release(unstarted)
-        # Wait for running jobs to finish and for their results to be sent.
-        with self.cond:
-            self.cond.wait_for(lambda: not self.unfinished or self.ended.is_set(),
-                               timeout=max(0.0, deadline - time.time()))
-            left = len(self.unfinished)
-        if left:
-            log(f"{left} jobs still unfinished at the drain deadline; the gateway releases them")
-        # Everything sent before this ping has reached the gateway once its pong is back.
-        _, answered = self.ping()
-        if not answered.wait(timeout=max(1.0, min(10.0, deadline - time.time()))):
-            log("no pong before closing; results may not have arrived")
+        cond = self.holdings.cond
+        with cond:
+            cond.wait_for(lambda: self.holdings.idle() or self.ended.is_set(),
+                          timeout=max(0.0, deadline - time.time()))
+        if self.ended.is_set():
+            return  # the stream broke first: what is left goes on the next one
+        if not self.holdings.idle():
+            log(f"at the deadline {self.holdings.jobs_held()} jobs are not finished and "
+                f"{self.holdings.unanswered()} results are unanswered; closing anyway")
         self.outcome = outcome
         self.closed.set()
         self.send(_CLOSE)
         # The gateway ends the stream once we half-close; don't wait for it forever.
         if not self.ended.wait(timeout=5) and self.call is not None:
             self.call.cancel()
-
-    def abandon(self) -> None:
-        """The stream is gone: cancel unstarted jobs; the gateway redelivers what we held."""
-        with self.cond:
-            for future in self.unfinished.values():
-                if future is not None:
-                    future.cancel()
-            self.unfinished.clear()
-            self.acks.clear()
-            self.fails.clear()
-            self.cond.notify_all()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,10 +450,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--result-batch", type=int, default=500, help="most results per message")
     p.add_argument("--result-linger-ms", type=float, default=5.0,
                    help="how long to collect results before sending a batch")
-    p.add_argument("--expect", type=int, default=0, help="stop after acking this many distinct jobs")
+    p.add_argument("--expect", type=int, default=0,
+                   help="stop once Faktory has the acks of this many distinct jobs")
     p.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (exit 1)")
     p.add_argument("--shutdown-grace", type=float, default=25.0,
-                   help="seconds running jobs get to finish on a local stop")
+                   help="seconds a local stop gets to finish running jobs and have every result settled")
     p.add_argument("--jids-out", help="write the acked jids here, one per line")
     args = p.parse_args()
     args.window = args.window or args.concurrency + args.prefetch
@@ -445,8 +466,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     stub = pb_grpc.GatewayStub(gateway_stubs.channel(args.gateway))
-    totals = Totals()
-    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=args.concurrency)
+    worker = Worker(args, stub, pool)
+    totals, holdings, stop = worker.totals, worker.holdings, worker.stop
     reason = {"why": "stopped"}
 
     def on_signal(signum, _frame):
@@ -461,7 +483,7 @@ def main() -> int:
     def watchdog():
         while not stop.is_set():
             with totals.lock:
-                reached = args.expect and len(totals.done) >= args.expect
+                reached = args.expect and len(totals.acked) >= args.expect
             if reached:
                 reason["why"] = "expected"
                 stop.set()
@@ -474,26 +496,35 @@ def main() -> int:
 
     backoff = 0.2
     outcome = "stopped"
-    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-        while not stop.is_set():
-            outcome = Session(args, stub, pool, totals, stop).run()
-            if outcome == "fatal":
-                break
-            if outcome == "finished":
-                break
-            if outcome == "drained":
-                backoff = 0.2  # the gateway is restarting or going quiet: come back later
-            delay = backoff * random.uniform(0.5, 1.5)
-            log(f"stream {outcome}; reconnecting in {delay:.2f}s")
-            stop.wait(delay)
-            backoff = min(backoff * 2, 5.0)
+    while True:
+        # A requested stop still delivers what is held, on a new stream if need be, until
+        # its deadline.
+        if stop.is_set() and holdings.idle():
+            break
+        if stop.is_set() and time.time() >= worker.stop_deadline():
+            log(f"stop deadline passed with {holdings.jobs_held()} jobs not finished and "
+                f"{holdings.unanswered()} results unanswered")
+            break
+        session = Session(worker)
+        outcome = session.run()
+        if outcome in ("fatal", "finished"):
+            break
+        if outcome == "drained" or session.welcomed:
+            backoff = 0.2  # the stream worked: come back soon, this gateway or its successor
+        delay = backoff * random.uniform(0.5, 1.5)
+        log(f"stream {outcome}; reconnecting in {delay:.2f}s")
+        worker.pause(delay)
+        backoff = min(backoff * 2, 5.0)
+    # Jobs still waiting for a thread (left only when the stop deadline passed) are not run:
+    # their gateway, or Faktory once the reservation ends, hands them out again.
+    pool.shutdown(wait=False, cancel_futures=True)
 
     elapsed = time.monotonic() - started
     if args.jids_out:
         with open(args.jids_out, "w") as out:
-            out.writelines(jid + "\n" for jid in sorted(totals.done))
+            out.writelines(jid + "\n" for jid in sorted(totals.acked))
     why = "fatal" if outcome == "fatal" else reason["why"]
-    summary = totals.summary(why)
+    summary = totals.summary(why, holdings)
     summary["seconds"] = round(elapsed, 3)
     print(json.dumps(summary), flush=True)
     if why == "fatal":
