@@ -118,6 +118,12 @@ impl FaultLog {
 }
 
 impl FaultLog {
+    /// The last fault at or before `at`.
+    pub(crate) fn last_before(&self, at: Instant) -> Option<Fault> {
+        let end = self.events.partition_point(|(when, _)| *when <= at);
+        self.events[..end].last().map(|(_, fault)| *fault)
+    }
+
     /// The first fault among `kinds` after `from`.
     pub(crate) fn first_of_after(&self, kinds: &[Fault], from: Instant) -> Option<Fault> {
         let start = self.events.partition_point(|(at, _)| *at <= from);
@@ -171,5 +177,8 @@ mod tests {
             Some(Fault::KillGateway)
         );
         assert_eq!(log.first_of_after(&[Fault::RestartGateway], at(0)), None);
+        assert_eq!(log.last_before(at(5)), None);
+        assert_eq!(log.last_before(at(15)), Some(Fault::AbortWorker));
+        assert_eq!(log.last_before(at(20)), Some(Fault::KillGateway));
     }
 }

@@ -35,6 +35,11 @@ pub(crate) struct PushStats {
     pub(crate) rejected: AtomicU64,
     /// When each jid was answered ACCEPTED (or REJECTED as already held).
     pub(crate) accepted_at: Mutex<HashMap<String, Instant>>,
+    /// When each jid that had to be sent again last had its call fail or
+    /// was answered UNAVAILABLE. Faktory may hold such a job all the same
+    /// (its PUSHB went out, the reply was lost), and then the resend pushes
+    /// it a second time.
+    pub(crate) resent_at: Mutex<HashMap<String, Instant>>,
 }
 
 /// Pushes jobs `0..jobs` of `plan` with `producers` concurrent callers,
@@ -96,6 +101,11 @@ async fn push_until_in(
             Ok(response) => response.into_inner(),
             Err(_) => {
                 stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+                let now = Instant::now();
+                let mut resent_at = stats.resent_at.lock();
+                for job in &batch {
+                    resent_at.insert(job.jid.clone(), now);
+                }
                 continue;
             }
         };
@@ -115,6 +125,7 @@ async fn push_until_in(
                 }
                 PushStatus::Unavailable => {
                     stats.unavailable.fetch_add(1, Ordering::Relaxed);
+                    stats.resent_at.lock().insert(job.jid.clone(), now);
                     again.push(job);
                 }
                 other => panic!("job {} answered {other:?}: {}", job.jid, result.reason),

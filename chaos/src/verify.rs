@@ -11,6 +11,12 @@
 //! - **other extra runs**: runs beyond what the job's class needs that
 //!   started before it was finished (a run cut short, or a job delivered
 //!   twice);
+//! - **extra runs of re-pushed jobs**: runs beyond what the class needs of a
+//!   job whose `Push` had to be sent again (the call failed or answered
+//!   UNAVAILABLE): Faktory may have taken the first push all the same (its
+//!   PUSHB went out, the reply was lost with a cut connection or a killed
+//!   gateway), and then the job exists twice. These are blamed on the
+//!   fault just before that answer and allowed: the producer pushed twice;
 //! - **left to reservation expiry**: a retry consumed with errtype
 //!   `ReservationExpired` (the test server's clock is moved past
 //!   `reserve_for` at the end), or, against a real Faktory whose 30-minute
@@ -95,6 +101,7 @@ pub(crate) struct Evidence<'a> {
 #[derive(Debug, Default, Clone, Copy)]
 struct Attributed {
     reruns_of_finished: u64,
+    repushed_runs: u64,
     extra_runs: u64,
     left_to_expiry: u64,
     lost: u64,
@@ -186,6 +193,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         elapsed,
     } = evidence;
     let accepted_at = push.accepted_at.lock().clone();
+    let resent_at = push.resent_at.lock().clone();
     let mut summary = Summary {
         options: options.clone(),
         real_faktory,
@@ -229,7 +237,14 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         if seen.runs > class.expected_runs() {
             summary.duplicate_jids += 1;
         }
-        count_runs(&mut summary, &log, &jid, &seen, class);
+        count_runs(
+            &mut summary,
+            &log,
+            &jid,
+            &seen,
+            class,
+            resent_at.get(&jid).copied(),
+        );
 
         let mut errtypes = seen.foreign_errtypes.clone();
         if let Some(Place::Retry(errtype) | Place::Dead(errtype)) = place
@@ -318,8 +333,31 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
 }
 
 /// Counts `seen`'s runs beyond the first: re-runs of the finished job, and
-/// other runs beyond what `class` needs, each attributed to a fault.
-fn count_runs(summary: &mut Summary, log: &FaultLog, jid: &str, seen: &JidRecord, class: Class) {
+/// other runs beyond what `class` needs, each attributed to a fault. A job
+/// whose push had to be sent again (`resent`: when its call failed or it
+/// was answered UNAVAILABLE) may have been pushed twice: its runs beyond
+/// what the class needs are counted apart, blamed on the fault just before
+/// that answer.
+fn count_runs(
+    summary: &mut Summary,
+    log: &FaultLog,
+    jid: &str,
+    seen: &JidRecord,
+    class: Class,
+    resent: Option<Instant>,
+) {
+    if let Some(resent) = resent {
+        let extra = seen
+            .run_starts
+            .len()
+            .saturating_sub(class.expected_runs() as usize);
+        summary
+            .by_cause
+            .entry(log.last_before(resent))
+            .or_default()
+            .repushed_runs += extra as u64;
+        return;
+    }
     for (k, &start) in seen.run_starts.iter().enumerate().skip(1) {
         if let Some(finished) = seen.finished_at.filter(|at| start > *at) {
             let cause = log.first_between(finished, Some(start));
@@ -359,18 +397,18 @@ impl Summary {
         )?;
         writeln!(
             f,
-            "| {:<34} | {:>8} | {:>12} | {:>11} | {:>13} | {:>6} |",
-            "fault", "injected", "re-runs of", "other extra", "left to", "lost"
+            "| {:<34} | {:>8} | {:>12} | {:>11} | {:>11} | {:>13} | {:>6} |",
+            "fault", "injected", "re-runs of", "other extra", "extra runs", "left to", "lost"
         )?;
         writeln!(
             f,
-            "| {:<34} | {:>8} | {:>12} | {:>11} | {:>13} | {:>6} |",
-            "", "", "finished", "runs", "resv. expiry", ""
+            "| {:<34} | {:>8} | {:>12} | {:>11} | {:>11} | {:>13} | {:>6} |",
+            "", "", "finished", "runs", "re-pushed", "resv. expiry", ""
         )?;
         writeln!(
             f,
-            "|{:-<36}|{:-<10}|{:-<14}|{:-<13}|{:-<15}|{:-<8}|",
-            "", "", "", "", "", ""
+            "|{:-<36}|{:-<10}|{:-<14}|{:-<13}|{:-<13}|{:-<15}|{:-<8}|",
+            "", "", "", "", "", "", ""
         )?;
         let rows = Fault::ALL
             .iter()
@@ -382,8 +420,12 @@ impl Summary {
                 cause.map_or("—".to_owned(), |fault| self.faults.get(fault).to_string());
             writeln!(
                 f,
-                "| {name:<34} | {injected:>8} | {:>12} | {:>11} | {:>13} | {:>6} |",
-                counts.reruns_of_finished, counts.extra_runs, counts.left_to_expiry, counts.lost
+                "| {name:<34} | {injected:>8} | {:>12} | {:>11} | {:>11} | {:>13} | {:>6} |",
+                counts.reruns_of_finished,
+                counts.extra_runs,
+                counts.repushed_runs,
+                counts.left_to_expiry,
+                counts.lost
             )?;
         }
         Ok(())
@@ -478,6 +520,11 @@ impl fmt::Display for Summary {
             self.reruns_not_allowed.len().to_string(),
         )?;
         row(f, "other extra runs", total(|a| a.extra_runs).to_string())?;
+        row(
+            f,
+            "extra runs of jobs pushed again (push answer lost)",
+            total(|a| a.repushed_runs).to_string(),
+        )?;
         row(
             f,
             "RETRIES CONSUMED not allowed by the rule (0)",
