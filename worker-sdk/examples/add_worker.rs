@@ -15,9 +15,15 @@ use tracing::info;
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// Gateway URL.
-    #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:7421")]
-    gateway: String,
+    /// Gateway URLs (comma separated; the worker spreads over them and fails
+    /// over from one to the next).
+    #[arg(
+        long,
+        env = "GATEWAY_URL",
+        default_value = "http://127.0.0.1:7421",
+        value_delimiter = ','
+    )]
+    gateway: Vec<String>,
     /// Handlers running at once.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10)]
     concurrency: usize,
@@ -65,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let mut builder = Worker::builder()
-        .gateway(&args.gateway)
+        .gateways(args.gateway)
         .concurrency(args.concurrency)
         .max_prefetch(args.max_prefetch)
         .queues(args.queues)

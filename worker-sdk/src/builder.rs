@@ -1,11 +1,13 @@
 //! [`WorkerBuilder`]: options, handler registration and validation.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use crate::gateways::Gateways;
 use crate::handler::{self, Handlers};
 use crate::settings::{self, Settings};
 use crate::{Error, Job, JobError, StatsHandle, Worker};
@@ -13,7 +15,7 @@ use crate::{Error, Job, JobError, StatsHandle, Worker};
 /// Configures a [`Worker`]; start with [`Worker::builder`].
 #[must_use]
 pub struct WorkerBuilder {
-    gateway: Option<String>,
+    gateways: Option<Vec<String>>,
     token: Option<String>,
     tls_ca_pem: Option<Vec<u8>>,
     tls_domain: Option<String>,
@@ -34,7 +36,7 @@ pub struct WorkerBuilder {
 impl std::fmt::Debug for WorkerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerBuilder")
-            .field("gateway", &self.gateway)
+            .field("gateways", &self.gateways)
             .field("queues", &self.queues)
             .field("concurrency", &self.concurrency)
             .field("jobtypes", &self.handlers.keys().collect::<Vec<_>>())
@@ -45,7 +47,7 @@ impl std::fmt::Debug for WorkerBuilder {
 impl Default for WorkerBuilder {
     fn default() -> Self {
         WorkerBuilder {
-            gateway: None,
+            gateways: None,
             token: None,
             tls_ca_pem: None,
             tls_domain: None,
@@ -66,10 +68,26 @@ impl Default for WorkerBuilder {
 }
 
 impl WorkerBuilder {
-    /// The gateway's URL, e.g. `http://gateway:7421` or `https://...`.
-    /// Default: `GATEWAY_URL`, else `http://127.0.0.1:7421`.
+    /// The gateway's URL, e.g. `http://gateway:7421` or `https://...`; a
+    /// host name that resolves to several addresses counts as several
+    /// gateways (see [`gateways`](Self::gateways)). Default: `GATEWAY_URL`
+    /// (one URL or a comma-separated list), else `http://127.0.0.1:7421`.
     pub fn gateway(mut self, url: impl Into<String>) -> Self {
-        self.gateway = Some(url.into());
+        self.gateways = Some(vec![url.into()]);
+        self
+    }
+
+    /// Several gateways beside the same Faktory. The worker starts at one
+    /// chosen by its worker id (so a fleet spreads over them), stays on it
+    /// while it works (after a lost stream it retries it once), and moves to
+    /// the next when it cannot connect or the gateway drains (shuts down).
+    /// Replaces any earlier [`gateway`](Self::gateway).
+    pub fn gateways<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.gateways = Some(urls.into_iter().map(Into::into).collect());
         self
     }
 
@@ -213,8 +231,9 @@ impl WorkerBuilder {
     /// Validates the options and builds the worker.
     ///
     /// Fails when no handler is registered, `concurrency` is 0,
-    /// `WORKER_CONCURRENCY` is not a positive integer, or the gateway URL or
-    /// TLS options are invalid.
+    /// `WORKER_CONCURRENCY` is not a positive integer, no gateway URL is
+    /// given (an empty [`gateways`](Self::gateways), or a `GATEWAY_URL` of
+    /// only commas), or a gateway URL or the TLS options are invalid.
     pub fn build(self) -> Result<Worker, Error> {
         if self.handlers.is_empty() {
             return Err(Error::NoHandlers);
@@ -232,8 +251,12 @@ impl WorkerBuilder {
         let hostname = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
+        let gateways = match self.gateways {
+            Some(urls) => urls,
+            None => settings::gateways_from_env()?,
+        };
         let settings = Settings {
-            gateway: self.gateway.unwrap_or_else(settings::gateway_from_env),
+            gateways,
             token: self.token,
             tls_ca_pem: self.tls_ca_pem,
             tls_domain: self.tls_domain,
@@ -257,10 +280,11 @@ impl WorkerBuilder {
             reconnect_min: self.reconnect.0,
             reconnect_max: self.reconnect.1,
         };
-        let endpoint = crate::connect::endpoint(&settings)?;
+        let settings = Arc::new(settings);
+        let gateways = Gateways::new(settings.clone())?;
         Ok(Worker::new(
             settings,
-            endpoint,
+            gateways,
             self.handlers,
             self.shutdown,
             StatsHandle::default(),

@@ -1,7 +1,10 @@
-//! Opening the `Work` stream: endpoint options (TLS, HTTP/2 keepalive and
-//! flow-control windows sized for slow links), the bearer token and the
-//! `Hello`/`Welcome` handshake.
+//! Opening the `Work` stream to one gateway: endpoint options (TLS, HTTP/2
+//! keepalive and flow-control windows sized for slow links, dialling a
+//! resolved address under the URL's name), the bearer token and the
+//! `Hello`/`Welcome` handshake. Which gateway is chosen lives in
+//! `gateways.rs`.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use faktory_gateway_proto::v1::{
@@ -10,6 +13,7 @@ use faktory_gateway_proto::v1::{
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::http::Uri;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -45,14 +49,40 @@ pub(crate) enum ConnectError {
     Fatal(Error),
 }
 
-/// Builds the endpoint once; `Endpoint::connect` is then called per attempt.
-pub(crate) fn endpoint(settings: &Settings) -> Result<Endpoint, Error> {
+/// Builds the endpoint for the gateway at `url`, once per address; then
+/// `Endpoint::connect` is called per attempt. With `dial = Some((addr,
+/// host))` the connection goes to `addr` (one address `host` resolved to),
+/// while requests keep `url` as their authority and TLS verifies `host`
+/// (unless a TLS domain is set).
+///
+/// Fails when the transport rejects the URL or the TLS options.
+pub(crate) fn endpoint(
+    settings: &Settings,
+    url: &str,
+    dial: Option<(SocketAddr, &str)>,
+) -> Result<Endpoint, Error> {
     let invalid = |source| Error::Endpoint {
-        url: settings.gateway.clone(),
+        url: url.to_owned(),
         source,
     };
-    let mut endpoint = Endpoint::from_shared(settings.gateway.clone())
-        .map_err(invalid)?
+    let mut endpoint = Endpoint::from_shared(url.to_owned()).map_err(invalid)?;
+    let mut tls_name = settings.tls_domain.clone();
+    if let Some((addr, host)) = dial {
+        let origin = endpoint.uri().clone();
+        let mut parts = origin.clone().into_parts();
+        parts.authority = Some(
+            addr.to_string()
+                .parse()
+                .expect("a socket address is an authority"),
+        );
+        parts
+            .path_and_query
+            .get_or_insert_with(|| "/".parse().expect("/ is a path"));
+        let uri = Uri::from_parts(parts).expect("the URL with its host replaced is a URI");
+        endpoint = Endpoint::from(uri).origin(origin);
+        tls_name.get_or_insert_with(|| host.to_owned());
+    }
+    endpoint = endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
@@ -60,15 +90,15 @@ pub(crate) fn endpoint(settings: &Settings) -> Result<Endpoint, Error> {
         .keep_alive_while_idle(true)
         .initial_stream_window_size(H2_STREAM_WINDOW)
         .initial_connection_window_size(H2_CONNECTION_WINDOW);
-    if settings.gateway.starts_with("https://") || settings.tls_ca_pem.is_some() {
+    if url.starts_with("https://") || settings.tls_ca_pem.is_some() {
         // A caller's CA replaces the public roots: a private CA is the whole
         // trust story, and a public certificate then needs no option at all.
         let mut tls = match &settings.tls_ca_pem {
             Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
             None => ClientTlsConfig::new().with_webpki_roots(),
         };
-        if let Some(domain) = &settings.tls_domain {
-            tls = tls.domain_name(domain.clone());
+        if let Some(domain) = tls_name {
+            tls = tls.domain_name(domain);
         }
         endpoint = endpoint.tls_config(tls).map_err(invalid)?;
     }

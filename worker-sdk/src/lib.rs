@@ -14,7 +14,12 @@
 //!
 //! The worker survives real networks: heartbeats on the stream, a quiet stream
 //! is torn down, reconnects back off exponentially with jitter, and results
-//! not confirmed by the gateway are sent again on the next stream.
+//! not confirmed by the gateway (it confirms each once Faktory has it) are
+//! sent again on the next stream. Jobs the worker holds when a stream breaks
+//! stay with it: the next stream's hello lists them, and it runs and settles
+//! them there. Given several gateways ([`WorkerBuilder::gateways`], a
+//! comma-separated `GATEWAY_URL`, or a host name with several addresses) it
+//! spreads over them and fails over from one to the next.
 //!
 //! # Example
 //! ```no_run
@@ -58,15 +63,18 @@
 //! # Layout
 //! - [`builder`](WorkerBuilder): options and handler registration (`builder.rs`).
 //! - [`Worker`] and [`StopReason`]: the reconnect loop (`worker.rs`).
+//!   Several gateways: [`WorkerBuilder::gateways`].
 //! - [`Job`]: what a handler receives (`job.rs`).
 //! - [`JobError`]: how failures and panics are reported (`failure.rs`).
 //! - [`StatsHandle`] / [`Stats`]: counters (`stats.rs`).
 //! - [`Error`]: build and fatal errors (`error.rs`).
 //! - Internal: `session.rs` (one stream: deliveries, results, heartbeats,
 //!   drain), `state.rs` (what outlives a stream: running handlers,
-//!   unconfirmed results), `flow.rs` (adaptive window), `results.rs` (result
+//!   buffered jobs, unconfirmed results), `flow.rs` (adaptive window), `results.rs` (result
 //!   batching and confirmation), `handler.rs` (async/blocking handlers, panic
-//!   capture), `connect.rs` (endpoint, handshake), `backoff.rs`,
+//!   capture), `gateways.rs` (which gateway next: several URLs, host names
+//!   resolved to each address, spread by worker id, fail-over, stickiness),
+//!   `connect.rs` (endpoint for one gateway, handshake), `backoff.rs`,
 //!   `settings.rs` (defaults and environment variables).
 
 mod backoff;
@@ -75,6 +83,7 @@ mod connect;
 mod error;
 mod failure;
 mod flow;
+mod gateways;
 mod handler;
 mod job;
 mod results;

@@ -1,12 +1,13 @@
 //! Job results on their way to the gateway: batching (flush at a count or
 //! after a short delay) and confirmation tracking.
 //!
-//! A result is *confirmed* once the gateway answers a heartbeat ping sent after
-//! it: the contract promises a pong proves that everything sent before the ping
-//! arrived. Results sent but not confirmed when a stream breaks are sent again
-//! on the next stream.
+//! A result is *confirmed* once the gateway answers it with `Settled` (Faktory
+//! has it) or `ResultRejected` (it cannot be applied). Results not confirmed
+//! when a stream ends are sent again on the next stream, to whichever gateway
+//! that is: an ack sent twice is harmless at Faktory, an ack lost would leave
+//! a finished job to run again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use faktory_gateway_proto::v1::{self, worker_message::Kind};
@@ -51,8 +52,8 @@ pub(crate) struct Results {
     flush_delay: Duration,
     unsent: VecDeque<Report>,
     oldest_unsent: Option<Instant>,
-    sent_unpinged: Vec<Report>,
-    awaiting: BTreeMap<u64, Vec<Report>>,
+    /// Sent on the current stream and not yet settled or rejected, by jid.
+    sent: HashMap<String, Report>,
 }
 
 impl Results {
@@ -62,8 +63,7 @@ impl Results {
             flush_delay,
             unsent: VecDeque::new(),
             oldest_unsent: None,
-            sent_unpinged: Vec::new(),
-            awaiting: BTreeMap::new(),
+            sent: HashMap::new(),
         }
     }
 
@@ -108,7 +108,7 @@ impl Results {
                     fails.push(failure.clone());
                 }
             }
-            self.sent_unpinged.push(report);
+            self.sent.insert(report.jid().to_owned(), report);
         }
         if !acks.is_empty() {
             messages.push(acks_message(acks));
@@ -119,33 +119,16 @@ impl Results {
         messages
     }
 
-    /// Whether results went out since the last ping.
-    pub(crate) fn needs_ping(&self) -> bool {
-        !self.sent_unpinged.is_empty()
+    /// The gateway confirmed (Faktory has it) or rejected the result for
+    /// `jid`: it is done with. Returns whether it was waiting.
+    pub(crate) fn done(&mut self, jid: &str) -> bool {
+        self.sent.remove(jid).is_some()
     }
 
-    /// A ping with `id` was sent after everything sent so far.
-    pub(crate) fn on_ping(&mut self, id: u64) {
-        if !self.sent_unpinged.is_empty() {
-            self.awaiting
-                .insert(id, std::mem::take(&mut self.sent_unpinged));
-        }
-    }
-
-    /// The pong for ping `id` arrived: everything sent before it is confirmed.
-    pub(crate) fn on_pong(&mut self, id: u64) {
-        let still_waiting = self.awaiting.split_off(&(id + 1));
-        self.awaiting = still_waiting;
-    }
-
-    /// A stream ended: every unconfirmed result goes back to the front of the
-    /// queue, oldest first, to be sent on the next stream. Returns them.
+    /// A stream ended: every result sent on it and not confirmed goes back to
+    /// the front of the queue, to be sent on the next stream. Returns them.
     pub(crate) fn requeue_unconfirmed(&mut self, now: Instant) -> Vec<Report> {
-        let mut again: Vec<Report> = std::mem::take(&mut self.awaiting)
-            .into_values()
-            .flatten()
-            .collect();
-        again.append(&mut self.sent_unpinged);
+        let again: Vec<Report> = std::mem::take(&mut self.sent).into_values().collect();
         for report in again.iter().rev() {
             self.unsent.push_front(report.clone());
         }
@@ -157,22 +140,17 @@ impl Results {
 
     /// Every result not confirmed yet, sent or not.
     pub(crate) fn pending(&self) -> impl Iterator<Item = &Report> {
-        self.unsent
-            .iter()
-            .chain(&self.sent_unpinged)
-            .chain(self.awaiting.values().flatten())
+        self.unsent.iter().chain(self.sent.values())
     }
 
     /// Whether every result is confirmed.
     pub(crate) fn is_settled(&self) -> bool {
-        self.unsent.is_empty() && self.sent_unpinged.is_empty() && self.awaiting.is_empty()
+        self.unsent.is_empty() && self.sent.is_empty()
     }
 
     /// How many results are not confirmed.
     pub(crate) fn unconfirmed(&self) -> usize {
-        self.unsent.len()
-            + self.sent_unpinged.len()
-            + self.awaiting.values().map(Vec::len).sum::<usize>()
+        self.unsent.len() + self.sent.len()
     }
 }
 
@@ -245,30 +223,36 @@ mod tests {
     }
 
     #[test]
-    fn results_are_confirmed_by_a_later_pong_and_resent_otherwise() {
+    fn results_are_kept_until_settled_and_resent_otherwise() {
         let now = Instant::now();
         let mut results = Results::new(10, MS);
         results.push(ack(1), now);
+        results.push(fail(2), now);
         results.take_messages(1 << 20);
-        results.on_ping(1);
-        results.push(ack(2), now);
-        results.take_messages(1 << 20);
-        results.on_ping(2);
         results.push(ack(3), now);
         results.take_messages(1 << 20);
-        assert!(results.needs_ping());
-        results.on_pong(1);
+        assert!(results.done("jid-1"));
+        assert!(!results.done("jid-1"), "only once");
+        assert!(!results.done("never-sent"));
         assert_eq!(results.unconfirmed(), 2);
-        // The stream breaks: 2 (pinged, no pong) and 3 (never pinged) go again, in order.
-        let again = results.requeue_unconfirmed(now);
-        assert_eq!(again, vec![ack(2), ack(3)]);
+        // The stream breaks: 2 and 3 go again, before anything newer.
+        let mut again: Vec<String> = results
+            .requeue_unconfirmed(now)
+            .iter()
+            .map(|r| r.jid().to_owned())
+            .collect();
+        again.sort();
+        assert_eq!(again, ["jid-2", "jid-3"]);
         results.push(ack(4), now);
-        let Some(Kind::Acks(acks)) = &results.take_messages(1 << 20)[0].kind else {
+        let messages = results.take_messages(1 << 20);
+        let Some(Kind::Acks(acks)) = &messages[0].kind else {
             panic!("expected acks")
         };
-        assert_eq!(acks.jids, ["jid-2", "jid-3", "jid-4"]);
-        results.on_ping(3);
-        results.on_pong(3);
+        assert_eq!(acks.jids.last().map(String::as_str), Some("jid-4"));
+        assert_eq!(acks.jids.len() + messages.len() - 1, 3, "3, 4 and the fail");
+        for jid in ["jid-2", "jid-3", "jid-4"] {
+            assert!(results.done(jid));
+        }
         assert!(results.is_settled());
     }
 }

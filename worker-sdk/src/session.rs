@@ -5,7 +5,7 @@
 //! Everything happens on one task in one `select!` loop; the handlers run on
 //! their own tasks and report back through the worker state's outcome channel.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -33,8 +33,8 @@ const DEFAULT_GATEWAY_MAX_BYTES: usize = 4 << 20;
 pub(crate) enum SessionEnd {
     /// Broken, closed by the gateway or gone quiet: reconnect.
     Lost(String),
-    /// The gateway asked for a drain and the worker completed it: reconnect
-    /// (to the restarted gateway) after a pause.
+    /// The gateway asked for a drain and the worker completed it: reconnect,
+    /// to the next gateway if there are several (`gateways.rs`).
     Drained,
     /// Shutdown completed: every job finished and every result is confirmed.
     Finished,
@@ -58,8 +58,6 @@ enum DrainKind {
 struct Session {
     outbound: Option<mpsc::Sender<v1::WorkerMessage>>,
     inbound: tonic::Streaming<v1::GatewayMessage>,
-    /// Delivered jobs waiting for a free handler slot, with their arrival.
-    pending: VecDeque<(Job, Instant)>,
     drain: Option<DrainKind>,
     /// Set once the worker closed its side while draining.
     closing_since: Option<Instant>,
@@ -115,10 +113,10 @@ pub(crate) async fn run(state: &mut WorkerState, stream: Stream) -> SessionEnd {
         max_window = welcome.max_window,
         "work stream open"
     );
+    state.drop_expired_buffered();
     let mut session = Session {
         outbound: Some(stream.outbound),
         inbound: stream.inbound,
-        pending: VecDeque::new(),
         drain: None,
         closing_since: None,
         abandoned: 0,
@@ -141,7 +139,7 @@ pub(crate) async fn run(state: &mut WorkerState, stream: Stream) -> SessionEnd {
 impl Session {
     async fn run(&mut self, state: &mut WorkerState) -> Result<Infallible, SessionEnd> {
         // First ping at once: the RTT measurement feeds the window.
-        self.ping(state).await?;
+        self.ping().await?;
         if state.shutting_down() {
             self.start_drain(state, DrainKind::Local).await?;
         }
@@ -178,7 +176,7 @@ impl Session {
                     }
                 }
                 _ = sleep_until(flush_at), if flush_at.is_some() => self.flush(state).await?,
-                _ = heartbeat.tick() => self.on_heartbeat_tick(state).await?,
+                _ = heartbeat.tick() => self.on_heartbeat_tick().await?,
                 _ = flow_tick.tick() => self.on_flow_tick(state).await?,
                 _ = state.shutdown.cancelled(), if !local_draining => {
                     state.shutting_down();
@@ -196,7 +194,7 @@ impl Session {
     /// Starts pending jobs while handler slots are free.
     fn dispatch(&mut self, state: &mut WorkerState) {
         while self.drain.is_none() && state.has_free_slot() {
-            let Some((job, _)) = self.pending.pop_front() else {
+            let Some((job, _)) = state.buffered.pop_front() else {
                 break;
             };
             // Jobtypes without a handler were released on arrival.
@@ -204,7 +202,7 @@ impl Session {
         }
         state
             .stats
-            .set(Gauge::Prefetched, self.pending.len() as u64);
+            .set(Gauge::Prefetched, state.buffered.len() as u64);
     }
 
     async fn on_inbound(
@@ -241,6 +239,16 @@ impl Session {
                     .add(Counter::ResultsRejected, rejected.results.len() as u64);
                 for result in &rejected.results {
                     debug!(jid = %result.jid, reason = %result.reason, "gateway rejected a result");
+                    state.results.done(&result.jid);
+                }
+                Ok(())
+            }
+            Some(gateway_message::Kind::Settled(settled)) => {
+                state
+                    .stats
+                    .add(Counter::ResultsSettled, settled.jids.len() as u64);
+                for jid in &settled.jids {
+                    state.results.done(jid);
                 }
                 Ok(())
             }
@@ -267,7 +275,7 @@ impl Session {
             } else if self.drain.is_some() || !state.handlers.contains_key(job.jobtype()) {
                 release.push(job.jid().to_owned());
             } else {
-                self.pending.push_back((job, now));
+                state.buffered.push_back((job, now));
             }
         }
         self.release(state, release).await
@@ -287,22 +295,17 @@ impl Session {
             }
         }
         self.pings = self.pings.split_off(&(beat.pong_id + 1));
-        state.results.on_pong(beat.pong_id);
-        // Results sent while that ping was out need a ping of their own.
-        if self.pings.is_empty() && state.results.needs_ping() {
-            self.ping(state).await?;
-        }
         Ok(())
     }
 
-    async fn on_heartbeat_tick(&mut self, state: &mut WorkerState) -> Step {
+    async fn on_heartbeat_tick(&mut self) -> Step {
         if self.last_inbound.elapsed() > self.quiet_bound {
             return Err(SessionEnd::Lost(format!(
                 "nothing heard from the gateway for {:?}",
                 self.last_inbound.elapsed()
             )));
         }
-        self.ping(state).await
+        self.ping().await
     }
 
     async fn on_flow_tick(&mut self, state: &mut WorkerState) -> Step {
@@ -315,38 +318,37 @@ impl Session {
             state.stats.set(Gauge::Window, u64::from(window));
             self.send(window_message(window)).await?;
         }
-        let oldest_wait = self.pending.front().map(|(_, since)| since.elapsed());
+        let oldest_wait = state.buffered.front().map(|(_, since)| since.elapsed());
         let excess = state
             .flow
-            .excess(self.pending.len(), oldest_wait.unwrap_or_default());
+            .excess(state.buffered.len(), oldest_wait.unwrap_or_default());
         if excess > 0 {
             debug!(
                 excess,
-                buffered = self.pending.len(),
+                buffered = state.buffered.len(),
                 "handlers are slow; giving back buffered jobs"
             );
-            let keep = self.pending.len() - excess;
-            let give_back = self
-                .pending
+            let keep = state.buffered.len() - excess;
+            let give_back = state
+                .buffered
                 .drain(keep..)
                 .map(|(job, _)| job.jid().to_owned())
                 .collect();
             state
                 .stats
-                .set(Gauge::Prefetched, self.pending.len() as u64);
+                .set(Gauge::Prefetched, state.buffered.len() as u64);
             self.release(state, give_back).await?;
         }
         Ok(())
     }
 
-    async fn ping(&mut self, state: &mut WorkerState) -> Step {
+    async fn ping(&mut self) -> Step {
         if self.outbound.is_none() {
             return Ok(());
         }
         let id = self.next_ping;
         self.next_ping += 1;
         self.pings.insert(id, Instant::now());
-        state.results.on_ping(id);
         self.send(heartbeat(id, 0)).await
     }
 
@@ -355,23 +357,21 @@ impl Session {
     /// holding them for the batch delay would just idle the slot. Under load
     /// the buffer is not empty and results keep batching.
     async fn flush_if_starved(&mut self, state: &mut WorkerState) -> Step {
-        let starved = self.pending.is_empty() && state.has_free_slot();
+        let starved = state.buffered.is_empty() && state.has_free_slot();
         if starved && state.results.flush_deadline().is_some() {
             self.flush(state).await?;
         }
         Ok(())
     }
 
-    /// Sends every queued result, then pings so they get confirmed.
+    /// Sends every queued result (the gateway confirms each once Faktory
+    /// has it).
     async fn flush(&mut self, state: &mut WorkerState) -> Step {
         if self.outbound.is_none() {
             return Ok(());
         }
         for message in state.results.take_messages(self.max_message_bytes / 2) {
             self.send(message).await?;
-        }
-        if self.pings.is_empty() && state.results.needs_ping() {
-            self.ping(state).await?;
         }
         Ok(())
     }
@@ -403,12 +403,12 @@ impl Session {
         info!(
             ?kind,
             running = state.running.len(),
-            unstarted = self.pending.len(),
+            unstarted = state.buffered.len(),
             "draining"
         );
         self.send(window_message(1)).await?;
-        let unstarted = self
-            .pending
+        let unstarted = state
+            .buffered
             .drain(..)
             .map(|(job, _)| job.jid().to_owned())
             .collect();

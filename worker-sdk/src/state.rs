@@ -1,8 +1,10 @@
-//! [`WorkerState`]: what outlives a single stream — running handlers, results
-//! not yet confirmed, flow-control measurements and the shutdown clock.
+//! [`WorkerState`]: what outlives a single stream — running handlers,
+//! buffered jobs, results not yet confirmed, flow-control measurements and the
+//! shutdown clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use faktory_gateway_proto::v1;
 use tokio::sync::mpsc;
@@ -39,6 +41,10 @@ pub(crate) struct WorkerState {
     pub(crate) stats: StatsHandle,
     /// Running handlers by jid, with the stream that delivered them.
     pub(crate) running: HashMap<String, (AbortHandle, u64)>,
+    /// Delivered jobs waiting for a free handler slot, with their arrival.
+    /// Kept across a broken stream: the next hello lists them, and the
+    /// gateway that delivered them keeps them for this worker.
+    pub(crate) buffered: VecDeque<(Job, Instant)>,
     /// Which stream is open now; counts up when a stream opens and when it
     /// ends, so jobs finishing between streams count as from an earlier one.
     pub(crate) stream_seq: u64,
@@ -80,6 +86,7 @@ impl WorkerState {
             handlers,
             stats,
             running: HashMap::new(),
+            buffered: VecDeque::new(),
             stream_seq: 0,
             carried: HashMap::new(),
             outcomes_tx,
@@ -99,6 +106,36 @@ impl WorkerState {
             self.shutdown_deadline = Some(Instant::now() + self.settings.shutdown_timeout);
         }
         true
+    }
+
+    /// Jids of every job this worker holds: running, buffered, or finished
+    /// with a result not yet confirmed. The hello of a new stream lists them
+    /// so that they are not delivered to anyone else.
+    pub(crate) fn holding(&self) -> Vec<String> {
+        let mut jids: Vec<String> = self.running.keys().cloned().collect();
+        jids.extend(self.buffered.iter().map(|(job, _)| job.jid().to_owned()));
+        jids.extend(self.results.pending().map(|r| r.jid().to_owned()));
+        jids.sort_unstable();
+        jids.dedup();
+        jids
+    }
+
+    /// Drops buffered jobs whose reservation has ended (while the worker was
+    /// disconnected): Faktory retries them, so running them here would run
+    /// them twice.
+    pub(crate) fn drop_expired_buffered(&mut self) {
+        let now = SystemTime::now();
+        let before = self.buffered.len();
+        self.buffered
+            .retain(|(job, _)| job.reservation_deadline() > now);
+        let expired = before - self.buffered.len();
+        if expired > 0 {
+            warn!(
+                jobs = expired,
+                "buffered jobs' reservations ended while disconnected; Faktory retries them"
+            );
+            self.stats.add(Counter::Expired, expired as u64);
+        }
     }
 
     /// Whether a handler slot is free.

@@ -27,6 +27,8 @@ struct Counters {
     sessions: AtomicU64,
     results_resent: AtomicU64,
     results_rejected: AtomicU64,
+    results_settled: AtomicU64,
+    expired: AtomicU64,
 }
 
 /// A snapshot of a worker's counters.
@@ -61,6 +63,11 @@ pub struct Stats {
     pub results_resent: u64,
     /// Results the gateway answered with `ResultRejected`.
     pub results_rejected: u64,
+    /// Results the gateway confirmed with `Settled` (Faktory has them).
+    pub results_settled: u64,
+    /// Buffered jobs not started because their reservation ended while the
+    /// worker was disconnected (Faktory retries them).
+    pub expired: u64,
 }
 
 /// Which counter to bump.
@@ -76,6 +83,8 @@ pub(crate) enum Counter {
     Sessions,
     ResultsResent,
     ResultsRejected,
+    ResultsSettled,
+    Expired,
 }
 
 /// Which gauge to set.
@@ -107,6 +116,8 @@ impl StatsHandle {
             sessions: load(&c.sessions),
             results_resent: load(&c.results_resent),
             results_rejected: load(&c.results_rejected),
+            results_settled: load(&c.results_settled),
+            expired: load(&c.expired),
         }
     }
 
@@ -123,6 +134,8 @@ impl StatsHandle {
             Counter::Sessions => &c.sessions,
             Counter::ResultsResent => &c.results_resent,
             Counter::ResultsRejected => &c.results_rejected,
+            Counter::ResultsSettled => &c.results_settled,
+            Counter::Expired => &c.expired,
         };
         atomic.fetch_add(n, Ordering::Relaxed);
     }

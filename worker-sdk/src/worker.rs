@@ -1,4 +1,5 @@
-//! [`Worker`]: the reconnect loop around sessions, and why it stopped.
+//! [`Worker`]: the reconnect loop around sessions, and why it stopped. Which
+//! gateway each attempt goes to is decided in `gateways.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,11 +8,10 @@ use faktory_gateway_proto::v1;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
 use crate::connect::{self, ConnectError};
+use crate::gateways::Gateways;
 use crate::handler::Handlers;
 use crate::session::{self, SessionEnd};
 use crate::settings::Settings;
@@ -22,7 +22,7 @@ use crate::{Error, StatsHandle, WorkerBuilder};
 /// [`Worker::builder`], then [`run`](Worker::run) it.
 pub struct Worker {
     settings: Arc<Settings>,
-    endpoint: Endpoint,
+    gateways: Gateways,
     handlers: Arc<Handlers>,
     shutdown: Option<BoxFuture<'static, ()>>,
     stats: StatsHandle,
@@ -31,7 +31,7 @@ pub struct Worker {
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
-            .field("gateway", &self.settings.gateway)
+            .field("gateways", &self.settings.gateways)
             .field("worker_id", &self.settings.worker_id)
             .field("concurrency", &self.settings.concurrency)
             .finish_non_exhaustive()
@@ -63,15 +63,15 @@ impl Worker {
     }
 
     pub(crate) fn new(
-        settings: Settings,
-        endpoint: Endpoint,
+        settings: Arc<Settings>,
+        gateways: Gateways,
         handlers: Handlers,
         shutdown: Option<BoxFuture<'static, ()>>,
         stats: StatsHandle,
     ) -> Worker {
         Worker {
-            settings: Arc::new(settings),
-            endpoint,
+            settings,
+            gateways,
             handlers: Arc::new(handlers),
             shutdown,
             stats,
@@ -89,7 +89,8 @@ impl Worker {
     }
 
     /// Runs until the shutdown signal fires (forever without one),
-    /// reconnecting with backoff whenever the stream breaks.
+    /// reconnecting with backoff whenever the stream breaks, to the next
+    /// gateway when there are several (see [`WorkerBuilder::gateways`]).
     ///
     /// Fails only when the gateway refuses the worker in a way retrying cannot
     /// fix (bad token, invalid hello).
@@ -108,10 +109,10 @@ impl Worker {
             self.stats,
             shutdown,
         );
-        let mut backoff = Backoff::new(self.settings.reconnect_min, self.settings.reconnect_max);
+        let mut gateways = self.gateways;
         info!(
             worker_id = %self.settings.worker_id,
-            gateway = %self.settings.gateway,
+            gateways = ?gateways.urls(),
             concurrency = self.settings.concurrency,
             "worker starting"
         );
@@ -120,13 +121,20 @@ impl Worker {
                 return Ok(reason);
             }
             let hello = hello(&mut state, &self.handlers);
-            let opened = tokio::select! {
-                opened = connect::open(&self.endpoint, &self.settings, hello) => opened,
+            // Both arms are cancellation-safe: an interrupted resolution or
+            // connection attempt is simply made again.
+            let (gateway, opened) = tokio::select! {
+                opened = async {
+                    let gateway = gateways.target().await;
+                    let opened = connect::open(&gateway.endpoint, &self.settings, hello).await;
+                    (gateway, opened)
+                } => opened,
                 () = absorb_until_deadline(&mut state) => continue,
             };
             let delay = match opened {
                 Ok(stream) => {
-                    backoff.reset();
+                    gateways.opened();
+                    info!(%gateway, "work stream open");
                     match session::run(&mut state, stream).await {
                         SessionEnd::Finished => return Ok(StopReason::Shutdown),
                         SessionEnd::TimedOut {
@@ -139,19 +147,19 @@ impl Worker {
                             });
                         }
                         SessionEnd::Drained => {
-                            info!("drained for the gateway; reconnecting");
-                            backoff.next_delay()
+                            info!(%gateway, "drained for the gateway; moving to the next");
+                            gateways.drained()
                         }
                         SessionEnd::Lost(reason) => {
-                            warn!(%reason, "work stream lost; reconnecting");
-                            backoff.next_delay()
+                            warn!(%gateway, %reason, "work stream lost; retrying this gateway once");
+                            gateways.lost()
                         }
                     }
                 }
                 Err(ConnectError::Fatal(error)) => return Err(error),
                 Err(ConnectError::Transient(reason)) => {
-                    let delay = backoff.next_delay();
-                    warn!(%reason, retry_in = ?delay, "cannot open work stream");
+                    let delay = gateways.refused();
+                    warn!(%gateway, %reason, retry_in = ?delay, "cannot open work stream; trying the next gateway");
                     delay
                 }
             };
@@ -179,6 +187,7 @@ fn hello(state: &mut WorkerState, handlers: &Handlers) -> v1::Hello {
         jobtypes,
         window,
         max_message_bytes: settings.max_message_bytes,
+        holding: state.holding(),
     }
 }
 

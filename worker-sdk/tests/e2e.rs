@@ -6,8 +6,8 @@
 
 mod support;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use faktory_gateway_worker::proto;
@@ -18,73 +18,16 @@ use faktory_gateway_worker::{
 use faktory_test_server::ServerHandle;
 use link_emulator::LinkEmulator;
 use support::stack::{Stack, eventually, job, push, push_like, push_via};
-use support::{Concurrent, gated};
-use tokio::sync::{Semaphore, oneshot};
-use tokio::task::JoinHandle;
+use support::{
+    Concurrent, Running, Runs, all_ran_and_faktory_empty, brief, gated, recording, spawn,
+};
+use tokio::sync::Semaphore;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
-
-/// How many times each jid ran.
-#[derive(Clone, Default)]
-struct Runs(Arc<Mutex<HashMap<String, u32>>>);
-
-impl Runs {
-    fn record(&self, jid: &str) {
-        *self.0.lock().unwrap().entry(jid.to_owned()).or_default() += 1;
-    }
-    fn distinct(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-    fn snapshot(&self) -> HashMap<String, u32> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 fn worker(stack: &Stack) -> WorkerBuilder {
     Worker::builder()
         .gateway(stack.gateway.url())
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-}
-
-/// A worker running on its own task: its stats, the sender that stops it,
-/// and the task.
-type Running = (StatsHandle, oneshot::Sender<()>, JoinHandle<StopReason>);
-
-/// Runs `worker` on its own task; the sender stops it.
-fn spawn(worker: WorkerBuilder) -> Running {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let worker = worker
-        .with_graceful_shutdown(stopped)
-        .build()
-        .expect("valid worker");
-    let stats = worker.stats();
-    let task = tokio::spawn(async move { worker.run().await.expect("worker runs") });
-    (stats, stop, task)
-}
-
-/// A handler that records its run and returns at once.
-fn recording(
-    runs: &Runs,
-) -> impl Fn(Job) -> futures::future::Ready<Result<(), JobError>> + Send + Sync + 'static {
-    let runs = runs.clone();
-    move |job: Job| {
-        runs.record(job.jid());
-        futures::future::ready(Ok(()))
-    }
-}
-
-/// A handler that records its run and takes a millisecond.
-fn brief(
-    runs: &Runs,
-) -> impl Fn(Job) -> futures::future::BoxFuture<'static, Result<(), JobError>> + Send + Sync + 'static
-{
-    let runs = runs.clone();
-    move |job: Job| {
-        runs.record(job.jid());
-        Box::pin(async {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            Ok(())
-        })
-    }
 }
 
 /// A handler that records its run, then waits for a permit from `gate` (each
@@ -103,28 +46,6 @@ fn held(
             Ok(())
         })
     }
-}
-
-/// Waits until every one of `jids` ran and Faktory holds nothing, then checks
-/// no retry was used. Jobs a gateway released back to Faktory return as copies
-/// scheduled 1 s ahead: the clock is moved instead of waiting for them.
-async fn all_ran_and_faktory_empty(faktory: &ServerHandle, runs: &Runs, jids: &[String]) {
-    eventually("every job ran and Faktory is empty", || {
-        if faktory.scheduled_len() > 0 {
-            faktory.advance_clock(Duration::from_secs(2));
-        }
-        runs.distinct() == jids.len()
-            && faktory.total_queued() == 0
-            && faktory.scheduled_len() == 0
-            && faktory.reserved_jids().is_empty()
-    })
-    .await;
-    let ran: HashSet<String> = runs.snapshot().into_keys().collect();
-    assert_eq!(ran, jids.iter().cloned().collect());
-    assert!(
-        faktory.retries().is_empty() && faktory.dead().is_empty(),
-        "no retry was used"
-    );
 }
 
 /// After a fault that made the worker reconnect: waits until every job ran
@@ -282,8 +203,9 @@ async fn a_gateway_restart_mid_run_costs_a_pause_not_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_costs_a_pause_not_jobs() {
-    // With a redelivery grace, the gateway keeps the cut worker's jobs for it.
-    let stack = Stack::start(&["--redelivery-grace-ms", "10000"]).await;
+    // The gateway keeps the cut worker's jobs for its reconnect (the
+    // reconnect grace), and the worker lists what it holds in its hello.
+    let stack = Stack::start(&[]).await;
     let link = LinkEmulator::start(stack.gateway.addr(), Duration::from_millis(1))
         .await
         .unwrap();
@@ -297,7 +219,14 @@ async fn a_cut_connection_costs_a_pause_not_jobs() {
     );
     eventually("some progress", || runs.distinct() >= 300).await;
     link.cut_all();
+    let stats = running.0.clone();
     all_ran_once_after_reconnecting(&stack.faktory.handle(), &runs, &jids, running).await;
+    let s = stats.snapshot();
+    assert_eq!(
+        s.delivered,
+        jids.len() as u64,
+        "no job the worker held was delivered again: {s:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

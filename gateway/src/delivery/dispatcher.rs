@@ -29,6 +29,17 @@
 //! - Fetch demand for a queue list is the open window of the sessions with
 //!   exactly that list, minus jobs already waiting for those queues, minus
 //!   FETCHes already in flight for it.
+//! - A worker's ack or fail goes to Faktory with the lease it settles, or by
+//!   jid when the gateway holds none (the job was delivered by another
+//!   gateway beside the same Faktory, or before a restart); the worker's
+//!   session is told once Faktory answered (`Settled`, or `ResultRejected`
+//!   with Faktory's words).
+//! - When a stream breaks, the jobs delivered on it stay assigned to their
+//!   worker (`Holder::Away`) for the reconnect grace; a new session whose
+//!   hello lists them takes them over, and jids it lists that the gateway
+//!   holds no lease of count against its window until their results come.
+//!   After the grace, the rest are redelivered. A stream the worker closes
+//!   itself frees its jobs at once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -42,12 +53,15 @@ use tracing::{debug, warn};
 use super::batch::fits_alone;
 use super::hello::SessionSpec;
 use super::lease::{Holder, Lease};
-use super::settle::{ERRTYPE_JOB_TOO_LARGE, ERRTYPE_NO_WORKER, Settle, SettleKind};
+use super::settle::{Answered, ERRTYPE_JOB_TOO_LARGE, ERRTYPE_NO_WORKER, Settle, SettleKind};
 use super::window::Window;
 use crate::job::{FetchedJob, JobError};
 
-/// Reason sent back for a result naming a jid the gateway does not hold.
+/// Reason sent back for a release naming a jid the gateway does not hold.
 pub(crate) const REASON_UNKNOWN_JID: &str = "unknown jid";
+/// Reason sent back for a release of a job the worker listed in its hello
+/// but this gateway did not deliver.
+pub(crate) const REASON_NOT_DELIVERED_HERE: &str = "not delivered by this gateway, which cannot release it: run it, or it stays reserved at Faktory until its reservation ends";
 /// Reason sent back for a failure without errtype.
 pub(crate) const REASON_ERRTYPE_REQUIRED: &str = "errtype is required";
 
@@ -62,6 +76,9 @@ pub(crate) struct Rules {
     pub(crate) unknown_jobtype_grace: Duration,
     /// Least reservation time a job must have left to be delivered.
     pub(crate) lease_margin: Duration,
+    /// How long the jobs of a broken stream wait for their worker to
+    /// reconnect and claim them before they are redelivered.
+    pub(crate) reconnect_grace: Duration,
     /// Largest window a session gets.
     pub(crate) max_window: u32,
     /// Deepest FETCH pipeline on one connection.
@@ -89,8 +106,22 @@ pub(crate) struct SessionTicket {
 pub(crate) struct Outgoing {
     /// Jobs to deliver, with their encoded sizes.
     pub(crate) deliveries: Vec<(Delivery, usize)>,
+    /// Jids whose results Faktory has taken.
+    pub(crate) settled: Vec<String>,
+    /// Results Faktory refused, with its words.
+    pub(crate) refused: Vec<RejectedResult>,
     /// A drain notice, when one is due.
     pub(crate) drain: Option<Drain>,
+}
+
+/// How a session's stream ended, for what becomes of its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamEnd {
+    /// The worker closed its side: its unfinished jobs are free at once.
+    Closed,
+    /// The stream broke or went quiet: its delivered jobs wait the reconnect
+    /// grace for the worker to come back for them.
+    Broken,
 }
 
 /// A fetch a fetcher task may perform.
@@ -111,6 +142,12 @@ struct SessionSlot {
     window: Window,
     /// Jobs assigned to this session and not yet finished (sent or not).
     unfinished: HashSet<String>,
+    /// Jids the worker listed in its hello that the gateway holds no lease
+    /// of, until their results come: they count against the window.
+    foreign: HashSet<String>,
+    /// Results Faktory answered, to be confirmed to the worker.
+    settled: Vec<String>,
+    refused: Vec<RejectedResult>,
     /// Assigned jobs not yet taken by the session task, in order.
     outbox: Vec<String>,
     wake: Arc<Notify>,
@@ -126,7 +163,7 @@ impl SessionSlot {
         if self.draining {
             0
         } else {
-            self.window.open(self.unfinished.len())
+            self.window.open(self.unfinished.len() + self.foreign.len())
         }
     }
 
@@ -156,6 +193,10 @@ pub(crate) struct Dispatcher {
     assignments: u64,
     /// Jobs the released-by session should not get back, by jid.
     avoid: HashMap<String, u64>,
+    /// Jids of broken streams' jobs, by when the stream broke, oldest first;
+    /// those still `Holder::Away` with that time are redelivered once the
+    /// reconnect grace has passed.
+    away: VecDeque<(Instant, Vec<String>)>,
     settles: VecDeque<Settle>,
     /// Settlements taken by relays and not yet reported back.
     settles_in_flight: usize,
@@ -183,6 +224,7 @@ impl Dispatcher {
             pending: VecDeque::new(),
             assignments: 0,
             avoid: HashMap::new(),
+            away: VecDeque::new(),
             settles: VecDeque::new(),
             settles_in_flight: 0,
             fetching: true,
@@ -229,12 +271,16 @@ impl Dispatcher {
         if drain.is_some() {
             wake.notify_one();
         }
+        let (unfinished, foreign) = self.claim(id, &spec.holding);
         self.sessions.insert(
             id,
             SessionSlot {
                 spec,
                 window,
-                unfinished: HashSet::new(),
+                unfinished,
+                foreign,
+                settled: Vec::new(),
+                refused: Vec::new(),
                 outbox: Vec::new(),
                 wake: wake.clone(),
                 draining: drain.is_some(),
@@ -251,16 +297,63 @@ impl Dispatcher {
         })
     }
 
-    /// Removes a session whose stream ended. Its unfinished jobs go to other
-    /// sessions at once (attempt raised for those it had received), or wait
-    /// for one up to the redelivery grace.
-    pub(crate) fn unregister(&mut self, id: u64) {
+    /// Takes over, for new session `id`, the jobs its worker says it holds:
+    /// leases of this gateway not already settling move to it (from a
+    /// broken stream, the waiting queue or another session); jids without a
+    /// lease are returned as foreign. Returns (unfinished, foreign).
+    fn claim(&mut self, id: u64, holding: &[String]) -> (HashSet<String>, HashSet<String>) {
+        let mut unfinished = HashSet::new();
+        let mut foreign = HashSet::new();
+        let mut unqueue = HashSet::new();
+        for jid in holding {
+            let Some(lease) = self.leases.get_mut(jid) else {
+                foreign.insert(jid.clone());
+                continue;
+            };
+            match lease.holder {
+                // Its result (or release) is on its way to Faktory.
+                Holder::Settling => continue,
+                Holder::Session(s) => {
+                    if let Some(slot) = self.sessions.get_mut(&s) {
+                        slot.unfinished.remove(jid);
+                    }
+                }
+                Holder::Pending { .. } => {
+                    unqueue.insert(jid.clone());
+                }
+                Holder::Away { .. } => {}
+            }
+            self.avoid.remove(jid);
+            lease.holder = Holder::Session(id);
+            unfinished.insert(jid.clone());
+        }
+        if !unqueue.is_empty() {
+            self.pending.retain(|j| !unqueue.contains(j));
+        }
+        if !holding.is_empty() {
+            debug!(
+                session = id,
+                kept = unfinished.len(),
+                foreign = foreign.len(),
+                "worker came back holding jobs"
+            );
+        }
+        (unfinished, foreign)
+    }
+
+    /// Removes a session whose stream ended. Jobs assigned to it and not yet
+    /// sent go to other sessions at once. Delivered ones do too when the
+    /// worker closed the stream (attempt raised); when it broke, they wait
+    /// the reconnect grace for the worker to come back for them.
+    pub(crate) fn unregister(&mut self, id: u64, end: StreamEnd) {
         let Some(slot) = self.sessions.remove(&id) else {
             return;
         };
         let now = Instant::now();
+        let keep = end == StreamEnd::Broken && !self.rules.reconnect_grace.is_zero();
         let unsent: HashSet<&String> = slot.outbox.iter().collect();
         let mut back = Vec::with_capacity(slot.unfinished.len());
+        let mut away = Vec::new();
         // Unsent jobs first, in their order, then the delivered ones.
         for jid in slot
             .outbox
@@ -273,18 +366,28 @@ impl Dispatcher {
             if lease.holder != Holder::Session(id) {
                 continue;
             }
-            if !unsent.contains(jid) {
+            if unsent.contains(jid) {
+                lease.holder = Holder::Pending { since: now };
+                back.push(jid.clone());
+            } else if keep {
+                lease.holder = Holder::Away { since: now };
+                away.push(jid.clone());
+            } else {
                 lease.attempt += 1;
+                lease.holder = Holder::Pending { since: now };
+                back.push(jid.clone());
             }
-            lease.holder = Holder::Pending { since: now };
-            back.push(jid.clone());
         }
-        if !back.is_empty() {
+        if !back.is_empty() || !away.is_empty() {
             debug!(
                 session = id,
-                jobs = back.len(),
-                "redelivering jobs of a closed session"
+                redelivered = back.len(),
+                kept_for_reconnect = away.len(),
+                "jobs of a closed session"
             );
+        }
+        if !away.is_empty() {
+            self.away.push_back((now, away));
         }
         for jid in back.into_iter().rev() {
             self.pending.push_front(jid);
@@ -324,13 +427,29 @@ impl Dispatcher {
             .collect();
         Outgoing {
             deliveries,
+            settled: std::mem::take(&mut slot.settled),
+            refused: std::mem::take(&mut slot.refused),
             drain: slot.drain.take(),
         }
     }
 
-    /// Whether any session still holds unfinished jobs.
+    /// Whether any session still holds unfinished jobs (its own or foreign).
     pub(crate) fn sessions_hold_jobs(&self) -> bool {
-        self.sessions.values().any(|s| !s.unfinished.is_empty())
+        self.sessions
+            .values()
+            .any(|s| !s.unfinished.is_empty() || !s.foreign.is_empty())
+    }
+
+    /// Jobs fetched and not at any worker: waiting for a session, or assigned
+    /// and not yet taken by its session task. A gateway crash leaves these
+    /// to Faktory's reservation expiry.
+    pub(crate) fn undelivered(&self) -> usize {
+        self.pending.len()
+            + self
+                .sessions
+                .values()
+                .map(|s| s.outbox.len())
+                .sum::<usize>()
     }
 
     /// Sum of the open window of all sessions.
@@ -345,28 +464,21 @@ impl Dispatcher {
 
     // ----- results from workers -------------------------------------------
 
-    /// Acks from a worker (any session may ack any jid it was given, e.g.
-    /// after reconnecting). Returns the ones refused.
-    pub(crate) fn ack(&mut self, jids: Vec<String>) -> Vec<RejectedResult> {
-        let mut rejected = Vec::new();
+    /// Acks from session `from`'s worker (for any jid: one this gateway
+    /// holds no lease of goes to Faktory by jid). Each is confirmed to the
+    /// session once Faktory answered.
+    pub(crate) fn ack(&mut self, from: u64, jids: Vec<String>) {
         for jid in jids {
-            match self.detach(&jid) {
-                Some(seq) => self.settles.push_back(Settle {
-                    jid,
-                    seq,
-                    kind: SettleKind::Ack,
-                }),
-                None => rejected.push(reject(jid, REASON_UNKNOWN_JID)),
-            }
+            self.queue_result(from, jid, SettleKind::Ack);
         }
         self.after_results();
-        rejected
     }
 
-    /// Failures from a worker. A failure without errtype is refused and its
-    /// job stays unfinished.
+    /// Failures from session `from`'s worker, as [`Dispatcher::ack`]. A
+    /// failure without errtype is refused and its job stays unfinished.
     pub(crate) fn fail(
         &mut self,
+        from: u64,
         failures: Vec<faktory_gateway_proto::v1::JobFailure>,
     ) -> Vec<RejectedResult> {
         let mut rejected = Vec::new();
@@ -375,21 +487,30 @@ impl Dispatcher {
                 rejected.push(reject(f.jid, REASON_ERRTYPE_REQUIRED));
                 continue;
             }
-            match self.detach(&f.jid) {
-                Some(seq) => self.settles.push_back(Settle {
-                    jid: f.jid,
-                    seq,
-                    kind: SettleKind::Fail {
-                        errtype: f.errtype,
-                        message: f.message,
-                        backtrace: f.backtrace,
-                    },
-                }),
-                None => rejected.push(reject(f.jid, REASON_UNKNOWN_JID)),
-            }
+            let kind = SettleKind::Fail {
+                errtype: f.errtype,
+                message: f.message,
+                backtrace: f.backtrace,
+            };
+            self.queue_result(from, f.jid, kind);
         }
         self.after_results();
         rejected
+    }
+
+    /// Queues a worker's result: with the lease it settles, or by jid when
+    /// the gateway holds none not already settling.
+    fn queue_result(&mut self, from: u64, jid: String, kind: SettleKind) {
+        let lease = self.detach(&jid);
+        if let Some(slot) = self.sessions.get_mut(&from) {
+            slot.foreign.remove(&jid);
+        }
+        self.settles.push_back(Settle {
+            jid,
+            lease,
+            reply_to: Some(from),
+            kind,
+        });
     }
 
     /// Jobs a worker gives back unstarted: they go to another session (not
@@ -400,12 +521,23 @@ impl Dispatcher {
         let mut back = Vec::new();
         for jid in jids {
             let Some(lease) = self.leases.get_mut(&jid) else {
-                rejected.push(reject(jid, REASON_UNKNOWN_JID));
+                let foreign = self
+                    .sessions
+                    .get_mut(&from)
+                    .is_some_and(|slot| slot.foreign.remove(&jid));
+                let reason = if foreign {
+                    REASON_NOT_DELIVERED_HERE
+                } else {
+                    REASON_UNKNOWN_JID
+                };
+                rejected.push(reject(jid, reason));
                 continue;
             };
             match lease.holder {
-                Holder::Session(s) => {
-                    if let Some(slot) = self.sessions.get_mut(&s) {
+                Holder::Session(_) | Holder::Away { .. } => {
+                    if let Holder::Session(s) = lease.holder
+                        && let Some(slot) = self.sessions.get_mut(&s)
+                    {
                         slot.unfinished.remove(&jid);
                     }
                     lease.attempt += 1;
@@ -442,6 +574,7 @@ impl Dispatcher {
                 self.pending.retain(|j| j != jid);
                 self.avoid.remove(jid);
             }
+            Holder::Away { .. } => {}
         }
         lease.holder = Holder::Settling;
         Some(lease.seq)
@@ -587,7 +720,7 @@ impl Dispatcher {
                     }
                 }
                 Holder::Pending { .. } => self.pending.retain(|j| *j != jid),
-                Holder::Settling => {}
+                Holder::Away { .. } | Holder::Settling => {}
             }
         }
         if waiting {
@@ -709,6 +842,7 @@ impl Dispatcher {
     /// Applies the waiting-time rules to jobs no session took: releases or
     /// fails those past their grace or too close to their reservation's end.
     pub(crate) fn sweep(&mut self, now: Instant) {
+        self.end_reconnect_graces(now);
         let mut keep = VecDeque::with_capacity(self.pending.len());
         let mut queued = false;
         while let Some(jid) = self.pending.pop_front() {
@@ -761,6 +895,40 @@ impl Dispatcher {
         }
     }
 
+    /// Redelivers the jobs of broken streams whose worker did not come back
+    /// for them within the reconnect grace.
+    fn end_reconnect_graces(&mut self, now: Instant) {
+        let mut back = Vec::new();
+        while let Some((broke, _)) = self.away.front() {
+            if now.saturating_duration_since(*broke) < self.rules.reconnect_grace {
+                break;
+            }
+            let (broke, jids) = self.away.pop_front().expect("front exists");
+            for jid in jids {
+                let Some(lease) = self.leases.get_mut(&jid) else {
+                    continue;
+                };
+                if lease.holder == (Holder::Away { since: broke }) {
+                    lease.attempt += 1;
+                    lease.holder = Holder::Pending { since: now };
+                    back.push(jid);
+                }
+            }
+        }
+        if back.is_empty() {
+            return;
+        }
+        debug!(
+            jobs = back.len(),
+            "workers did not come back for their jobs; redelivering"
+        );
+        for jid in back.into_iter().rev() {
+            self.pending.push_front(jid);
+        }
+        self.fill(now);
+        self.fetch_wake.notify_one();
+    }
+
     // ----- settling ---------------------------------------------------------
 
     /// Takes up to `max` settlements for a relay connection. The relay must
@@ -781,16 +949,30 @@ impl Dispatcher {
         self.settle_wake.notify_one();
     }
 
-    /// Forgets leases whose settlement Faktory has received.
-    pub(crate) fn settled(&mut self, done: impl IntoIterator<Item = (String, u64)>) {
-        for (jid, seq) in done {
+    /// Records Faktory's answers: forgets the leases settled, and queues
+    /// each worker result's confirmation (or Faktory's refusal) for the
+    /// session it came on, if that is still open.
+    pub(crate) fn settled(&mut self, done: Vec<Answered>) {
+        let mut woken = HashSet::new();
+        for answer in done {
             self.settles_in_flight = self.settles_in_flight.saturating_sub(1);
-            if self
-                .leases
-                .get(&jid)
-                .is_some_and(|l| l.seq == seq && l.holder == Holder::Settling)
+            if let Some(seq) = answer.lease
+                && self
+                    .leases
+                    .get(&answer.jid)
+                    .is_some_and(|l| l.seq == seq && l.holder == Holder::Settling)
             {
-                self.leases.remove(&jid);
+                self.leases.remove(&answer.jid);
+            }
+            let Some(slot) = answer.reply_to.and_then(|s| self.sessions.get_mut(&s)) else {
+                continue;
+            };
+            match answer.refused {
+                None => slot.settled.push(answer.jid),
+                Some(words) => slot.refused.push(reject(answer.jid, &words)),
+            }
+            if woken.insert(answer.reply_to) {
+                slot.wake.notify_one();
             }
         }
         self.changed.notify_waiters();
@@ -838,6 +1020,7 @@ impl Dispatcher {
         self.closed = true;
         self.pending.clear();
         self.avoid.clear();
+        self.away.clear();
         for slot in self.sessions.values_mut() {
             slot.unfinished.clear();
             slot.outbox.clear();
@@ -868,7 +1051,8 @@ fn reject(jid: String, reason: &str) -> RejectedResult {
 fn release_of(lease: &Lease) -> Settle {
     Settle {
         jid: lease.jid().to_owned(),
-        seq: lease.seq,
+        lease: Some(lease.seq),
+        reply_to: None,
         kind: SettleKind::Release {
             raw: lease.job.raw.clone(),
         },
@@ -925,6 +1109,7 @@ mod tests {
             redelivery_grace: Duration::from_secs(5),
             unknown_jobtype_grace: Duration::from_secs(30),
             lease_margin: Duration::from_secs(10),
+            reconnect_grace: Duration::from_secs(3),
             max_window: 1000,
             max_fetch_depth: 16,
             max_settle_backlog: 500,
@@ -939,7 +1124,13 @@ mod tests {
             jobtypes: jobtypes.iter().map(|t| (*t).to_owned()).collect(),
             window,
             max_message_bytes: 4 << 20,
+            holding: Vec::new(),
         }
+    }
+
+    /// Faktory took every one of `settles`.
+    fn answered(settles: Vec<Settle>) -> Vec<Answered> {
+        settles.into_iter().map(|s| Answered::to(s, None)).collect()
     }
 
     fn raw(jid: &str, queue: &str, jobtype: &str) -> Bytes {
@@ -1010,7 +1201,7 @@ mod tests {
         );
         // One slot opens: x1 is passed over (a runs only t), j2 taken, and
         // the window is full again before x2 and j3 are looked at.
-        assert!(d.ack(vec!["j1".into()]).is_empty());
+        d.ack(a.id, vec!["j1".into()]);
         assert_eq!(jids(&d.take_outgoing(a.id)), vec!["j2"]);
         let b = d.register(spec(&["q"], &[], 3)).unwrap();
         assert_eq!(jids(&d.take_outgoing(b.id)), vec!["x1", "x2", "j3"]);
@@ -1025,7 +1216,8 @@ mod tests {
         for i in 0..rules().max_settle_backlog {
             d.settles.push_back(Settle {
                 jid: format!("j{i}"),
-                seq: 0,
+                lease: None,
+                reply_to: None,
                 kind: SettleKind::Ack,
             });
         }
@@ -1038,7 +1230,7 @@ mod tests {
         let unsent = sent.split_off(1);
         d.requeue(unsent);
         assert_eq!(d.claim_fetch(), None, "requeued ones count again");
-        d.settled(sent.into_iter().map(|s| (s.jid, s.seq)));
+        d.settled(answered(sent));
         assert!(d.claim_fetch().is_some());
     }
 
@@ -1094,7 +1286,7 @@ mod tests {
                 .filter(|&id| !d.take_outgoing(id).deliveries.is_empty())
                 .collect();
             assert_eq!(got.len(), 1, "{jid} delivered once");
-            assert!(d.ack(vec![jid.to_owned()]).is_empty());
+            d.ack(got[0], vec![jid.to_owned()]);
             got[0]
         };
         let first: Vec<u64> = (0..6)
@@ -1119,38 +1311,39 @@ mod tests {
         d.fetched(&claim, jobs, Instant::now(), 0);
         assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j0", "j1"]);
         assert_eq!(d.claim_fetch(), None);
-        assert!(d.ack(vec!["j0".into()]).is_empty());
+        d.ack(s.id, vec!["j0".into()]);
         assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j2"]);
-        let rejected = d.fail(vec![JobFailure {
-            jid: "j1".into(),
-            ..JobFailure::default()
-        }]);
+        let rejected = d.fail(
+            s.id,
+            vec![JobFailure {
+                jid: "j1".into(),
+                ..JobFailure::default()
+            }],
+        );
         assert_eq!(rejected[0].reason, REASON_ERRTYPE_REQUIRED);
         assert!(
             d.take_outgoing(s.id).deliveries.is_empty(),
             "j1 still unfinished"
         );
-        let rejected = d.fail(vec![JobFailure {
-            jid: "j1".into(),
-            errtype: "E".into(),
-            ..JobFailure::default()
-        }]);
+        let rejected = d.fail(
+            s.id,
+            vec![JobFailure {
+                jid: "j1".into(),
+                errtype: "E".into(),
+                ..JobFailure::default()
+            }],
+        );
         assert!(rejected.is_empty());
         assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j3"]);
         // Window lowered below what is held: nothing more until results come.
         d.set_window(s.id, 1);
-        assert_eq!(d.ack(vec!["nope".into()])[0].reason, REASON_UNKNOWN_JID);
-        assert_eq!(
-            d.ack(vec!["j0".into()])[0].reason,
-            REASON_UNKNOWN_JID,
-            "already acked"
-        );
+        assert!(jids(&d.take_outgoing(s.id)).is_empty());
         let settles = d.take_settlements(10);
         let kinds: Vec<_> = settles.iter().map(|s| (s.jid.as_str(), &s.kind)).collect();
         assert_eq!(kinds[0], ("j0", &SettleKind::Ack));
         assert_eq!(kinds[1].0, "j1");
         assert!(matches!(kinds[1].1, SettleKind::Fail { errtype, .. } if errtype == "E"));
-        d.settled(settles.into_iter().map(|s| (s.jid, s.seq)));
+        d.settled(answered(settles));
         assert_eq!(d.lease_count(), 2);
     }
 
@@ -1160,15 +1353,134 @@ mod tests {
         let a = d.register(spec(&["q"], &[], 2)).unwrap();
         feed(&mut d, vec![raw("j1", "q", "t"), raw("j2", "q", "t")]);
         assert_eq!(jids(&d.take_outgoing(a.id)), vec!["j1", "j2"]);
-        d.unregister(a.id);
+        d.unregister(a.id, StreamEnd::Closed);
         // Nobody there: they wait.
         assert!(!d.has_settlements());
         let b = d.register(spec(&["q"], &[], 5)).unwrap();
         let out = d.take_outgoing(b.id);
         assert_eq!(out.deliveries.len(), 2);
         assert!(out.deliveries.iter().all(|(del, _)| del.attempt == 2));
-        // A reconnected worker's late ack for a redelivered job is accepted.
-        assert!(d.ack(vec!["j1".into()]).is_empty());
+        // A reconnected worker's late ack for a redelivered job settles it.
+        d.ack(b.id, vec!["j1".into()]);
+        let settles = d.take_settlements(10);
+        assert_eq!(settles[0].lease, Some(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn results_are_confirmed_once_faktory_answered() {
+        let mut d = Dispatcher::new(rules());
+        let s = d.register(spec(&["q"], &[], 5)).unwrap();
+        feed(&mut d, vec![raw("j1", "q", "t"), raw("j2", "q", "t")]);
+        d.take_outgoing(s.id);
+        d.ack(s.id, vec!["j1".into(), "elsewhere".into()]);
+        d.fail(
+            s.id,
+            vec![JobFailure {
+                jid: "j2".into(),
+                errtype: "E".into(),
+                ..JobFailure::default()
+            }],
+        );
+        let out = d.take_outgoing(s.id);
+        assert!(out.settled.is_empty(), "nothing before Faktory answers");
+        let settles = d.take_settlements(10);
+        let routes: Vec<_> = settles
+            .iter()
+            .map(|s| (s.jid.as_str(), s.lease, s.reply_to))
+            .collect();
+        assert_eq!(
+            routes,
+            vec![
+                ("j1", Some(1), Some(s.id)),
+                // Not fetched here: to Faktory by jid.
+                ("elsewhere", None, Some(s.id)),
+                ("j2", Some(2), Some(s.id)),
+            ]
+        );
+        let mut answers = answered(settles);
+        answers[2].refused = Some("NotFound Job not found".into());
+        d.settled(answers);
+        let out = d.take_outgoing(s.id);
+        assert_eq!(out.settled, vec!["j1", "elsewhere"]);
+        assert_eq!(out.refused.len(), 1);
+        assert_eq!(out.refused[0].jid, "j2");
+        assert_eq!(out.refused[0].reason, "NotFound Job not found");
+        assert_eq!(d.lease_count(), 0);
+        // An answer for a session that has gone is dropped.
+        d.ack(s.id, vec!["late".into()]);
+        let settles = d.take_settlements(10);
+        d.unregister(s.id, StreamEnd::Closed);
+        d.settled(answered(settles));
+        assert_eq!(d.settle_backlog(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_streams_jobs_wait_for_their_worker() {
+        let mut d = Dispatcher::new(rules());
+        let a = d.register(spec(&["q"], &[], 3)).unwrap();
+        feed(
+            &mut d,
+            vec![
+                raw("j1", "q", "t"),
+                raw("j2", "q", "t"),
+                raw("j3", "q", "t"),
+            ],
+        );
+        assert_eq!(jids(&d.take_outgoing(a.id)), vec!["j1", "j2", "j3"]);
+        d.unregister(a.id, StreamEnd::Broken);
+        // Another worker does not get them while the grace runs.
+        let other = d.register(spec(&["q"], &[], 5)).unwrap();
+        assert!(jids(&d.take_outgoing(other.id)).is_empty());
+        // The worker comes back holding j1, j2 (running, buffered) and a job
+        // another gateway delivered.
+        let back = d
+            .register(SessionSpec {
+                holding: vec!["j1".into(), "j2".into(), "foreign".into()],
+                ..spec(&["q"], &[], 4)
+            })
+            .unwrap();
+        assert!(
+            jids(&d.take_outgoing(back.id)).is_empty(),
+            "nothing delivered twice"
+        );
+        assert_eq!(d.open_window(), 5 + 1, "j1, j2 and foreign count");
+        assert_eq!(
+            d.release(back.id, vec!["foreign".into()])[0].reason,
+            REASON_NOT_DELIVERED_HERE
+        );
+        assert_eq!(d.open_window(), 5 + 2);
+        // j3 was not claimed: redelivered once the grace is over (to the
+        // session with the most open window).
+        tokio::time::advance(rules().reconnect_grace).await;
+        d.sweep(Instant::now());
+        let out = d.take_outgoing(other.id);
+        let got: Vec<_> = out
+            .deliveries
+            .iter()
+            .map(|(del, _)| (del.job.as_ref().unwrap().jid.as_str(), del.attempt))
+            .collect();
+        assert_eq!(got, vec![("j3", 2)]);
+        // The kept jobs settle through the new session.
+        d.ack(back.id, vec!["j1".into(), "j2".into()]);
+        let leases: Vec<_> = d.take_settlements(10).iter().map(|s| s.lease).collect();
+        assert_eq!(leases, vec![Some(1), Some(2)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_of_a_broken_stream_nobody_claims_are_redelivered_after_the_grace() {
+        let mut d = Dispatcher::new(rules());
+        let a = d.register(spec(&["q"], &[], 1)).unwrap();
+        feed(&mut d, vec![raw("j1", "q", "t")]);
+        d.take_outgoing(a.id);
+        d.unregister(a.id, StreamEnd::Broken);
+        let b = d.register(spec(&["q"], &[], 1)).unwrap();
+        tokio::time::advance(rules().reconnect_grace / 2).await;
+        d.sweep(Instant::now());
+        assert!(jids(&d.take_outgoing(b.id)).is_empty());
+        tokio::time::advance(rules().reconnect_grace / 2).await;
+        d.sweep(Instant::now());
+        assert_eq!(jids(&d.take_outgoing(b.id)), vec!["j1"]);
+        assert_eq!(d.undelivered(), 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1177,7 +1489,7 @@ mod tests {
         let a = d.register(spec(&["q"], &[], 1)).unwrap();
         feed(&mut d, vec![raw("j1", "q", "t")]);
         d.take_outgoing(a.id);
-        d.unregister(a.id);
+        d.unregister(a.id, StreamEnd::Closed);
         d.sweep(Instant::now() + Duration::from_secs(4));
         assert!(!d.has_settlements());
         d.sweep(Instant::now() + Duration::from_secs(5));
@@ -1267,7 +1579,7 @@ mod tests {
         assert_eq!(settles[0].jid, "late");
         assert_eq!(d.claim_fetch(), None);
         assert!(!d.fetches_in_flight(), "the claim was answered");
-        d.settled(settles.into_iter().map(|s| (s.jid, s.seq)));
+        d.settled(answered(settles));
         assert_eq!(d.lease_count(), 0);
     }
 
@@ -1293,8 +1605,10 @@ mod tests {
         assert_eq!(settles.len(), 1);
         d.requeue(settles);
         let settles = d.take_settlements(10);
-        d.settled(settles.into_iter().map(|s| (s.jid, s.seq)));
+        d.settled(answered(settles));
         assert_eq!(d.lease_count(), 0);
-        assert!(d.ack(vec!["j1".into()])[0].reason == REASON_UNKNOWN_JID);
+        // A late result goes to Faktory by jid.
+        d.ack(s.id, vec!["j1".into()]);
+        assert_eq!(d.take_settlements(10)[0].lease, None);
     }
 }

@@ -17,6 +17,10 @@ pub(crate) const MAX_JOBTYPES: usize = 1024;
 pub(crate) const MAX_WORKER_ID_BYTES: usize = 128;
 /// Longest job type, in bytes.
 pub(crate) const MAX_JOBTYPE_BYTES: usize = 256;
+/// Most jids a hello may list as held.
+pub(crate) const MAX_HOLDING: usize = 100_000;
+/// Longest jid a hello may list as held, in bytes.
+pub(crate) const MAX_HELD_JID_BYTES: usize = 256;
 /// What `max_message_bytes: 0` means.
 pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// The smallest `max_message_bytes` a worker may state: below this not even a
@@ -38,6 +42,8 @@ pub(crate) struct SessionSpec {
     pub(crate) window: u32,
     /// Largest gateway -> worker message, in bytes.
     pub(crate) max_message_bytes: usize,
+    /// Jids of jobs from earlier streams the worker still holds.
+    pub(crate) holding: Vec<String>,
 }
 
 impl SessionSpec {
@@ -110,6 +116,19 @@ pub(crate) fn validate(hello: Hello, session_seq: u64) -> Result<SessionSpec, He
             format!("invalid job type {bad:?} (1 to {MAX_JOBTYPE_BYTES} bytes)"),
         ));
     }
+    if hello.holding.len() > MAX_HOLDING {
+        return Err(refuse("holding", format!("more than {MAX_HOLDING} jids")));
+    }
+    if let Some(bad) = hello
+        .holding
+        .iter()
+        .find(|j| j.is_empty() || j.len() > MAX_HELD_JID_BYTES)
+    {
+        return Err(refuse(
+            "holding",
+            format!("invalid jid {bad:?} (1 to {MAX_HELD_JID_BYTES} bytes)"),
+        ));
+    }
     let max_message_bytes = match hello.max_message_bytes as usize {
         0 => DEFAULT_MAX_MESSAGE_BYTES,
         n if n < MIN_MAX_MESSAGE_BYTES => {
@@ -141,6 +160,7 @@ pub(crate) fn validate(hello: Hello, session_seq: u64) -> Result<SessionSpec, He
         jobtypes: hello.jobtypes.into_iter().collect(),
         window: hello.window,
         max_message_bytes,
+        holding: hello.holding,
     })
 }
 
@@ -241,6 +261,20 @@ mod tests {
                 ..hello()
             }),
             "max_message_bytes"
+        );
+        assert_eq!(
+            field(Hello {
+                holding: vec![String::new()],
+                ..hello()
+            }),
+            "holding"
+        );
+        assert_eq!(
+            field(Hello {
+                holding: vec!["j".into(); MAX_HOLDING + 1],
+                ..hello()
+            }),
+            "holding"
         );
         let message = validate(
             Hello {

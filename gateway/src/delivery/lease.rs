@@ -23,6 +23,13 @@ pub(crate) enum Holder {
     },
     /// Assigned to this session (queued for sending or delivered).
     Session(u64),
+    /// Delivered on a stream that broke at `since`: kept for its worker's
+    /// reconnect (which claims it in its hello) until the reconnect grace
+    /// ends, then redelivered.
+    Away {
+        /// When the stream broke.
+        since: Instant,
+    },
     /// Its ack, fail or release is on its way to Faktory.
     Settling,
 }

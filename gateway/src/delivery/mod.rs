@@ -145,6 +145,7 @@ impl Settings {
                 redelivery_grace: config.redelivery_grace(),
                 unknown_jobtype_grace: config.unknown_jobtype_grace(),
                 lease_margin: config.lease_margin(),
+                reconnect_grace: config.reconnect_grace(),
                 max_window: config.max_window.max(1),
                 max_fetch_depth: config.fetch_max_depth.max(1) as usize,
                 max_settle_backlog: config.max_settle_backlog.max(1) as usize,
@@ -420,7 +421,7 @@ async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        let (leases, sessions, open, backlog) = {
+        let (leases, sessions, open, backlog, undelivered) = {
             let mut d = shared.dispatcher.lock();
             d.sweep(Instant::now());
             (
@@ -428,11 +429,13 @@ async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
                 d.session_count(),
                 d.open_window(),
                 d.settle_backlog(),
+                d.undelivered(),
             )
         };
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         shared.metrics.jobs_in_flight.set(gauge(leases));
         shared.metrics.settle_backlog.set(gauge(backlog));
+        shared.metrics.jobs_undelivered.set(gauge(undelivered));
         shared.metrics.sessions.set(gauge(sessions));
         shared.metrics.window_open.set(gauge(open));
     }
@@ -470,6 +473,7 @@ pub(crate) mod tests_support {
                 redelivery_grace: Duration::from_secs(5),
                 unknown_jobtype_grace: Duration::from_secs(30),
                 lease_margin: Duration::from_secs(10),
+                reconnect_grace: Duration::from_secs(2),
                 max_window: 100,
                 max_fetch_depth: TEST_FETCH_DEPTH,
                 max_settle_backlog: 500,

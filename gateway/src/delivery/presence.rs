@@ -109,6 +109,7 @@ mod tests {
             jobtypes: Default::default(),
             window: 5,
             max_message_bytes: 1 << 20,
+            holding: Vec::new(),
         }
     }
 

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use super::Shared;
 use super::link::Link;
 use super::pool::{Member, Next};
-use super::settle::{ERRTYPE_RELEASE_FAILED, Settle, SettleKind};
+use super::settle::{Answered, ERRTYPE_RELEASE_FAILED, Settle, SettleKind};
 use crate::faktory::{Connection, Error, FailCommand};
 use crate::job::release_copy_json;
 use crate::metrics::FaktoryOp;
@@ -85,8 +85,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut member: Member) {
 
 /// What became of one batch.
 struct Sent {
-    /// The (jid, seq) of every settlement Faktory received.
-    done: Vec<(String, u64)>,
+    /// Faktory's answer to every settlement it received.
+    done: Vec<Answered>,
     /// What is left to send and why (releases already pushed come back as
     /// plain ACKs, so no copy is pushed twice).
     unsent: Option<(Vec<Settle>, Error)>,
@@ -133,13 +133,14 @@ async fn send(shared: &Shared, conn: &mut Connection, batch: Vec<Settle>) -> Sen
                 shared
                     .metrics
                     .observe_faktory(FaktoryOp::Ack, started.elapsed());
-                for (s, result) in acks.iter().zip(results) {
-                    if let Err(e) = result {
-                        warn!(jid = %s.jid, error = %e.message, "faktory refused an ack");
-                    }
-                }
                 shared.metrics.jobs_acked.add(plain_acks);
-                done.extend(acks.into_iter().map(|s| (s.jid, s.seq)));
+                for (s, result) in acks.into_iter().zip(results) {
+                    let refused = result.err().map(|e| {
+                        warn!(jid = %s.jid, error = %e.message, "faktory refused an ack");
+                        e.message
+                    });
+                    done.push(Answered::to(s, refused));
+                }
             }
             Err(e) => {
                 acks.extend(fails);
@@ -158,15 +159,17 @@ async fn send(shared: &Shared, conn: &mut Connection, batch: Vec<Settle>) -> Sen
                 shared
                     .metrics
                     .observe_faktory(FaktoryOp::Fail, started.elapsed());
-                for (s, result) in fails.iter().zip(results) {
-                    // "Job not found": the reservation expired meanwhile and
-                    // Faktory already retried the job; nothing more to do.
-                    if let Err(e) = result {
-                        warn!(jid = %s.jid, error = %e.message, "faktory refused a fail");
-                    }
-                }
                 shared.metrics.jobs_failed.add(fails.len() as u64);
-                done.extend(fails.into_iter().map(|s| (s.jid, s.seq)));
+                for (s, result) in fails.into_iter().zip(results) {
+                    // "Job not found": Faktory no longer holds the job (its
+                    // reservation ended and it was retried, or it was
+                    // settled before); the worker is told Faktory's words.
+                    let refused = result.err().map(|e| {
+                        warn!(jid = %s.jid, error = %e.message, "faktory refused a fail");
+                        e.message
+                    });
+                    done.push(Answered::to(s, refused));
+                }
             }
             Err(e) => {
                 // The ACKs before went through: report them done.
@@ -207,9 +210,7 @@ async fn push_copies(
                 array.extend_from_slice(&copy);
                 pushed.push(s);
             }
-            Err(e) => refused.push(Settle::gateway_fail(
-                s.jid.clone(),
-                s.seq,
+            Err(e) => refused.push(s.failed_instead(
                 ERRTYPE_RELEASE_FAILED,
                 format!("the gateway could not build a release copy: {e}"),
             )),
@@ -226,18 +227,15 @@ async fn push_copies(
         for s in pushed {
             if let Some(reason) = failures.get(&s.jid) {
                 warn!(jid = %s.jid, reason = %reason, "faktory refused a release copy; failing the job instead");
-                refused.push(Settle::gateway_fail(
-                    s.jid.clone(),
-                    s.seq,
+                refused.push(s.failed_instead(
                     ERRTYPE_RELEASE_FAILED,
                     format!("faktory refused the release copy: {reason}"),
                 ));
             } else {
                 shared.metrics.jobs_released.inc();
                 acks.push(Settle {
-                    jid: s.jid.clone(),
-                    seq: s.seq,
                     kind: SettleKind::Ack,
+                    ..(*s).clone()
                 });
             }
         }

@@ -1,7 +1,8 @@
-//! A settlement: what the gateway must still tell Faktory about one leased
-//! job (ACK it, FAIL it, or release it with a PUSHed copy and an ACK).
-//! Settlements wait in the dispatcher's queue until a relay connection sends
-//! them; one that could not be sent is queued again, never dropped.
+//! A settlement: what the gateway must still tell Faktory about one job
+//! (ACK it, FAIL it, or release it with a PUSHed copy and an ACK), and what
+//! Faktory answered. Settlements wait in the dispatcher's queue until a relay
+//! connection sends them; one that could not be sent is queued again, never
+//! dropped.
 
 use bytes::Bytes;
 
@@ -28,13 +29,19 @@ pub(crate) enum SettleKind {
     },
 }
 
-/// One settlement of one lease.
+/// One settlement of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settle {
     /// The job id.
     pub(crate) jid: String,
-    /// The lease's sequence number (see `Lease::seq`).
-    pub(crate) seq: u64,
+    /// The sequence number of the lease it settles (see `Lease::seq`);
+    /// `None` for a worker's result for a job this gateway holds no lease of
+    /// (delivered by another gateway, or before a restart), which goes to
+    /// Faktory by jid.
+    pub(crate) lease: Option<u64>,
+    /// The session whose worker sent the result, to be told once Faktory
+    /// has answered; `None` for the gateway's own settlements.
+    pub(crate) reply_to: Option<u64>,
     /// What to do.
     pub(crate) kind: SettleKind,
 }
@@ -44,12 +51,54 @@ impl Settle {
     pub(crate) fn gateway_fail(jid: String, seq: u64, errtype: &str, message: String) -> Settle {
         Settle {
             jid,
-            seq,
+            lease: Some(seq),
+            reply_to: None,
             kind: SettleKind::Fail {
                 errtype: errtype.to_owned(),
                 message,
                 backtrace: Vec::new(),
             },
+        }
+    }
+}
+
+impl Settle {
+    /// A gateway FAIL in place of this settlement (a release that could not
+    /// be made), settling the same lease.
+    pub(crate) fn failed_instead(&self, errtype: &str, message: String) -> Settle {
+        Settle {
+            kind: SettleKind::Fail {
+                errtype: errtype.to_owned(),
+                message,
+                backtrace: Vec::new(),
+            },
+            jid: self.jid.clone(),
+            ..*self
+        }
+    }
+}
+
+/// What Faktory answered to one settlement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answered {
+    /// The job id.
+    pub(crate) jid: String,
+    /// As [`Settle::lease`].
+    pub(crate) lease: Option<u64>,
+    /// As [`Settle::reply_to`].
+    pub(crate) reply_to: Option<u64>,
+    /// `None` when Faktory took it, else Faktory's refusal.
+    pub(crate) refused: Option<String>,
+}
+
+impl Answered {
+    /// The answer `refused` (none: taken) to `settle`.
+    pub(crate) fn to(settle: Settle, refused: Option<String>) -> Answered {
+        Answered {
+            jid: settle.jid,
+            lease: settle.lease,
+            reply_to: settle.reply_to,
+            refused,
         }
     }
 }

@@ -148,6 +148,9 @@ pub struct TestWorker {
     rx: Streaming<GatewayMessage>,
     /// The gateway's welcome.
     pub welcome: Welcome,
+    /// Jids the gateway confirmed with `Settled` so far (collected by
+    /// [`TestWorker::recv`], which does not return them).
+    pub settled: Vec<String>,
 }
 
 impl TestWorker {
@@ -214,26 +217,39 @@ impl TestWorker {
                 tx,
                 rx: stream,
                 welcome,
+                settled: Vec::new(),
             }),
             Some(other) => panic!("expected a welcome, got {other:?}"),
             None => Err(Status::unknown("stream ended before the welcome")),
         }
     }
 
-    /// The next message that is not a ping (pings are answered here).
+    /// The next message that is neither a ping (answered here) nor a
+    /// confirmation (collected in [`TestWorker::settled`]).
     pub async fn recv(&mut self) -> Received {
+        loop {
+            if let Some(received) = self.recv_or_settled().await {
+                return received;
+            }
+        }
+    }
+
+    /// As [`TestWorker::recv`], but `None` after collecting a confirmation.
+    async fn recv_or_settled(&mut self) -> Option<Received> {
         loop {
             let msg = match self.rx.message().await {
                 Ok(Some(msg)) => msg,
-                Ok(None) => return Received::End(None),
-                Err(status) => return Received::End(Some(status)),
+                Ok(None) => return Some(Received::End(None)),
+                Err(status) => return Some(Received::End(Some(status))),
             };
             match msg.kind {
                 Some(gateway_message::Kind::Jobs(batch)) => {
-                    return Received::Jobs(batch.deliveries);
+                    return Some(Received::Jobs(batch.deliveries));
                 }
-                Some(gateway_message::Kind::Drain(drain)) => return Received::Drain(drain),
-                Some(gateway_message::Kind::Rejected(r)) => return Received::Rejected(r.results),
+                Some(gateway_message::Kind::Drain(drain)) => return Some(Received::Drain(drain)),
+                Some(gateway_message::Kind::Rejected(r)) => {
+                    return Some(Received::Rejected(r.results));
+                }
                 Some(gateway_message::Kind::Heartbeat(h)) if h.ping_id != 0 => {
                     let _ = self
                         .tx
@@ -243,7 +259,13 @@ impl TestWorker {
                         })))
                         .await;
                 }
-                Some(gateway_message::Kind::Heartbeat(h)) => return Received::Pong(h.pong_id),
+                Some(gateway_message::Kind::Heartbeat(h)) => {
+                    return Some(Received::Pong(h.pong_id));
+                }
+                Some(gateway_message::Kind::Settled(s)) => {
+                    self.settled.extend(s.jids);
+                    return None;
+                }
                 other => panic!("unexpected message {other:?}"),
             }
         }
@@ -307,6 +329,31 @@ impl TestWorker {
                 Received::Jobs(more) => jobs.extend(more),
                 Received::Drain(_) | Received::Pong(_) => {}
                 other => panic!("expected a pong, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the gateway has confirmed every one of `jids` (each
+    /// taken from [`TestWorker::settled`] once); returns jobs that arrived
+    /// meanwhile. Panics on rejections, drains and the stream's end.
+    pub async fn until_settled(&mut self, jids: &[String]) -> Vec<Delivery> {
+        let mut jobs = Vec::new();
+        let mut missing: Vec<&String> = jids.iter().collect();
+        loop {
+            missing.retain(|jid| match self.settled.iter().position(|s| s == *jid) {
+                Some(i) => {
+                    self.settled.swap_remove(i);
+                    false
+                }
+                None => true,
+            });
+            if missing.is_empty() {
+                return jobs;
+            }
+            match self.recv_or_settled().await {
+                None | Some(Received::Pong(_)) => {}
+                Some(Received::Jobs(more)) => jobs.extend(more),
+                Some(other) => panic!("expected confirmations of {missing:?}, got {other:?}"),
             }
         }
     }

@@ -1,6 +1,6 @@
-//! The real thing on loopback: the Faktory test server, a gateway started
-//! with `faktory_gateway::serve`, and helpers to push jobs and wait for
-//! conditions.
+//! The real thing on loopback: the Faktory test server, gateways started
+//! with `faktory_gateway::serve` (each on its own runtime, so one can be
+//! killed), and helpers to push jobs and wait for conditions.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use faktory_gateway::Config;
 use faktory_gateway_worker::proto::{Job, PushRequest, PushStatus, gateway_client::GatewayClient};
 use faktory_test_server::TestServer;
 use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -17,18 +18,32 @@ use tonic::transport::Channel;
 /// The task running `faktory_gateway::serve`.
 type ServeTask = JoinHandle<Result<(), faktory_gateway::Error>>;
 
-/// A gateway running in this process.
+/// A gateway running in this process, on its own tokio runtime: stopping it
+/// is its graceful shutdown, killing it shuts the runtime down (every task
+/// dropped mid-flight, every socket closed, nothing released), as a crashed
+/// process would.
 pub struct Gateway {
     addr: SocketAddr,
     faktory_url: String,
     extra: Vec<String>,
-    running: Option<(oneshot::Sender<()>, ServeTask)>,
+    running: Option<Running>,
+}
+
+struct Running {
+    runtime: Runtime,
+    stop: oneshot::Sender<()>,
+    task: ServeTask,
 }
 
 impl Gateway {
     /// Starts a gateway for `faktory_url` with extra flags.
     pub async fn start(faktory_url: &str, extra: &[&str]) -> Gateway {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Gateway::start_at("127.0.0.1:0".parse().unwrap(), faktory_url, extra).await
+    }
+
+    /// Starts a gateway on `addr` (e.g. one from [`free_addr`]).
+    pub async fn start_at(addr: SocketAddr, faktory_url: &str, extra: &[&str]) -> Gateway {
+        let listener = std::net::TcpListener::bind(addr).expect("bind the gateway");
         let mut gateway = Gateway {
             addr: listener.local_addr().unwrap(),
             faktory_url: faktory_url.to_owned(),
@@ -39,7 +54,7 @@ impl Gateway {
         gateway
     }
 
-    fn serve(&mut self, listener: TcpListener) {
+    fn serve(&mut self, listener: std::net::TcpListener) {
         let mut args = vec![
             "faktory-gateway".to_owned(),
             "--faktory-url".to_owned(),
@@ -49,11 +64,26 @@ impl Gateway {
         ];
         args.extend(self.extra.iter().cloned());
         let config = Config::try_parse_from(args).expect("valid gateway flags");
+        listener.set_nonblocking(true).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("gateway")
+            .enable_all()
+            .build()
+            .expect("gateway runtime");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(faktory_gateway::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        self.running = Some((stop, task));
+        let task = runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("listener on this runtime");
+            faktory_gateway::serve(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        self.running = Some(Running {
+            runtime,
+            stop,
+            task,
+        });
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -66,26 +96,59 @@ impl Gateway {
 
     /// Shuts the gateway down (drain included) and waits for it.
     pub async fn stop(&mut self) {
-        if let Some((stop, task)) = self.running.take() {
-            let _ = stop.send(());
-            task.await.unwrap().expect("clean gateway shutdown");
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            running.task.await.unwrap().expect("clean gateway shutdown");
+            running.runtime.shutdown_background();
         }
     }
 
-    /// Starts it again on the same port.
+    /// Kills the gateway: see the type's docs.
+    pub fn kill(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.runtime.shutdown_background();
+        }
+    }
+
+    /// Starts it again on the same port (after a kill, once the old
+    /// runtime has let go of it).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .expect("rebind the gateway port");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match std::net::TcpListener::bind(self.addr) {
+                Ok(listener) => break listener,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("rebind the gateway port: {e}"),
+            }
+        };
         self.serve(listener);
     }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback address nothing listens on (bound, then let go), for a
+/// gateway that is down or starts later.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// Faktory test server plus a gateway in front of it.
 pub struct Stack {
     pub faktory: TestServer,
     pub gateway: Gateway,
+    /// The gateway's flags, for [`another_gateway`](Self::another_gateway).
+    flags: Vec<String>,
 }
 
 impl Stack {
@@ -94,17 +157,31 @@ impl Stack {
     pub async fn start(extra: &[&str]) -> Stack {
         super::init_tracing();
         let faktory = TestServer::start().await.expect("test server");
-        let mut flags = extra.to_vec();
+        let mut flags: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for (flag, value) in [
             ("--redelivery-grace-ms", "0"),
             ("--shutdown-grace-ms", "5000"),
         ] {
             if !extra.contains(&flag) {
-                flags.extend([flag, value]);
+                flags.extend([flag.to_owned(), value.to_owned()]);
             }
         }
-        let gateway = Gateway::start(&faktory.url(), &flags).await;
-        Stack { faktory, gateway }
+        let gateway = Gateway::start(&faktory.url(), &Self::as_strs(&flags)).await;
+        Stack {
+            faktory,
+            gateway,
+            flags,
+        }
+    }
+
+    /// One more gateway beside the same Faktory, with the same flags, on
+    /// `addr` (`127.0.0.1:0` for any port).
+    pub async fn another_gateway(&self, addr: SocketAddr) -> Gateway {
+        Gateway::start_at(addr, &self.faktory.url(), &Self::as_strs(&self.flags)).await
+    }
+
+    fn as_strs(flags: &[String]) -> Vec<&str> {
+        flags.iter().map(String::as_str).collect()
     }
 }
 
@@ -175,12 +252,18 @@ async fn push_like_via(
 
 /// Polls `condition` every few milliseconds until it holds; panics naming
 /// `what` after 60 s so a broken system fails instead of hanging.
-pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+pub async fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    within(Duration::from_secs(60), what, condition).await;
+}
+
+/// Like [`eventually`], giving up after `limit` (a liveness bound, not a
+/// measurement).
+pub async fn within(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let give_up = tokio::time::Instant::now() + limit;
     while !condition() {
         assert!(
             tokio::time::Instant::now() < give_up,
-            "timed out waiting for: {what}"
+            "not within {limit:?}: {what}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
