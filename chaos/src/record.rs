@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::plan::{Class, INJECTED, class_of};
+use crate::plan::{Class, INJECTED, RESERVATION_EXPIRED, class_of};
 
 /// One jid's history as seen by handlers.
 #[derive(Debug, Default, Clone)]
@@ -28,9 +28,19 @@ pub(crate) struct JidRecord {
     /// a job bound for the dead set) its injected failure was returned. Any
     /// run starting later is a re-run of a finished job.
     pub(crate) finished_at: Option<Instant>,
+    /// When a run first found `ReservationExpired` in the job's failure
+    /// record (the job had been left to the expiry before that run).
+    pub(crate) expiry_seen_at: Option<Instant>,
 }
 
 impl JidRecord {
+    /// Whether the job was finished before Faktory's reservation expiry
+    /// brought it back (always, if it never came back that way).
+    pub(crate) fn finished_before_expiry(&self) -> bool {
+        self.finished_at
+            .is_some_and(|finished| self.expiry_seen_at.is_none_or(|seen| finished < seen))
+    }
+
     /// Starts of the runs that began after the job had finished.
     pub(crate) fn reruns_after_finish(&self) -> impl Iterator<Item = Instant> + '_ {
         let finished = self.finished_at;
@@ -62,7 +72,11 @@ impl Record {
         let mut jids = self.jids.lock();
         let entry = jids.entry(jid.to_owned()).or_default();
         entry.runs += 1;
-        entry.run_starts.push(Instant::now());
+        let now = Instant::now();
+        entry.run_starts.push(now);
+        if errtype == Some(RESERVATION_EXPIRED) {
+            entry.expiry_seen_at.get_or_insert(now);
+        }
         if let Some(errtype) = errtype.filter(|e| *e != INJECTED)
             && !entry.foreign_errtypes.iter().any(|e| e == errtype)
         {

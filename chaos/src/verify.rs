@@ -26,25 +26,26 @@
 //! Each count is attributed to the fault that most likely caused it: the
 //! first fault after the job was last fine (finished, last started, or
 //! accepted by `Push`) and before the symptom (the re-run's start). For a
-//! job left to the expiry the first gateway-side fault (kill, graceful
-//! restart, Faktory connection cut or listener restart) after that moment
-//! is blamed first, since worker-side faults leave nothing reserved (the
-//! gateway redelivers their jobs); against the test server a job Faktory
+//! job left to the expiry the first gateway kill after that moment is
+//! blamed, else the first Faktory connection cut or listener restart, else
+//! the first graceful restart, else any fault, since worker-side faults
+//! leave nothing reserved (the gateway redelivers their jobs) and a
+//! graceful restart releases what it holds; against the test server a job Faktory
 //! held reserved just after a gateway kill is blamed on the kill (exact
 //! with one gateway; with several, the other gateways' reservations at that
 //! moment are included).
 //!
 //! The rule: lost and misplaced 0; re-runs of finished jobs only after a
-//! worker abort (the results it had not sent are gone with it) or a gateway
-//! kill; reservation expiries (retries consumed by anything but the
-//! injection) only for jobs a gateway kill stranded that no handler had
-//! finished, and, in runs that cut the gateway's Faktory connections, for
-//! jobs such a cut stranded (a FETCH blocked at Faktory on an empty queue
-//! is handed the next job like Redis `BRPOP`, connection alive or not; a
-//! reply in flight is lost with the connection). Expiries of *finished*
-//! jobs a gateway kill stranded (their ACKs died with the gateway) are
-//! counted apart and, while [`FINISHED_STRANDED_BY_KILL_EXCUSED`], do not
-//! fail the run.
+//! worker abort (the results it had not sent are gone with it); reservation
+//! expiries (retries consumed by anything but the injection) only for jobs
+//! a gateway kill stranded before any handler had finished them (fetched,
+//! not yet delivered or run), and, in runs that cut the gateway's Faktory
+//! connections, for jobs such a cut stranded (a FETCH blocked at Faktory on
+//! an empty queue is handed the next job like Redis `BRPOP`, connection
+//! alive or not; a reply in flight is lost with the connection). A job a
+//! handler finished survives a gateway kill: the worker keeps the result
+//! until Faktory has it and sends it to the next gateway, which settles it
+//! by jid.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -61,21 +62,16 @@ use crate::record::{JidRecord, Record};
 use crate::run::Options;
 
 /// The faults that can leave a job reserved at Faktory with nobody to
-/// settle it.
-const STRANDING: [Fault; 4] = [
-    Fault::KillGateway,
-    Fault::CutFaktoryConnections,
-    Fault::RestartFaktoryListener,
-    Fault::RestartGateway,
+/// settle it, in the order they are blamed: a killed gateway leaves what it
+/// fetched, a cut Faktory connection a reply in flight, and a graceful
+/// restart should leave nothing (it releases what it holds).
+const STRANDING: [&[Fault]; 3] = [
+    &[Fault::KillGateway],
+    &[Fault::CutFaktoryConnections, Fault::RestartFaktoryListener],
+    &[Fault::RestartGateway],
 ];
 /// How many example jids a problem line shows.
 const EXAMPLES: usize = 5;
-/// Whether reservation expiries of jobs a handler had finished before a
-/// gateway kill stranded them pass. A gateway that dies holding ACKs it
-/// has not yet relayed leaves those jobs reserved; until workers resend
-/// unconfirmed results to the next gateway and gateways forward results
-/// for jids they did not fetch, nothing else can settle them.
-const FINISHED_STRANDED_BY_KILL_EXCUSED: bool = true;
 
 /// What the run leaves behind for the check.
 pub(crate) struct Evidence<'a> {
@@ -135,8 +131,7 @@ pub(crate) struct Summary {
     misplaced: Vec<(String, String)>,
     duplicate_jids: u64,
     by_cause: HashMap<Cause, Attributed>,
-    /// Re-runs of finished jobs after anything but a worker abort or a
-    /// gateway kill.
+    /// Re-runs of finished jobs after anything but a worker abort.
     reruns_not_allowed: Vec<(String, Cause)>,
     /// Jids whose retry was consumed (or, against a real Faktory, is
     /// waiting to be) by something the rule does not allow.
@@ -160,7 +155,6 @@ impl Summary {
             && self.misplaced.is_empty()
             && self.gateway_side.is_empty()
             && self.reruns_not_allowed.is_empty()
-            && (FINISHED_STRANDED_BY_KILL_EXCUSED || self.finished_stranded_by_kill == 0)
     }
 }
 
@@ -227,7 +221,6 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         faults_done,
         elapsed,
     };
-    let cuts = summary.faults.get(Fault::CutFaktoryConnections);
     for index in 0..options.jobs {
         let jid = options.plan.jid(index);
         let class = plan::class_of(&jid);
@@ -261,9 +254,13 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         } else if left {
             // Only faults on the gateway's side of the path can leave a
             // reservation behind (the gateway redelivers a lost worker's
-            // jobs), so they are blamed first.
+            // jobs), so they are blamed first, in the order of STRANDING
+            // (against the test server kills are known exactly, above).
+            let kinds = STRANDING.iter().skip(usize::from(!real_faktory));
             fine.and_then(|from| {
-                log.first_of_after(&STRANDING, from)
+                kinds
+                    .clone()
+                    .find_map(|kinds| log.first_of_after(kinds, from))
                     .or_else(|| log.first_between(from, None))
             })
         } else {
@@ -274,15 +271,20 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
             summary.by_cause.entry(cause).or_default().left_to_expiry += 1;
         }
         let by_kill = left && cause == Some(Fault::KillGateway);
-        let finished_by_kill = by_kill && seen.finished_at.is_some();
-        let after_cuts = left && !by_kill && cuts > 0;
+        let finished_by_kill = by_kill && seen.finished_before_expiry();
+        let after_cuts = left
+            && matches!(
+                cause,
+                Some(Fault::CutFaktoryConnections | Fault::RestartFaktoryListener)
+            );
         summary.expired_stranded += u64::from(by_kill);
         summary.finished_stranded_by_kill += u64::from(finished_by_kill);
         summary.expired_after_cuts += u64::from(after_cuts);
-        let excused =
-            (by_kill && (!finished_by_kill || FINISHED_STRANDED_BY_KILL_EXCUSED)) || after_cuts;
-        // Only the expiry of a job a killed gateway or a cut Faktory
-        // connection stranded is beyond the gateway's reach; every other
+        let excused = (by_kill && !finished_by_kill) || after_cuts;
+        // Only the expiry of a job a killed gateway had not delivered to a
+        // handler, or a cut Faktory connection stranded, is beyond the
+        // gateway's reach (a worker keeps the results Faktory has not
+        // confirmed and sends them to the next gateway); every other
         // foreign failure used a retry that nothing should have cost.
         if errtypes.iter().any(|e| e != RESERVATION_EXPIRED) || (left && !excused) {
             if reserved {
@@ -366,7 +368,7 @@ fn count_runs(
                 .entry(cause)
                 .or_default()
                 .reruns_of_finished += 1;
-            if !matches!(cause, Some(Fault::AbortWorker | Fault::KillGateway)) {
+            if cause != Some(Fault::AbortWorker) {
                 summary.reruns_not_allowed.push((jid.to_owned(), cause));
             }
         } else if k >= class.expected_runs() as usize {
@@ -516,7 +518,7 @@ impl fmt::Display for Summary {
         )?;
         row(
             f,
-            "  not after a worker abort or gateway kill (0)",
+            "  not after a worker abort (0)",
             self.reruns_not_allowed.len().to_string(),
         )?;
         row(f, "other extra runs", total(|a| a.extra_runs).to_string())?;
@@ -541,16 +543,12 @@ impl fmt::Display for Summary {
         )?;
         row(
             f,
-            "  stranded by gateway kills (allowed)",
+            "  stranded by gateway kills",
             self.expired_stranded.to_string(),
         )?;
         row(
             f,
-            if FINISHED_STRANDED_BY_KILL_EXCUSED {
-                "    of which finished by a handler (excused for now)"
-            } else {
-                "    of which finished by a handler (must be 0)"
-            },
+            "    of which finished by a handler (0)",
             self.finished_stranded_by_kill.to_string(),
         )?;
         row(
