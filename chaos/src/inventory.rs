@@ -180,3 +180,51 @@ pub(crate) async fn mutate(
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use faktory_gateway_bench::run_queues::run_prefix;
+
+    use super::*;
+
+    /// Against a real Faktory only (`FAKTORY_URL`): the test server has no
+    /// `MUTATE`.
+    #[tokio::test]
+    async fn finds_queued_and_reserved_jobs_and_leaves_nothing() {
+        let Ok(url) = std::env::var("FAKTORY_URL") else {
+            eprintln!("skipped: FAKTORY_URL is not set");
+            return;
+        };
+        let queue = run_prefix("chaos-test");
+        let jids: Vec<String> = (0..3).map(|i| format!("{queue}-{i}")).collect();
+        let jobs: Vec<Value> = jids
+            .iter()
+            .map(|jid| serde_json::json!({"jid": jid, "jobtype": "t", "args": [], "queue": queue}))
+            .collect();
+        let mut connection = connect(&url).await.unwrap();
+        let refused = connection
+            .push_bulk(serde_json::to_string(&jobs).unwrap().as_bytes())
+            .await
+            .unwrap();
+        assert!(refused.is_empty(), "{refused:?}");
+        let fetched = connection.fetch(&[queue.clone()], 2).await.unwrap();
+        assert_eq!(fetched.len(), 2);
+        let first: Value = serde_json::from_slice(&fetched[0]).unwrap();
+        let acked = first["jid"].as_str().unwrap().to_owned();
+        connection
+            .ack_many(std::slice::from_ref(&acked))
+            .await
+            .unwrap();
+
+        let inventory = take(&url, &queue, &jids).await.unwrap();
+        assert_eq!(inventory.places.get(&acked), None);
+        let mut places: Vec<&Place> = inventory.places.values().collect();
+        places.sort_by_key(|place| format!("{place:?}"));
+        assert_eq!(places, [&Place::Queued, &Place::Reserved]);
+        let again = take(&url, &queue, &jids).await.unwrap();
+        assert!(again.places.is_empty(), "{:?}", again.places);
+        faktory_gateway_bench::run_queues::clean_up(&url, &queue)
+            .await
+            .unwrap();
+    }
+}
