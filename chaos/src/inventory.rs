@@ -207,7 +207,10 @@ mod tests {
             .await
             .unwrap();
         assert!(refused.is_empty(), "{refused:?}");
-        let fetched = connection.fetch(&[queue.clone()], 2).await.unwrap();
+        let fetched = connection
+            .fetch(std::slice::from_ref(&queue), 2)
+            .await
+            .unwrap();
         assert_eq!(fetched.len(), 2);
         let first: Value = serde_json::from_slice(&fetched[0]).unwrap();
         let acked = first["jid"].as_str().unwrap().to_owned();
