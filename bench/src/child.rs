@@ -125,6 +125,17 @@ impl ChildProcess {
             }
         }
     }
+
+    /// Kills the child with SIGKILL and waits for it to be gone.
+    ///
+    /// Fails when the signal cannot be sent.
+    pub async fn kill(mut self) -> Result<(), Error> {
+        let what = self.what;
+        self.child
+            .kill()
+            .await
+            .map_err(|e| Error::io(format!("kill {what} child"), e))
+    }
 }
 
 /// The child side: prints `listening <announced>` and returns a future

@@ -35,6 +35,11 @@ pub struct InfoCounts {
     /// `faktory.tasks.Busy.size`: jobs reserved (fetched, not yet
     /// acknowledged or failed).
     pub reserved: u64,
+    /// `faktory.total_failures`: FAILs (and expired reservations) since
+    /// Faktory started.
+    pub failures: u64,
+    /// `faktory.tasks.Retries.size`: jobs waiting in the retry set.
+    pub retries: u64,
 }
 
 impl InfoCounts {
@@ -45,6 +50,8 @@ impl InfoCounts {
         Some(InfoCounts {
             processed: faktory.get("total_processed")?.as_u64()?,
             reserved: faktory.pointer("/tasks/Busy/size")?.as_u64()?,
+            failures: faktory.get("total_failures")?.as_u64()?,
+            retries: faktory.pointer("/tasks/Retries/size")?.as_u64()?,
         })
     }
 }
@@ -213,7 +220,11 @@ mod tests {
                 "total_processed": 123456,
                 "total_enqueued": 7,
                 "queues": {"bench-ab12-direct-50-0ms-noop": 7},
-                "tasks": {"Busy": {"size": 99, "reaped": 0}, "Dead": {"size": 0}},
+                "tasks": {
+                    "Busy": {"size": 99, "reaped": 0},
+                    "Retries": {"size": 2, "reaped": 0},
+                    "Dead": {"size": 0},
+                },
             },
             "server": {"faktory_version": "1.10.0"},
         });
@@ -221,7 +232,9 @@ mod tests {
             InfoCounts::parse(&info),
             Some(InfoCounts {
                 processed: 123_456,
-                reserved: 99
+                reserved: 99,
+                failures: 3,
+                retries: 2,
             })
         );
         assert_eq!(queue_size(&info, "bench-ab12-direct-50-0ms-noop"), 7);

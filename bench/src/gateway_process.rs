@@ -1,9 +1,11 @@
 //! The gateway as a child process (see [`crate::child`]), so its CPU time
 //! and peak RSS can be read apart from the workers and producers.
 //!
-//! The child is the bench binary itself, re-executed with [`CHILD_ARG`] as
-//! its first argument: it runs the same `faktory_gateway::serve` the
-//! `faktory-gateway` binary runs, on `127.0.0.1:0`.
+//! The child is the bench (or chaos) binary itself, re-executed with
+//! [`CHILD_ARG`] as its first argument: it runs the same
+//! `faktory_gateway::serve` the `faktory-gateway` binary runs, on
+//! `127.0.0.1:0` or on an address the parent names (to start a gateway
+//! again on the port of one that was killed).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,8 +36,23 @@ impl GatewayProcess {
         faktory_url: &str,
         extra_args: &[String],
     ) -> Result<GatewayProcess, Error> {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        GatewayProcess::start_on(exe, faktory_url, any_port, extra_args).await
+    }
+
+    /// As [`start`](Self::start), listening on `listen` (port 0: any free
+    /// port).
+    ///
+    /// Fails as [`start`](Self::start), and when `listen` cannot be bound.
+    pub async fn start_on(
+        exe: &Path,
+        faktory_url: &str,
+        listen: SocketAddr,
+        extra_args: &[String],
+    ) -> Result<GatewayProcess, Error> {
         let mut args = vec![
             CHILD_ARG.to_owned(),
+            format!("--listen={listen}"),
             "--faktory-url".to_owned(),
             faktory_url.to_owned(),
             "--metrics-listen=off".to_owned(),
@@ -78,11 +95,19 @@ impl GatewayProcess {
     pub async fn stop(self) -> Result<(), Error> {
         self.process.stop().await
     }
+
+    /// Kills the gateway with SIGKILL (nothing drained, nothing released)
+    /// and waits for it to be gone.
+    ///
+    /// Fails when the signal cannot be sent.
+    pub async fn kill(self) -> Result<(), Error> {
+        self.process.kill().await
+    }
 }
 
 /// The child side: parses `args` as the gateway's configuration, serves on
-/// `127.0.0.1:0`, announces the address, and shuts down gracefully when
-/// stdin closes.
+/// its `--listen` address, announces the address, and shuts down gracefully
+/// when stdin closes.
 ///
 /// Fails when the configuration is invalid, binding fails, or the gateway
 /// fails.
@@ -90,7 +115,7 @@ pub async fn run_child(args: Vec<String>) -> Result<(), Error> {
     let argv = std::iter::once("faktory-gateway".to_owned()).chain(args);
     let config = <faktory_gateway::Config as clap::Parser>::try_parse_from(argv)
         .map_err(|e| Error::Setup(format!("gateway configuration: {e}")))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::io("bind gateway listener", e))?;
     let addr = listener

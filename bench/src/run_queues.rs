@@ -72,7 +72,7 @@ pub async fn clean_up(url: &str, prefix: &str) -> Result<Cleanup, Error> {
     let document = info(&mut connection).await?;
     let queues = run_queues(&document, prefix);
     for queue in &queues {
-        let drained = drain_queue(&mut connection, queue).await?;
+        let drained = drain_queue(&mut connection, queue, |_| {}).await?;
         if drained > 0 {
             cleanup.drained.push((queue.clone(), drained));
         }
@@ -111,7 +111,16 @@ fn run_queues(info: &Value, prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn drain_queue(connection: &mut Connection, queue: &str) -> Result<u64, Error> {
+/// Fetches and acknowledges every job queued on `queue` (never blocking on
+/// an empty queue: each round fetches at most what `INFO` says is queued),
+/// showing each job's Faktory JSON to `on_job` first; returns how many.
+///
+/// Fails when a command fails.
+pub async fn drain_queue(
+    connection: &mut Connection,
+    queue: &str,
+    mut on_job: impl FnMut(&[u8]),
+) -> Result<u64, Error> {
     let queues = [queue.to_owned()];
     let mut drained = 0;
     loop {
@@ -125,7 +134,10 @@ async fn drain_queue(connection: &mut Connection, queue: &str) -> Result<u64, Er
             .map_err(|e| Error::Protocol(format!("FETCH {queue}: {e}")))?;
         let jids: Vec<String> = jobs
             .into_iter()
-            .filter_map(|job| from_faktory_json(job).ok().map(|job| job.jid().to_owned()))
+            .filter_map(|job| {
+                on_job(&job);
+                from_faktory_json(job).ok().map(|job| job.jid().to_owned())
+            })
             .collect();
         connection
             .ack_many(&jids)

@@ -1,7 +1,8 @@
 //! [`Fleet`]: the SDK workers of the run. Each slot runs one
-//! `faktory_gateway_worker::Worker`; a slot can be aborted (its task dropped,
-//! no graceful shutdown: the stream just breaks) and refilled with a fresh
-//! worker. Every fourth slot runs a slow handler.
+//! `faktory_gateway_worker::Worker` connected to one gateway (slots are
+//! spread round-robin over the gateways); a slot can be aborted (its task
+//! dropped, no graceful shutdown: the stream just breaks) and refilled with
+//! a fresh worker. Every fourth slot runs a slow handler.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use faktory_gateway_worker::{Job, JobError, StopReason, Worker};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::plan::{INJECTED, JOBTYPE, QUEUE};
+use crate::plan::{INJECTED, JOBTYPE};
 use crate::record::Record;
 
 /// Handler concurrency of each worker.
@@ -23,33 +24,38 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct Slot {
     slow: bool,
+    gateway: usize,
     stop: CancellationToken,
     task: JoinHandle<Result<StopReason, faktory_gateway_worker::Error>>,
 }
 
 /// The workers; see the module docs.
 pub(crate) struct Fleet {
-    gateway_url: String,
+    gateway_urls: Vec<String>,
+    queue: String,
     record: Arc<Record>,
     slots: Vec<Slot>,
     started: u64,
 }
 
 impl Fleet {
-    /// Starts `n` workers against `gateway_url`.
+    /// Starts `n` workers serving `queue`, worker `i` against
+    /// `gateway_urls[i % gateway_urls.len()]`.
     pub(crate) fn start(
-        gateway_url: String,
+        gateway_urls: Vec<String>,
+        queue: String,
         record: Arc<Record>,
         n: usize,
     ) -> anyhow::Result<Fleet> {
         let mut fleet = Fleet {
-            gateway_url,
+            gateway_urls,
+            queue,
             record,
             slots: Vec::with_capacity(n),
             started: 0,
         };
         for i in 0..n {
-            let slot = fleet.spawn(i % 4 == 0)?;
+            let slot = fleet.spawn(i % 4 == 0, i % fleet.gateway_urls.len())?;
             fleet.slots.push(slot);
         }
         Ok(fleet)
@@ -60,14 +66,14 @@ impl Fleet {
         self.slots.len()
     }
 
-    fn spawn(&mut self, slow: bool) -> anyhow::Result<Slot> {
+    fn spawn(&mut self, slow: bool, gateway: usize) -> anyhow::Result<Slot> {
         self.started += 1;
         let record = self.record.clone();
         let stop = CancellationToken::new();
         let worker = Worker::builder()
-            .gateway(self.gateway_url.clone())
+            .gateway(self.gateway_urls[gateway].clone())
             .worker_id(format!("chaos-worker-{}", self.started))
-            .queues([QUEUE])
+            .queues([self.queue.clone()])
             .concurrency(CONCURRENCY)
             .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
             .shutdown_timeout(SHUTDOWN_TIMEOUT)
@@ -77,6 +83,7 @@ impl Fleet {
             .context("build a worker")?;
         Ok(Slot {
             slow,
+            gateway,
             stop,
             task: tokio::spawn(worker.run()),
         })
@@ -85,9 +92,9 @@ impl Fleet {
     /// Aborts the worker in slot `index` (no graceful shutdown) and starts a
     /// fresh one there.
     pub(crate) fn abort_and_replace(&mut self, index: usize) -> anyhow::Result<()> {
-        let slow = self.slots[index].slow;
+        let Slot { slow, gateway, .. } = self.slots[index];
         self.slots[index].task.abort();
-        self.slots[index] = self.spawn(slow)?;
+        self.slots[index] = self.spawn(slow, gateway)?;
         Ok(())
     }
 

@@ -1,47 +1,79 @@
-//! `chaos`: pushes jobs through a Faktory Gateway while workers, streams,
-//! the gateway itself and its Faktory connections fail at random (seeded)
-//! moments, then checks that nothing was lost. Bounded in jobs and time; it
-//! stops by itself and exits non-zero when a job was lost or misplaced, or a
-//! Faktory retry was consumed by a gateway-side event.
+//! `chaos`: pushes jobs through Faktory Gateways while workers, streams,
+//! the gateways themselves and their Faktory connections fail at random
+//! (seeded) moments, then checks that nothing was lost and counts, per
+//! fault kind, re-runs of finished jobs, other extra runs and jobs left to
+//! Faktory's reservation expiry. Bounded in jobs and time; it stops by
+//! itself and exits non-zero when the rule in `verify.rs` is broken (a job
+//! lost or misplaced, a finished job re-run after anything but a worker
+//! abort or a gateway kill, a retry consumed by what the rule does not
+//! allow). The numbers are printed either way.
 //!
 //! ```text
-//! cargo run --release -p faktory-gateway-chaos -- [--short] [--jobs N] [--seed S]
+//! cargo run --release -p faktory-gateway-chaos -- [--short] [--jobs N] [--seed S] [--gateways N]
+//! FAKTORY_URL=tcp://127.0.0.1:7419 cargo run --release -p faktory-gateway-chaos -- --short
+//! cargo run --release -p faktory-gateway-chaos -- --crash-experiment
 //! ```
 //!
+//! Without `FAKTORY_URL` the Faktory is the project's test server, in
+//! process, whose clock the run moves on (retries come back at once; at the
+//! end reservations nobody can settle are made to expire, so they show up
+//! as `ReservationExpired` retries). With `FAKTORY_URL` it is that Faktory,
+//! shared with others: the run uses a queue of its own (`chaos-<random>`,
+//! which also starts every jid), brings its retries back with
+//! `MUTATE requeue`, skips the test-server-only fault (Faktory listener
+//! restart) with a note, does not wait for the 30-minute expiry but counts
+//! the jobs still reserved at the end, and removes everything it left
+//! (`inventory.rs`). Gateways are child processes (this binary re-executed),
+//! so a gateway kill is a real SIGKILL.
+//!
+//! `--crash-experiment` runs `crash.rs` instead: one worker across a
+//! 50 ms link, the gateway SIGKILLed once Faktory has counted a third of
+//! the jobs processed, and what that left behind.
+//!
 //! # Layout
-//! - `main.rs`: options, logging, exit code.
+//! - `main.rs`: options, logging, exit code, the gateway-child entry.
 //! - `run.rs`: the run (stack, phases, faults carried out).
-//! - `faults.rs`: fault kinds, weighted seeded choice, counts.
-//! - `plan.rs`: jids, classes, deterministic failure injection.
-//! - `fleet.rs`: SDK workers (abort and replace, slow handlers).
+//! - `target.rs`: the Faktory under test (test server or `FAKTORY_URL`).
+//! - `inventory.rs`: what a real Faktory still holds of a run, and its removal.
+//! - `faults.rs`: fault kinds, weighted seeded choice, counts, the fault log.
+//! - `plan.rs`: queue, jids, classes, deterministic failure injection.
+//! - `fleet.rs`: SDK workers (abort and replace, slow handlers), spread over gateways.
 //! - `producer.rs`: pushing with resends.
-//! - `gateway.rs`: a gateway on its own runtime (graceful stop, kill, restart on the same port).
-//! - `record.rs`: what handlers saw per jid.
-//! - `verify.rs`: the end-of-run check and summary table.
+//! - `gateway.rs`: a gateway child process (graceful stop, SIGKILL, restart on the same port).
+//! - `record.rs`: what handlers saw per jid, and when.
+//! - `verify.rs`: the end-of-run check, the attribution to faults, the tables.
+//! - `crash.rs`: the crash experiment.
 
+mod crash;
 mod faults;
 mod fleet;
 mod gateway;
+mod inventory;
 mod plan;
 mod producer;
 mod record;
 mod run;
+mod target;
 mod verify;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use faktory_gateway_bench::gateway_process::{CHILD_ARG, run_child};
+use faktory_gateway_bench::run_queues::run_prefix;
 
-/// Chaos run against the Faktory Gateway (in-process gateway, Faktory test
-/// server, SDK workers, link emulators).
+/// Chaos run against the Faktory Gateway (gateway child processes, the
+/// Faktory test server or `FAKTORY_URL`, SDK workers, link emulators).
 #[derive(Debug, Parser)]
 #[command(name = "chaos")]
 struct Cli {
-    /// Short run for CI: 5,000 jobs, faults every 150-600 ms, 100 s budget.
+    /// Short run for CI: 5,000 jobs, faults every 150-600 ms, 100 s budget,
+    /// one gateway.
     #[arg(long)]
     short: bool,
-    /// Jobs to push (default 100,000; 5,000 with --short).
+    /// Jobs to push (default 100,000; 5,000 with --short; 20,000 with
+    /// --crash-experiment).
     #[arg(long)]
     jobs: Option<usize>,
     /// Seed of the fault schedule (and part of every jid).
@@ -50,16 +82,33 @@ struct Cli {
     /// SDK workers.
     #[arg(long, default_value_t = 8)]
     workers: usize,
+    /// Gateways, each with its share of the workers and producers (default
+    /// 1 with --short, else 2).
+    #[arg(long)]
+    gateways: Option<usize>,
     /// Time budget in seconds (default 100 with --short, else 600).
     #[arg(long)]
     budget_secs: Option<u64>,
     /// Only these fault kinds (comma-separated; default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<faults::Fault>,
+    /// Run the crash experiment instead (see the crate docs).
+    #[arg(long)]
+    crash_experiment: bool,
+    /// Crash experiment: round-trip time of the worker's link, in ms.
+    #[arg(long, default_value_t = 50)]
+    rtt_ms: u64,
+    /// Crash experiment: the worker's handler concurrency.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(CHILD_ARG) {
+        return gateway_child(argv[2..].to_vec()).await;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -68,10 +117,18 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if cli.crash_experiment {
+        return crash_experiment(&cli).await;
+    }
     let options = run::Options {
+        plan: plan::Plan {
+            queue: run_prefix("chaos"),
+            seed: cli.seed,
+            reserve_for: plan::RESERVE_FOR_SECS,
+        },
         jobs: cli.jobs.unwrap_or(if cli.short { 5_000 } else { 100_000 }),
-        seed: cli.seed,
         workers: cli.workers.max(1),
+        gateways: cli.gateways.unwrap_or(if cli.short { 1 } else { 2 }).max(1),
         producers: 4,
         budget: Duration::from_secs(cli.budget_secs.unwrap_or(if cli.short { 100 } else { 600 })),
         fault_gap_ms: if cli.short { (150, 600) } else { (300, 1500) },
@@ -93,6 +150,44 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("chaos run failed to run: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The gateway child (see `gateway.rs`): logs to stderr when `RUST_LOG` is
+/// set.
+async fn gateway_child(args: Vec<String>) -> ExitCode {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    match run_child(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway child: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn crash_experiment(cli: &Cli) -> ExitCode {
+    let options = crash::CrashOptions {
+        jobs: cli.jobs.unwrap_or(20_000),
+        rtt: Duration::from_millis(cli.rtt_ms),
+        concurrency: cli.concurrency.max(1),
+        kill_at: 1.0 / 3.0,
+        limit: Duration::from_secs(cli.budget_secs.unwrap_or(180)),
+    };
+    match crash::run(options).await {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("crash experiment failed to run: {e:#}");
             ExitCode::from(2)
         }
     }

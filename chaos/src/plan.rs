@@ -1,18 +1,34 @@
-//! What each job is and what must become of it: jids, the deterministic
-//! failure injection (by a hash of the jid), and each class's expected end.
+//! What each job is and what must become of it: the run's queue and jids,
+//! the deterministic failure injection (by a hash of the jid), and each
+//! class's expected end.
 
 use bytes::Bytes;
 use faktory_gateway_proto::v1::Job;
 
 /// The errtype of injected handler failures.
 pub(crate) const INJECTED: &str = "ChaosInjected";
-/// The only queue and jobtype of the run.
-pub(crate) const QUEUE: &str = "chaos";
-/// See [`QUEUE`].
+/// Faktory's errtype for an expired reservation (the job comes back as a
+/// retry, one retry used).
+pub(crate) const RESERVATION_EXPIRED: &str = "ReservationExpired";
+/// The only jobtype of the run.
 pub(crate) const JOBTYPE: &str = "chaos";
-/// Reservation length of every job: long enough that moving Faktory's clock
-/// forward to bring retries back never expires a job a live gateway holds.
+/// Reservation length of every chaos job: long enough that moving Faktory's
+/// clock forward to bring retries back never expires a job a live gateway
+/// holds.
 pub(crate) const RESERVE_FOR_SECS: i64 = 3600;
+
+/// One run's jobs: their queue, which is unique to the run (so a run
+/// against a shared Faktory touches nobody else's jobs) and also starts
+/// every jid, the seed, and the reservation length.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// The run's only queue, e.g. `chaos-1f2e3d`.
+    pub(crate) queue: String,
+    /// Part of every jid.
+    pub(crate) seed: u64,
+    /// `reserve_for` of every job (0: Faktory's default, 1800 s).
+    pub(crate) reserve_for: i64,
+}
 
 /// What the chaos harness does to a job and what must become of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,26 +76,28 @@ pub(crate) fn class_of(jid: &str) -> Class {
     }
 }
 
-/// The jid of job `index` in the run with `seed`.
-pub(crate) fn jid(seed: u64, index: usize) -> String {
-    format!("chaos-{seed}-{index:07}")
-}
+impl Plan {
+    /// The jid of job `index`.
+    pub(crate) fn jid(&self, index: usize) -> String {
+        format!("{}-{}-{index:07}", self.queue, self.seed)
+    }
 
-/// Job `index` of the run with `seed`, ready to push.
-pub(crate) fn job(seed: u64, index: usize) -> Job {
-    let jid = jid(seed, index);
-    let retry = match class_of(&jid) {
-        Class::FailToDead => -1,
-        Class::Plain | Class::FailOnce => 25,
-    };
-    Job {
-        jid,
-        jobtype: JOBTYPE.into(),
-        queue: QUEUE.into(),
-        args: Bytes::from(format!("[{index}]")),
-        retry: Some(retry),
-        reserve_for: RESERVE_FOR_SECS,
-        ..Job::default()
+    /// Job `index`, ready to push.
+    pub(crate) fn job(&self, index: usize) -> Job {
+        let jid = self.jid(index);
+        let retry = match class_of(&jid) {
+            Class::FailToDead => -1,
+            Class::Plain | Class::FailOnce => 25,
+        };
+        Job {
+            jid,
+            jobtype: JOBTYPE.into(),
+            queue: self.queue.clone(),
+            args: Bytes::from(format!("[{index}]")),
+            retry: Some(retry),
+            reserve_for: self.reserve_for,
+            ..Job::default()
+        }
     }
 }
 
@@ -89,12 +107,17 @@ mod tests {
 
     #[test]
     fn about_five_percent_fail() {
+        let plan = Plan {
+            queue: "chaos-abc123".to_owned(),
+            seed: 1,
+            reserve_for: RESERVE_FOR_SECS,
+        };
         let n = 100_000;
         let failing = (0..n)
-            .filter(|&i| class_of(&jid(1, i)) != Class::Plain)
+            .filter(|&i| class_of(&plan.jid(i)) != Class::Plain)
             .count();
         let dead = (0..n)
-            .filter(|&i| class_of(&jid(1, i)) == Class::FailToDead)
+            .filter(|&i| class_of(&plan.jid(i)) == Class::FailToDead)
             .count();
         assert!((4_500..5_500).contains(&failing), "{failing}");
         assert!((800..1_200).contains(&dead), "{dead}");

@@ -1,4 +1,5 @@
-//! [`Record`]: what the handlers saw, per jid: runs, successes, injected
+//! [`Record`]: what the handlers saw, per jid: runs (and when each
+//! started), successes (and when the first one finished), injected
 //! failures, and failure records left by anything other than the injection
 //! (a retry consumed by a gateway- or network-side event).
 
@@ -6,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
-use crate::plan::{Class, INJECTED, class_of};
+use crate::plan::{Class, INJECTED, RESERVATION_EXPIRED, class_of};
 
 /// One jid's history as seen by handlers.
 #[derive(Debug, Default, Clone)]
@@ -20,6 +22,33 @@ pub(crate) struct JidRecord {
     pub(crate) injected: u32,
     /// Errtypes other than [`INJECTED`] found in the job's failure record.
     pub(crate) foreign_errtypes: Vec<String>,
+    /// When each run started, in order.
+    pub(crate) run_starts: Vec<Instant>,
+    /// When the job was finished: its first successful run ended, or (for
+    /// a job bound for the dead set) its injected failure was returned. Any
+    /// run starting later is a re-run of a finished job.
+    pub(crate) finished_at: Option<Instant>,
+    /// When a run first found `ReservationExpired` in the job's failure
+    /// record (the job had been left to the expiry before that run).
+    pub(crate) expiry_seen_at: Option<Instant>,
+}
+
+impl JidRecord {
+    /// Whether the job was finished before Faktory's reservation expiry
+    /// brought it back (always, if it never came back that way).
+    pub(crate) fn finished_before_expiry(&self) -> bool {
+        self.finished_at
+            .is_some_and(|finished| self.expiry_seen_at.is_none_or(|seen| finished < seen))
+    }
+
+    /// Starts of the runs that began after the job had finished.
+    pub(crate) fn reruns_after_finish(&self) -> impl Iterator<Item = Instant> + '_ {
+        let finished = self.finished_at;
+        self.run_starts
+            .iter()
+            .copied()
+            .filter(move |start| finished.is_some_and(|at| *start > at))
+    }
 }
 
 /// Shared by every handler of every worker.
@@ -31,6 +60,8 @@ pub(crate) struct Record {
     resolved: AtomicU64,
     /// Handler runs in total.
     runs: AtomicU64,
+    /// Jids with at least one successful run.
+    finished: AtomicU64,
 }
 
 impl Record {
@@ -41,6 +72,11 @@ impl Record {
         let mut jids = self.jids.lock();
         let entry = jids.entry(jid.to_owned()).or_default();
         entry.runs += 1;
+        let now = Instant::now();
+        entry.run_starts.push(now);
+        if errtype == Some(RESERVATION_EXPIRED) {
+            entry.expiry_seen_at.get_or_insert(now);
+        }
         if let Some(errtype) = errtype.filter(|e| *e != INJECTED)
             && !entry.foreign_errtypes.iter().any(|e| e == errtype)
         {
@@ -55,6 +91,7 @@ impl Record {
         let entry = jids.entry(jid.to_owned()).or_default();
         entry.injected += 1;
         if class_of(jid) == Class::FailToDead && entry.injected == 1 {
+            entry.finished_at = Some(Instant::now());
             self.resolved.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -65,6 +102,8 @@ impl Record {
         let entry = jids.entry(jid.to_owned()).or_default();
         entry.successes += 1;
         if entry.successes == 1 {
+            entry.finished_at.get_or_insert_with(Instant::now);
+            self.finished.fetch_add(1, Ordering::Relaxed);
             self.resolved.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -72,6 +111,11 @@ impl Record {
     /// Jids resolved so far (see [`Record::resolved`]'s field).
     pub(crate) fn resolved(&self) -> u64 {
         self.resolved.load(Ordering::Relaxed)
+    }
+
+    /// Jids finished (run successfully at least once) so far.
+    pub(crate) fn finished(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
     }
 
     /// Handler runs so far.

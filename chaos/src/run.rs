@@ -1,36 +1,41 @@
-//! The run itself: start the test server, the links, a gateway and the
-//! workers; push every job while faults strike at random moments; recover;
-//! stop everything gracefully; hand the evidence to [`verify`].
+//! The run itself: the Faktory target, a link emulator in front of it, the
+//! gateways (child processes) each behind a link of its own for the
+//! workers, the workers; push every job while faults strike at random
+//! moments; recover; stop everything gracefully; hand the evidence to
+//! [`verify`].
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use faktory_test_server::{ServerConfig, TestServer};
+use faktory_gateway_bench::run_queues::clean_up;
 use link_emulator::LinkEmulator;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use crate::faults::{self, Fault, FaultCounts};
+use crate::faults::{self, Fault, FaultCounts, FaultLog};
 use crate::fleet::Fleet;
-use crate::gateway::GatewayProcess;
-use crate::plan::RESERVE_FOR_SECS;
+use crate::gateway::Gateway;
+use crate::plan::{Plan, RESERVE_FOR_SECS};
 use crate::producer::{self, PushStats};
 use crate::record::Record;
+use crate::target::Target;
 use crate::verify::{self, Evidence, Summary};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
+    /// The jobs: queue, seed (also the fault schedule's), reservation.
+    pub(crate) plan: Plan,
     /// Jobs to push.
     pub(crate) jobs: usize,
-    /// RNG seed (fault timing and choice; also part of every jid).
-    pub(crate) seed: u64,
-    /// SDK workers.
+    /// SDK workers, spread round-robin over the gateways.
     pub(crate) workers: usize,
-    /// Concurrent producers.
+    /// Gateways.
+    pub(crate) gateways: usize,
+    /// Concurrent producers, spread round-robin over the gateways.
     pub(crate) producers: usize,
     /// Time budget for the whole run.
     pub(crate) budget: Duration,
@@ -42,23 +47,27 @@ pub(crate) struct Options {
     pub(crate) faults: Vec<Fault>,
 }
 
-/// How long Faktory's blocking FETCH waits on empty queues in the run.
-const FETCH_BLOCK: Duration = Duration::from_millis(250);
-/// Faktory clock steps while faults run: small enough that the gateway's
-/// BEAT (every 15 s) never looks 60 s old, so Faktory never reaps it.
+/// Steps that bring retries back while faults run: every 5 s the test
+/// server's clock moves on by 12 s (small enough that the gateway's BEAT,
+/// every 15 s, never looks 60 s old, so Faktory never reaps it); a real
+/// Faktory's retries of the run are requeued as often.
 const CLOCK_STEP_DURING_FAULTS: (Duration, Duration) =
     (Duration::from_secs(12), Duration::from_secs(5));
-/// Faktory clock steps during recovery (retry backoff is at most ~44 s for
-/// a first failure).
+/// The same during recovery (retry backoff is at most ~44 s for a first
+/// failure).
 const CLOCK_STEP_DURING_RECOVERY: (Duration, Duration) =
     (Duration::from_secs(45), Duration::from_secs(2));
 /// Recovery gives up when nothing resolves for this long.
 const STALL_LIMIT: Duration = Duration::from_secs(15);
+/// How long after a kill the test server's reservations are read: FETCHes
+/// Faktory answers a moment after the kill still reserve a job.
+const AFTER_KILL: Duration = Duration::from_millis(300);
 
-/// Jobs faults may leave reserved at Faktory with nobody to settle them.
+/// Jobs faults may leave reserved at Faktory with nobody to settle them
+/// (counted against the test server only).
 #[derive(Debug, Default)]
 struct Strandings {
-    /// Reserved at Faktory when a gateway was killed (exact).
+    /// Reserved at Faktory just after a gateway was killed.
     by_kill: HashSet<String>,
     /// FETCHes blocked at Faktory when their connections were cut: each
     /// may strand one job.
@@ -67,74 +76,107 @@ struct Strandings {
 
 /// Everything that runs, in one place.
 struct Stack {
-    server: TestServer,
+    target: Target,
     faktory_link: LinkEmulator,
-    gateway: GatewayProcess,
-    worker_link: LinkEmulator,
+    gateways: Vec<Gateway>,
+    worker_links: Vec<LinkEmulator>,
 }
 
-fn gateway_flags(faktory: &LinkEmulator) -> Vec<String> {
-    [
-        "--faktory-url",
-        &format!("tcp://{}", faktory.addr()),
-        "--metrics-listen",
-        "off",
-        "--redelivery-grace-ms",
-        "2000",
-        "--shutdown-grace-ms",
-        "2000",
-        "--heartbeat-interval-ms",
-        "1000",
-        "--heartbeat-timeout-ms",
-        "5000",
-        "--faktory-timeout-ms",
-        "3000",
+impl Stack {
+    /// Stops every gateway gracefully; notes failures.
+    async fn stop_gateways(&mut self, notes: &mut Vec<String>) {
+        for (i, gateway) in self.gateways.iter_mut().enumerate() {
+            if let Err(e) = gateway.stop().await {
+                notes.push(format!("gateway {i}: {e:#}"));
+            }
+        }
+    }
+}
+
+fn gateway_flags(real_faktory: bool) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--redelivery-grace-ms=2000",
+        "--heartbeat-interval-ms=1000",
+        "--heartbeat-timeout-ms=5000",
+        "--faktory-timeout-ms=3000",
     ]
     .into_iter()
     .map(str::to_owned)
-    .collect()
+    .collect();
+    if real_faktory {
+        // Real Faktory blocks each FETCH 2 s on an empty queue, and a
+        // graceful stop waits for the pipelined ones.
+        flags.push("--fetch-max-depth=4".to_owned());
+    }
+    flags
 }
 
 /// Runs the whole thing and checks the outcome.
 pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let deadline = started + options.budget;
-    let server = TestServer::start_with(ServerConfig {
-        fetch_block: FETCH_BLOCK,
-        ..ServerConfig::default()
-    })
-    .await
-    .context("start the faktory test server")?;
-    let handle = server.handle();
-    let faktory_link = LinkEmulator::start(server.addr(), Duration::ZERO).await?;
-    let gateway = GatewayProcess::start(gateway_flags(&faktory_link)).await?;
-    let worker_link = LinkEmulator::start(gateway.addr(), Duration::from_millis(1)).await?;
+    let target = Target::from_env().await?;
+    let real = target.is_real();
+    let mut notes: Vec<String> = Vec::new();
+    let fault_kinds: Vec<Fault> = options
+        .faults
+        .iter()
+        .copied()
+        .filter(|f| !(real && *f == Fault::RestartFaktoryListener))
+        .collect();
+    if fault_kinds.len() < options.faults.len() {
+        let note = format!(
+            "skipped fault: {} (the test server's alone; FAKTORY_URL is set)",
+            Fault::RestartFaktoryListener
+        );
+        println!("note: {note}");
+        notes.push(note);
+    }
+    let faktory_link = LinkEmulator::start(target.addr().await?, Duration::ZERO).await?;
+    let mut gateways = Vec::with_capacity(options.gateways);
+    let mut worker_links = Vec::with_capacity(options.gateways);
+    for _ in 0..options.gateways {
+        let gateway =
+            Gateway::start(target.url_via(faktory_link.addr()), gateway_flags(real)).await?;
+        worker_links.push(LinkEmulator::start(gateway.addr(), Duration::from_millis(1)).await?);
+        gateways.push(gateway);
+    }
     let mut stack = Stack {
-        server,
+        target,
         faktory_link,
-        gateway,
-        worker_link,
+        gateways,
+        worker_links,
     };
+    let queue = options.plan.queue.clone();
     let record = Arc::new(Record::default());
     let mut fleet = Fleet::start(
-        format!("http://{}", stack.worker_link.addr()),
+        stack
+            .worker_links
+            .iter()
+            .map(|link| format!("http://{}", link.addr()))
+            .collect(),
+        queue.clone(),
         record.clone(),
         options.workers,
     )?;
     let push_stats = Arc::new(PushStats::default());
     let mut producer = tokio::spawn(producer::push_all(
-        format!("http://{}", stack.gateway.addr()),
-        options.seed,
+        stack
+            .gateways
+            .iter()
+            .map(|gateway| format!("http://{}", gateway.addr()))
+            .collect(),
+        options.plan.clone(),
         options.jobs,
         options.producers,
         push_stats.clone(),
     ));
 
     let expected = options.jobs as u64;
-    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut rng = StdRng::seed_from_u64(options.plan.seed);
     let mut counts = FaultCounts::default();
+    let mut log = FaultLog::default();
     let mut stranded = Strandings::default();
-    let mut notes: Vec<String> = Vec::new();
 
     // Phase 1: faults while the jobs flow.
     let faults_end = started + options.budget.mul_f64(0.6);
@@ -144,13 +186,12 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
     // Abrupt kills happen at seeded points of the run (15% to 70% of the
     // jobs resolved), so that they hit a gateway with jobs in flight; the
     // other faults strike at random moments.
-    let random_faults: Vec<Fault> = options
-        .faults
+    let random_faults: Vec<Fault> = fault_kinds
         .iter()
         .copied()
         .filter(|f| *f != Fault::KillGateway)
         .collect();
-    let mut kill_at: Vec<u64> = if options.faults.contains(&Fault::KillGateway) {
+    let mut kill_at: Vec<u64> = if fault_kinds.contains(&Fault::KillGateway) {
         (0..options.max_kills)
             .map(|_| (expected as f64 * rng.random_range(0.15..0.7)) as u64)
             .collect()
@@ -166,7 +207,13 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let now = Instant::now();
         if now >= next_clock {
-            handle.advance_clock(CLOCK_STEP_DURING_FAULTS.0);
+            bring_back(
+                &mut stack.target,
+                &queue,
+                CLOCK_STEP_DURING_FAULTS.0,
+                &mut notes,
+            )
+            .await;
             clock_steps += 1;
             next_clock = now + CLOCK_STEP_DURING_FAULTS.1;
         }
@@ -182,6 +229,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
             };
             if let Some(fault) = fault {
                 counts.add(fault);
+                log.push(Instant::now(), fault);
                 tracing::info!(%fault, resolved = record.resolved(), "fault");
                 strike(
                     fault,
@@ -200,20 +248,39 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
 
     // Phase 2: no more faults; let retries come back until all is resolved.
     let recovery_end = started + options.budget.mul_f64(0.85);
-    clock_steps += recover(&record, &handle, expected, recovery_end).await;
+    clock_steps += recover(
+        &record,
+        &mut stack.target,
+        &queue,
+        expected,
+        recovery_end,
+        &mut notes,
+    )
+    .await;
     let mut final_expiry = false;
-    if record.resolved() < expected && Instant::now() < deadline {
-        // Whatever is still reserved after a graceful stop of the gateway
-        // was stranded by an abrupt kill: only Faktory's expiry frees it.
-        if let Err(e) = stack.gateway.stop().await {
-            notes.push(format!(
-                "graceful stop before the final expiry failed: {e:#}"
-            ));
-        }
+    if let Some(handle) = stack.target.handle()
+        && record.resolved() < expected
+        && Instant::now() < deadline
+    {
+        // Whatever is still reserved after a graceful stop of the gateways
+        // was stranded by an abrupt kill or a cut: only Faktory's expiry
+        // frees it. (A real Faktory's 30-minute expiry is not waited for:
+        // what is still reserved at the end is counted instead.)
+        stack.stop_gateways(&mut notes).await;
         handle.advance_clock(Duration::from_secs(RESERVE_FOR_SECS as u64 + 60));
         final_expiry = true;
-        stack.gateway.restart().await?;
-        clock_steps += recover(&record, &handle, expected, deadline).await;
+        for gateway in &mut stack.gateways {
+            gateway.restart().await?;
+        }
+        clock_steps += recover(
+            &record,
+            &mut stack.target,
+            &queue,
+            expected,
+            deadline,
+            &mut notes,
+        )
+        .await;
     }
 
     // Phase 3: stop gracefully and collect the evidence.
@@ -232,32 +299,53 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
             workers - clean_workers
         ));
     }
-    if let Err(e) = stack.gateway.stop().await {
-        notes.push(format!("final graceful gateway stop failed: {e:#}"));
+    stack.stop_gateways(&mut notes).await;
+    if let Some(handle) = stack.target.handle() {
+        let settled = Instant::now() + Duration::from_secs(10);
+        while !handle.reserved_jids().is_empty() && Instant::now() < settled {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    let settled = Instant::now() + Duration::from_secs(10);
-    while !handle.reserved_jids().is_empty() && Instant::now() < settled {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let jids: Vec<String> = (0..options.jobs).map(|i| options.plan.jid(i)).collect();
+    let places = stack
+        .target
+        .places(&queue, &jids)
+        .await
+        .context("read what faktory holds of the run")?;
+    // The inventory emptied the run's queue; a real Faktory still lists it.
+    if real && let Err(e) = clean_up(&stack.target.url(), &queue).await {
+        notes.push(format!("removing the run's queue: {e}"));
     }
     let evidence = Evidence {
         options: options.clone(),
+        real_faktory: real,
         record: &record,
-        handle: &handle,
+        places,
         push: &push_stats,
         faults: counts,
+        log,
         clock_steps,
         final_expiry,
         stranded: &stranded.by_kill,
         blocked_fetches_cut: stranded.blocked_fetches_cut,
+        faktory_expired_counter: stack.target.handle().map(|h| h.counters().expired),
         notes,
         faults_done,
         elapsed: started.elapsed(),
     };
     let summary = verify::verify(evidence);
-    drop(stack.worker_link);
+    drop(stack.worker_links);
     drop(stack.faktory_link);
-    stack.server.shutdown().await;
+    stack.target.shutdown().await;
     Ok(summary)
+}
+
+/// Brings retries back (see [`Target::bring_back_retries`]); notes a
+/// failure.
+async fn bring_back(target: &mut Target, queue: &str, step: Duration, notes: &mut Vec<String>) {
+    if let Err(e) = target.bring_back_retries(queue, step).await {
+        notes.push(format!("bringing retries back failed: {e:#}"));
+    }
 }
 
 /// Carries out one fault.
@@ -274,48 +362,58 @@ async fn strike(
             let index = rng.random_range(0..fleet.len());
             fleet.abort_and_replace(index)?;
         }
-        Fault::CutWorkerStreams => stack.worker_link.cut_all(),
-        Fault::RestartGateway => {
-            if let Err(e) = stack.gateway.stop().await {
-                notes.push(format!("graceful gateway stop failed: {e:#}"));
+        Fault::CutWorkerStreams => {
+            for link in &stack.worker_links {
+                link.cut_all();
             }
-            stack.gateway.restart().await?;
+        }
+        Fault::RestartGateway => {
+            let index = rng.random_range(0..stack.gateways.len());
+            let gateway = &mut stack.gateways[index];
+            if let Err(e) = gateway.stop().await {
+                notes.push(format!("{e:#}"));
+            }
+            gateway.restart().await?;
         }
         Fault::KillGateway => {
-            stack.gateway.kill();
-            // One gateway at a time: every reservation until the restart is
-            // the dead one's, including FETCHes Faktory answers a moment
-            // after the kill (it reserves even when the reply cannot land).
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            stranded
-                .by_kill
-                .extend(stack.server.handle().reserved_jids());
-            stack.gateway.restart().await?;
+            let index = rng.random_range(0..stack.gateways.len());
+            let gateway = &mut stack.gateways[index];
+            gateway.kill().await?;
+            tokio::time::sleep(AFTER_KILL).await;
+            if let Some(handle) = stack.target.handle() {
+                stranded.by_kill.extend(handle.reserved_jids());
+            }
+            gateway.restart().await?;
         }
         Fault::CutFaktoryConnections => {
             // A FETCH blocked at Faktory when its connection is cut can still
             // be handed the next job (as with Faktory's BRPOP): reserved,
             // its reply lost, it waits for the expiry.
-            stranded.blocked_fetches_cut += stack.server.handle().blocked_fetches() as u64;
+            if let Some(handle) = stack.target.handle() {
+                stranded.blocked_fetches_cut += handle.blocked_fetches() as u64;
+            }
             stack.faktory_link.cut_all();
         }
         Fault::RestartFaktoryListener => {
-            stack.server.stop_listener().await;
-            tokio::time::sleep(Duration::from_millis(rng.random_range(50..400))).await;
-            stack.server.restart_listener().await;
+            if let Target::TestServer(server) = &stack.target {
+                server.stop_listener().await;
+                tokio::time::sleep(Duration::from_millis(rng.random_range(50..400))).await;
+                server.restart_listener().await;
+            }
         }
     }
     Ok(())
 }
 
-/// Moves Faktory's clock on (bringing retries back) until every job is
-/// resolved, nothing resolves for [`STALL_LIMIT`], or `until`; returns how
-/// many clock steps it took.
+/// Brings retries back until every job is resolved, nothing resolves for
+/// [`STALL_LIMIT`], or `until`; returns how many steps it took.
 async fn recover(
     record: &Record,
-    handle: &faktory_test_server::ServerHandle,
+    target: &mut Target,
+    queue: &str,
     expected: u64,
     until: Instant,
+    notes: &mut Vec<String>,
 ) -> u64 {
     let mut steps = 0;
     let mut last = record.resolved();
@@ -324,7 +422,7 @@ async fn recover(
     while record.resolved() < expected && Instant::now() < until {
         let now = Instant::now();
         if now >= next_clock {
-            handle.advance_clock(CLOCK_STEP_DURING_RECOVERY.0);
+            bring_back(target, queue, CLOCK_STEP_DURING_RECOVERY.0, notes).await;
             steps += 1;
             next_clock = now + CLOCK_STEP_DURING_RECOVERY.1;
         }

@@ -1,54 +1,116 @@
-//! The end-of-run check: every pushed jid is acked, or sits in the dead set
-//! exactly as its injected failure dictates; nothing is lost; duplicates
-//! (handler runs beyond what the job's class needs) are counted; retries
-//! consumed by anything but the injection are counted and must be zero. The
-//! exceptions are Faktory's reservation expiries (`ReservationExpired`) that
-//! nothing but the expiry can resolve, reported apart: jobs reserved by a
-//! gateway when it was killed, and, in runs that cut the gateway's Faktory
-//! connections, jobs Faktory reserved for a FETCH whose connection was cut
-//! (a FETCH blocked on an empty queue is handed the next job like Redis
-//! `BRPOP`, connection alive or not; a reply in flight is lost with the
-//! connection). The blocked FETCHes counted at the cuts bound the former.
-//! Then the summary table.
+//! The end-of-run check, from what the handlers saw ([`Record`]) and what
+//! Faktory still held of the run at the end ([`Place`] by jid: the test
+//! server's tables, or a real Faktory's [`inventory`](crate::inventory)).
+//!
+//! Every pushed jid must be acked, or sit in the dead set exactly as its
+//! injected failure dictates; nothing may be lost. Beyond that the check
+//! counts, per fault kind:
+//! - **re-runs of finished jobs**: a handler run that started after the job
+//!   was finished (its first success returned, or the injected failure of a
+//!   dead-bound job) — its result was lost on the way to Faktory;
+//! - **other extra runs**: runs beyond what the job's class needs that
+//!   started before it was finished (a run cut short, or a job delivered
+//!   twice);
+//! - **extra runs of re-pushed jobs**: runs beyond what the class needs of a
+//!   job whose `Push` had to be sent again (the call failed or answered
+//!   UNAVAILABLE): Faktory may have taken the first push all the same (its
+//!   PUSHB went out, the reply was lost with a cut connection or a killed
+//!   gateway), and then the job exists twice. These are blamed on the
+//!   fault just before that answer and allowed: the producer pushed twice;
+//! - **left to reservation expiry**: a retry consumed with errtype
+//!   `ReservationExpired` (the test server's clock is moved past
+//!   `reserve_for` at the end), or, against a real Faktory whose 30-minute
+//!   expiry the run does not wait for, a job still reserved at the end;
+//! - **lost**.
+//!
+//! Each count is attributed to the fault that most likely caused it: the
+//! first fault after the job was last fine (finished, last started, or
+//! accepted by `Push`) and before the symptom (the re-run's start). For a
+//! job left to the expiry the first gateway kill after that moment is
+//! blamed, else the first Faktory connection cut or listener restart, else
+//! the first graceful restart, else any fault, since worker-side faults
+//! leave nothing reserved (the gateway redelivers their jobs) and a
+//! graceful restart releases what it holds; against the test server a job Faktory
+//! held reserved just after a gateway kill is blamed on the kill (exact
+//! with one gateway; with several, the other gateways' reservations at that
+//! moment are included).
+//!
+//! The rule: lost and misplaced 0; re-runs of finished jobs only after a
+//! worker abort (the results it had not sent are gone with it); reservation
+//! expiries (retries consumed by anything but the injection) only for jobs
+//! a gateway kill stranded before any handler had finished them (fetched,
+//! not yet delivered or run), and, in runs that cut the gateway's Faktory
+//! connections, for jobs such a cut stranded (a FETCH blocked at Faktory on
+//! an empty queue is handed the next job like Redis `BRPOP`, connection
+//! alive or not; a reply in flight is lost with the connection). A job a
+//! handler finished survives a gateway kill: the worker keeps the result
+//! until Faktory has it and sends it to the next gateway, which settles it
+//! by jid.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use faktory_test_server::ServerHandle;
+use tokio::time::Instant;
 
-use crate::faults::{Fault, FaultCounts};
-use crate::plan::{self, Class, INJECTED};
+use crate::faults::{Fault, FaultCounts, FaultLog};
+use crate::inventory::Place;
+use crate::plan::{self, Class, INJECTED, RESERVATION_EXPIRED};
 use crate::producer::PushStats;
-use crate::record::Record;
+use crate::record::{JidRecord, Record};
 use crate::run::Options;
 
-/// Faktory's errtype for an expired reservation.
-const RESERVATION_EXPIRED: &str = "ReservationExpired";
+/// The faults that can leave a job reserved at Faktory with nobody to
+/// settle it, in the order they are blamed: a killed gateway leaves what it
+/// fetched, a cut Faktory connection a reply in flight, and a graceful
+/// restart should leave nothing (it releases what it holds).
+const STRANDING: [&[Fault]; 3] = [
+    &[Fault::KillGateway],
+    &[Fault::CutFaktoryConnections, Fault::RestartFaktoryListener],
+    &[Fault::RestartGateway],
+];
 /// How many example jids a problem line shows.
 const EXAMPLES: usize = 5;
 
 /// What the run leaves behind for the check.
 pub(crate) struct Evidence<'a> {
     pub(crate) options: Options,
+    pub(crate) real_faktory: bool,
     pub(crate) record: &'a Record,
-    pub(crate) handle: &'a ServerHandle,
+    pub(crate) places: HashMap<String, Place>,
     pub(crate) push: &'a PushStats,
     pub(crate) faults: FaultCounts,
+    pub(crate) log: FaultLog,
     pub(crate) clock_steps: u64,
     pub(crate) final_expiry: bool,
+    /// Jids the test server held reserved just after a gateway kill.
     pub(crate) stranded: &'a HashSet<String>,
     pub(crate) blocked_fetches_cut: u64,
+    pub(crate) faktory_expired_counter: Option<u64>,
     pub(crate) notes: Vec<String>,
     pub(crate) faults_done: Duration,
     pub(crate) elapsed: Duration,
 }
 
+/// The per-fault counts; see the module docs.
+#[derive(Debug, Default, Clone, Copy)]
+struct Attributed {
+    reruns_of_finished: u64,
+    repushed_runs: u64,
+    extra_runs: u64,
+    left_to_expiry: u64,
+    lost: u64,
+}
+
+/// A row key of the per-fault table: a fault kind, or none.
+type Cause = Option<Fault>;
+
 /// The outcome of a run.
 #[derive(Debug)]
 pub(crate) struct Summary {
     options: Options,
+    real_faktory: bool,
     pushed: u64,
     push_failed_calls: u64,
     push_unavailable: u64,
@@ -64,78 +126,71 @@ pub(crate) struct Summary {
     dead_ok: u64,
     /// Jids gone from Faktory without a successful run, or never pushed.
     lost: Vec<String>,
-    /// Jids still at Faktory where they should not be (queue, reservation,
-    /// schedule, retry, or dead when they should be acked).
+    /// Jids still at Faktory where they should not be (queue, schedule,
+    /// retry, or dead when they should be acked).
     misplaced: Vec<(String, String)>,
     duplicate_jids: u64,
-    extra_runs: u64,
-    /// Jids whose failure record named an errtype other than the injected
-    /// one, except the expiry of jobs stranded by a kill: a retry consumed
-    /// by a gateway- or network-side event.
+    by_cause: HashMap<Cause, Attributed>,
+    /// Re-runs of finished jobs after anything but a worker abort.
+    reruns_not_allowed: Vec<(String, Cause)>,
+    /// Jids whose retry was consumed (or, against a real Faktory, is
+    /// waiting to be) by something the rule does not allow.
     gateway_side: Vec<(String, Vec<String>)>,
-    expired: u64,
+    left_to_expiry: u64,
     expired_stranded: u64,
-    /// Expiries of jobs not stranded by a kill, in a run that cut Faktory
-    /// connections (see the module docs).
+    finished_stranded_by_kill: u64,
     expired_after_cuts: u64,
     blocked_fetches_cut: u64,
     stranded: u64,
-    faktory_expired_counter: u64,
+    faktory_expired_counter: Option<u64>,
     notes: Vec<String>,
     faults_done: Duration,
     elapsed: Duration,
 }
 
 impl Summary {
-    /// Whether the run upholds the promise: nothing lost or misplaced, and
-    /// no retry consumed by a gateway-side event.
+    /// Whether the run upholds the rule of the module docs.
     pub(crate) fn passed(&self) -> bool {
-        self.lost.is_empty() && self.misplaced.is_empty() && self.gateway_side.is_empty()
+        self.lost.is_empty()
+            && self.misplaced.is_empty()
+            && self.gateway_side.is_empty()
+            && self.reruns_not_allowed.is_empty()
     }
 }
 
-/// Where a job Faktory still holds is.
-fn location(
-    handle: &ServerHandle,
-    dead: &HashMap<String, serde_json::Value>,
-    jid: &str,
-) -> Option<String> {
-    let job = handle.job(jid)?;
-    let errtype = job["failure"]["errtype"].as_str().unwrap_or("").to_owned();
-    Some(if dead.contains_key(jid) {
-        format!("dead ({errtype})")
-    } else if handle.reserved_jids().iter().any(|j| j == jid) {
-        "reserved".to_owned()
-    } else if errtype.is_empty() {
-        "queued or scheduled".to_owned()
-    } else {
-        format!("retry ({errtype})")
-    })
+/// When `seen` was last fine: its last handler event, else when `Push`
+/// accepted it.
+fn last_fine(seen: &JidRecord, accepted: Option<Instant>) -> Option<Instant> {
+    [seen.finished_at, seen.run_starts.last().copied(), accepted]
+        .into_iter()
+        .flatten()
+        .max()
 }
 
 /// Checks every jid of the run.
 pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
     let Evidence {
         options,
+        real_faktory,
         record,
-        handle,
+        places,
         push,
         faults,
+        log,
         clock_steps,
         final_expiry,
         stranded,
         blocked_fetches_cut,
+        faktory_expired_counter,
         notes,
         faults_done,
         elapsed,
     } = evidence;
-    let dead: HashMap<String, serde_json::Value> = handle
-        .dead()
-        .into_iter()
-        .filter_map(|job| Some((job["jid"].as_str()?.to_owned(), job)))
-        .collect();
+    let accepted_at = push.accepted_at.lock().clone();
+    let resent_at = push.resent_at.lock().clone();
     let mut summary = Summary {
         options: options.clone(),
+        real_faktory,
         pushed: push.accepted.load(Ordering::Relaxed) + push.rejected.load(Ordering::Relaxed),
         push_failed_calls: push.failed_calls.load(Ordering::Relaxed),
         push_unavailable: push.unavailable.load(Ordering::Relaxed),
@@ -152,59 +207,105 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         lost: Vec::new(),
         misplaced: Vec::new(),
         duplicate_jids: 0,
-        extra_runs: 0,
+        by_cause: HashMap::new(),
+        reruns_not_allowed: Vec::new(),
         gateway_side: Vec::new(),
-        expired: 0,
+        left_to_expiry: 0,
         expired_stranded: 0,
+        finished_stranded_by_kill: 0,
         expired_after_cuts: 0,
         blocked_fetches_cut,
         stranded: stranded.len() as u64,
-        faktory_expired_counter: handle.counters().expired,
+        faktory_expired_counter,
         notes,
         faults_done,
         elapsed,
     };
-    let cuts = summary.faults.get(Fault::CutFaktoryConnections);
     for index in 0..options.jobs {
-        let jid = plan::jid(options.seed, index);
+        let jid = options.plan.jid(index);
         let class = plan::class_of(&jid);
         let seen = record.get(&jid);
+        let place = places.get(&jid);
         summary.injected += u64::from(seen.injected);
         if seen.runs > class.expected_runs() {
             summary.duplicate_jids += 1;
-            summary.extra_runs += u64::from(seen.runs - class.expected_runs());
         }
-        let at_faktory = location(handle, &dead, &jid);
+        count_runs(
+            &mut summary,
+            &log,
+            &jid,
+            &seen,
+            class,
+            resent_at.get(&jid).copied(),
+        );
+
         let mut errtypes = seen.foreign_errtypes.clone();
-        if let Some(final_errtype) = dead
-            .get(&jid)
-            .and_then(|job| job["failure"]["errtype"].as_str())
-            .filter(|e| *e != INJECTED && !errtypes.iter().any(|x| x == e))
+        if let Some(Place::Retry(errtype) | Place::Dead(errtype)) = place
+            && errtype != INJECTED
+            && !errtypes.contains(errtype)
         {
-            errtypes.push(final_errtype.to_owned());
+            errtypes.push(errtype.clone());
         }
-        let expired = errtypes.iter().any(|e| e == RESERVATION_EXPIRED);
-        let by_kill = expired && stranded.contains(&jid);
-        let after_cuts = expired && !by_kill && cuts > 0;
-        let excused = by_kill || after_cuts;
-        if expired {
-            summary.expired += 1;
-            summary.expired_stranded += u64::from(by_kill);
-            summary.expired_after_cuts += u64::from(after_cuts);
+        let reserved = place == Some(&Place::Reserved);
+        let left = reserved || errtypes.iter().any(|e| e == RESERVATION_EXPIRED);
+        let fine = last_fine(&seen, accepted_at.get(&jid).copied());
+        let cause = if stranded.contains(&jid) {
+            Some(Fault::KillGateway)
+        } else if left {
+            // Only faults on the gateway's side of the path can leave a
+            // reservation behind (the gateway redelivers a lost worker's
+            // jobs), so they are blamed first, in the order of STRANDING
+            // (against the test server kills are known exactly, above).
+            let kinds = STRANDING.iter().skip(usize::from(!real_faktory));
+            fine.and_then(|from| {
+                kinds
+                    .clone()
+                    .find_map(|kinds| log.first_of_after(kinds, from))
+                    .or_else(|| log.first_between(from, None))
+            })
+        } else {
+            fine.and_then(|from| log.first_between(from, None))
+        };
+        if left {
+            summary.left_to_expiry += 1;
+            summary.by_cause.entry(cause).or_default().left_to_expiry += 1;
         }
-        // Only the expiry of a job a killed gateway or a cut Faktory
-        // connection stranded is beyond the gateway's reach; every other
+        let by_kill = left && cause == Some(Fault::KillGateway);
+        let finished_by_kill = by_kill && seen.finished_before_expiry();
+        let after_cuts = left
+            && matches!(
+                cause,
+                Some(Fault::CutFaktoryConnections | Fault::RestartFaktoryListener)
+            );
+        summary.expired_stranded += u64::from(by_kill);
+        summary.finished_stranded_by_kill += u64::from(finished_by_kill);
+        summary.expired_after_cuts += u64::from(after_cuts);
+        let excused = (by_kill && !finished_by_kill) || after_cuts;
+        // Only the expiry of a job a killed gateway had not delivered to a
+        // handler, or a cut Faktory connection stranded, is beyond the
+        // gateway's reach (a worker keeps the results Faktory has not
+        // confirmed and sends them to the next gateway); every other
         // foreign failure used a retry that nothing should have cost.
-        if errtypes.iter().any(|e| e != RESERVATION_EXPIRED) || (expired && !excused) {
+        if errtypes.iter().any(|e| e != RESERVATION_EXPIRED) || (left && !excused) {
+            if reserved {
+                errtypes.push("still reserved".to_owned());
+            }
             summary.gateway_side.push((jid.clone(), errtypes));
         }
+        // A job still reserved at a real Faktory is reported above and not
+        // also as misplaced: only the expiry could resolve it.
+        let place = place.filter(|p| **p != Place::Reserved);
         match class {
             Class::Plain | Class::FailOnce => {
                 summary.expected_acked += 1;
-                match at_faktory {
+                match place {
                     None if seen.successes > 0 => summary.acked_ok += 1,
-                    None => summary.lost.push(jid),
-                    Some(place) => summary.misplaced.push((jid, place)),
+                    None if reserved => {}
+                    None => {
+                        summary.by_cause.entry(cause).or_default().lost += 1;
+                        summary.lost.push(jid);
+                    }
+                    Some(place) => summary.misplaced.push((jid, format!("{place:?}"))),
                 }
             }
             Class::FailToDead => {
@@ -212,19 +313,69 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
                 // `retry: -1` sends a job to the dead set on its first
                 // failure: the injected one, or an allowed expiry that came
                 // before the job could run (its failure record then says so).
-                let dead_as_dictated = dead.get(&jid).is_some_and(|job| {
-                    let errtype = &job["failure"]["errtype"];
-                    *errtype == INJECTED || (excused && *errtype == RESERVATION_EXPIRED)
-                });
-                match at_faktory {
+                let dead_as_dictated = match place {
+                    Some(Place::Dead(errtype)) => {
+                        errtype == INJECTED || (excused && errtype == RESERVATION_EXPIRED)
+                    }
+                    _ => false,
+                };
+                match place {
                     Some(_) if dead_as_dictated => summary.dead_ok += 1,
-                    None => summary.lost.push(jid),
-                    Some(place) => summary.misplaced.push((jid, place)),
+                    None if reserved => {}
+                    None => {
+                        summary.by_cause.entry(cause).or_default().lost += 1;
+                        summary.lost.push(jid);
+                    }
+                    Some(place) => summary.misplaced.push((jid, format!("{place:?}"))),
                 }
             }
         }
     }
     summary
+}
+
+/// Counts `seen`'s runs beyond the first: re-runs of the finished job, and
+/// other runs beyond what `class` needs, each attributed to a fault. A job
+/// whose push had to be sent again (`resent`: when its call failed or it
+/// was answered UNAVAILABLE) may have been pushed twice: its runs beyond
+/// what the class needs are counted apart, blamed on the fault just before
+/// that answer.
+fn count_runs(
+    summary: &mut Summary,
+    log: &FaultLog,
+    jid: &str,
+    seen: &JidRecord,
+    class: Class,
+    resent: Option<Instant>,
+) {
+    if let Some(resent) = resent {
+        let extra = seen
+            .run_starts
+            .len()
+            .saturating_sub(class.expected_runs() as usize);
+        summary
+            .by_cause
+            .entry(log.last_before(resent))
+            .or_default()
+            .repushed_runs += extra as u64;
+        return;
+    }
+    for (k, &start) in seen.run_starts.iter().enumerate().skip(1) {
+        if let Some(finished) = seen.finished_at.filter(|at| start > *at) {
+            let cause = log.first_between(finished, Some(start));
+            summary
+                .by_cause
+                .entry(cause)
+                .or_default()
+                .reruns_of_finished += 1;
+            if cause != Some(Fault::AbortWorker) {
+                summary.reruns_not_allowed.push((jid.to_owned(), cause));
+            }
+        } else if k >= class.expected_runs() as usize {
+            let cause = log.first_between(seen.run_starts[k - 1], Some(start));
+            summary.by_cause.entry(cause).or_default().extra_runs += 1;
+        }
+    }
 }
 
 fn examples<T: fmt::Debug>(items: &[T]) -> String {
@@ -240,18 +391,70 @@ fn examples<T: fmt::Debug>(items: &[T]) -> String {
     }
 }
 
+impl Summary {
+    fn fault_table(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "per fault kind (attributed by time window, see the chaos crate docs):"
+        )?;
+        writeln!(
+            f,
+            "| {:<34} | {:>8} | {:>12} | {:>11} | {:>11} | {:>13} | {:>6} |",
+            "fault", "injected", "re-runs of", "other extra", "extra runs", "left to", "lost"
+        )?;
+        writeln!(
+            f,
+            "| {:<34} | {:>8} | {:>12} | {:>11} | {:>11} | {:>13} | {:>6} |",
+            "", "", "finished", "runs", "re-pushed", "resv. expiry", ""
+        )?;
+        writeln!(
+            f,
+            "|{:-<36}|{:-<10}|{:-<14}|{:-<13}|{:-<13}|{:-<15}|{:-<8}|",
+            "", "", "", "", "", "", ""
+        )?;
+        let rows = Fault::ALL
+            .iter()
+            .map(|fault| (Some(*fault), fault.to_string()))
+            .chain(std::iter::once((None, "no fault in the window".to_owned())));
+        for (cause, name) in rows {
+            let counts = self.by_cause.get(&cause).copied().unwrap_or_default();
+            let injected =
+                cause.map_or("—".to_owned(), |fault| self.faults.get(fault).to_string());
+            writeln!(
+                f,
+                "| {name:<34} | {injected:>8} | {:>12} | {:>11} | {:>11} | {:>13} | {:>6} |",
+                counts.reruns_of_finished,
+                counts.extra_runs,
+                counts.repushed_runs,
+                counts.left_to_expiry,
+                counts.lost
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let row = |f: &mut fmt::Formatter<'_>, name: &str, value: String| {
-            writeln!(f, "| {name:<46} | {value:>14} |")
+            writeln!(f, "| {name:<52} | {value:>14} |")
         };
         writeln!(
             f,
-            "chaos run: seed {}, {} workers, {} producers",
-            self.options.seed, self.options.workers, self.options.producers
+            "chaos run against {}: seed {}, queue {}, {} gateways, {} workers, {} producers",
+            if self.real_faktory {
+                "FAKTORY_URL"
+            } else {
+                "the test server"
+            },
+            self.options.plan.seed,
+            self.options.plan.queue,
+            self.options.gateways,
+            self.options.workers,
+            self.options.producers
         )?;
-        writeln!(f, "| {:<46} | {:>14} |", "what", "count")?;
-        writeln!(f, "|{:-<48}|{:-<16}|", "", "")?;
+        writeln!(f, "| {:<52} | {:>14} |", "what", "count")?;
+        writeln!(f, "|{:-<54}|{:-<16}|", "", "")?;
         row(f, "jobs", self.options.jobs.to_string())?;
         row(f, "pushed (accepted by faktory)", self.pushed.to_string())?;
         row(
@@ -274,13 +477,14 @@ impl fmt::Display for Summary {
             "faults injected (total)",
             self.faults.total().to_string(),
         )?;
-        for fault in Fault::ALL {
-            row(f, &format!("  {fault}"), self.faults.get(fault).to_string())?;
-        }
         row(f, "handler failures injected", self.injected.to_string())?;
         row(
             f,
-            "faktory clock steps (retry backoff)",
+            if self.real_faktory {
+                "retry requeues (MUTATE)"
+            } else {
+                "faktory clock steps (retry backoff)"
+            },
             self.clock_steps.to_string(),
         )?;
         row(f, "handler runs", self.handler_runs.to_string())?;
@@ -305,52 +509,77 @@ impl fmt::Display for Summary {
             "duplicates: jids run more than needed",
             self.duplicate_jids.to_string(),
         )?;
+        let total =
+            |pick: fn(&Attributed) -> u64| -> u64 { self.by_cause.values().map(pick).sum() };
         row(
             f,
-            "duplicates: extra handler runs",
-            self.extra_runs.to_string(),
+            "re-runs of finished jobs",
+            total(|a| a.reruns_of_finished).to_string(),
         )?;
         row(
             f,
-            "RETRIES CONSUMED by gateway/network events (0)",
+            "  not after a worker abort (0)",
+            self.reruns_not_allowed.len().to_string(),
+        )?;
+        row(f, "other extra runs", total(|a| a.extra_runs).to_string())?;
+        row(
+            f,
+            "extra runs of jobs pushed again (push answer lost)",
+            total(|a| a.repushed_runs).to_string(),
+        )?;
+        row(
+            f,
+            "RETRIES CONSUMED not allowed by the rule (0)",
             self.gateway_side.len().to_string(),
         )?;
         row(
             f,
-            "  of which reservation expiries",
-            (self.expired - self.expired_stranded - self.expired_after_cuts).to_string(),
+            if self.real_faktory {
+                "left to reservation expiry (reserved at the end)"
+            } else {
+                "left to reservation expiry (ReservationExpired)"
+            },
+            self.left_to_expiry.to_string(),
         )?;
-        row(f, "reservation expiries in all", self.expired.to_string())?;
         row(
             f,
-            "  of jobs stranded by abrupt kills (allowed)",
+            "  stranded by gateway kills",
             self.expired_stranded.to_string(),
+        )?;
+        row(
+            f,
+            "    of which finished by a handler (0)",
+            self.finished_stranded_by_kill.to_string(),
         )?;
         row(
             f,
             "  after faktory connection cuts (allowed)",
             self.expired_after_cuts.to_string(),
         )?;
-        row(
-            f,
-            "FETCHes blocked at faktory when cut",
-            self.blocked_fetches_cut.to_string(),
-        )?;
-        row(
-            f,
-            "jobs stranded by abrupt gateway kills",
-            self.stranded.to_string(),
-        )?;
-        row(
-            f,
-            "final forced expiry (clock + reserve_for)",
-            self.final_expiry.to_string(),
-        )?;
-        row(
-            f,
-            "faktory's expired-reservation counter",
-            self.faktory_expired_counter.to_string(),
-        )?;
+        if !self.real_faktory {
+            row(
+                f,
+                "FETCHes blocked at faktory when cut",
+                self.blocked_fetches_cut.to_string(),
+            )?;
+            row(
+                f,
+                "reserved just after gateway kills",
+                self.stranded.to_string(),
+            )?;
+            row(
+                f,
+                "final forced expiry (clock + reserve_for)",
+                self.final_expiry.to_string(),
+            )?;
+        }
+        if let Some(expired) = self.faktory_expired_counter {
+            row(
+                f,
+                "faktory's expired-reservation counter",
+                expired.to_string(),
+            )?;
+        }
         row(
             f,
             "fault phase / whole run (s)",
@@ -360,11 +589,19 @@ impl fmt::Display for Summary {
                 self.elapsed.as_secs_f64()
             ),
         )?;
+        self.fault_table(f)?;
         if !self.lost.is_empty() {
             writeln!(f, "lost: {}", examples(&self.lost))?;
         }
         if !self.misplaced.is_empty() {
             writeln!(f, "misplaced: {}", examples(&self.misplaced))?;
+        }
+        if !self.reruns_not_allowed.is_empty() {
+            writeln!(
+                f,
+                "re-runs of finished jobs not allowed: {}",
+                examples(&self.reruns_not_allowed)
+            )?;
         }
         if !self.gateway_side.is_empty() {
             writeln!(f, "gateway-side retries: {}", examples(&self.gateway_side))?;
