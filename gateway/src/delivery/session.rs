@@ -33,6 +33,12 @@ pub(crate) const OUTBOUND_BUFFER: usize = 8;
 /// collects at once, so an idle gateway adds no delay.
 pub(crate) const DELIVERY_LINGER: Duration = Duration::from_millis(2);
 
+/// How long confirmations of results may wait for a collection of jobs to
+/// ride along with before the session collects them by themselves. They only
+/// let the worker forget results (and end a drain), so they need not cost a
+/// wakeup and a message of their own per relay round.
+pub(crate) const CONFIRM_LINGER: Duration = Duration::from_millis(20);
+
 /// Most jids in one `Settled` message (at most ~1.3 MiB even with the
 /// longest jids a worker may hold; well under any message limit a worker
 /// can state for jobs).
@@ -86,6 +92,9 @@ where
         shared,
         id: ticket.id,
         wake: ticket.wake,
+        confirm_wake: ticket.confirm_wake,
+        confirmations: Vec::new(),
+        jobs_last: false,
         tx,
         max_message_bytes: spec.max_message_bytes,
         control: VecDeque::new(),
@@ -184,6 +193,13 @@ struct Session {
     shared: Arc<Shared>,
     id: u64,
     wake: Arc<Notify>,
+    confirm_wake: Arc<Notify>,
+    /// Jids whose results Faktory took, to be sent in `Settled` messages
+    /// between job batches.
+    confirmations: Vec<String>,
+    /// Whether the last message sent was a job batch (confirmations then get
+    /// the next turn, so that a busy stream does not starve them).
+    jobs_last: bool,
     tx: Outbound,
     max_message_bytes: usize,
     /// Heartbeats and rejections, sent before job batches.
@@ -229,12 +245,18 @@ impl Session {
         let stop = self.shared.sessions_stop.clone();
         let mut last_seen = Instant::now();
         let (tx, wake) = (self.tx.clone(), self.wake.clone());
+        let confirm_wake = self.confirm_wake.clone();
         // When jobs were last collected, and whether a wake came since.
         let mut collected = Instant::now() - DELIVERY_LINGER;
         let mut collect_due = false;
+        // When confirmations waiting in the dispatcher are collected at the
+        // latest (a collection of jobs takes them earlier).
+        let mut confirm_at: Option<Instant> = None;
         let end = loop {
-            let has_output =
-                !self.control.is_empty() || !self.batches.is_empty() || self.drain.is_some();
+            let has_output = !self.control.is_empty()
+                || !self.batches.is_empty()
+                || self.drain.is_some()
+                || !self.confirmations.is_empty();
             // Every arm is cancellation-safe: `StreamExt::next`,
             // `Sender::reserve`, `Notified`, `Interval::tick`, `Sleep` and
             // `cancelled` lose nothing when another arm wins.
@@ -260,12 +282,22 @@ impl Session {
                     if collected.elapsed() >= DELIVERY_LINGER {
                         self.collect();
                         collected = Instant::now();
+                        confirm_at = None;
                     } else {
                         collect_due = true;
                     }
                 }
                 () = sleep_until(collected + DELIVERY_LINGER), if collect_due => {
                     collect_due = false;
+                    self.collect();
+                    collected = Instant::now();
+                    confirm_at = None;
+                }
+                () = confirm_wake.notified() => {
+                    confirm_at.get_or_insert(Instant::now() + CONFIRM_LINGER);
+                }
+                () = sleep_until(confirm_at.unwrap_or_else(Instant::now)), if confirm_at.is_some() => {
+                    confirm_at = None;
                     self.collect();
                     collected = Instant::now();
                 }
@@ -369,13 +401,10 @@ impl Session {
     /// any drain notice from the dispatcher.
     fn collect(&mut self) {
         let mut out = self.shared.dispatcher.lock().take_outgoing(self.id);
-        while !out.settled.is_empty() {
-            let rest = out
-                .settled
-                .split_off(out.settled.len().min(MAX_SETTLED_PER_MESSAGE));
-            let jids = std::mem::replace(&mut out.settled, rest);
-            self.control
-                .push_back(message(gateway_message::Kind::Settled(Settled { jids })));
+        if self.confirmations.is_empty() {
+            self.confirmations = out.settled;
+        } else {
+            self.confirmations.append(&mut out.settled);
         }
         self.reject(out.refused);
         // Jobs assigned before the drain go out before its notice.
@@ -397,22 +426,43 @@ impl Session {
     fn flush_control(&mut self, tx: &Outbound) {
         self.collect();
         let drain = self.drain.take();
-        for msg in self.control.drain(..).chain(drain) {
+        let mut confirmations = Vec::new();
+        while !self.confirmations.is_empty() {
+            confirmations.push(self.settled_message());
+        }
+        for msg in self.control.drain(..).chain(confirmations).chain(drain) {
             if tx.try_send(Ok(msg)).is_err() {
                 break;
             }
         }
     }
 
+    /// A `Settled` message with the oldest waiting confirmations.
+    fn settled_message(&mut self) -> GatewayMessage {
+        let rest = self
+            .confirmations
+            .split_off(self.confirmations.len().min(MAX_SETTLED_PER_MESSAGE));
+        let jids = std::mem::replace(&mut self.confirmations, rest);
+        message(gateway_message::Kind::Settled(Settled { jids }))
+    }
+
+    /// The next message: heartbeats and rejections first, then job batches
+    /// and confirmations taking turns, then the drain notice once no batch
+    /// is left.
     fn next_message(&mut self) -> GatewayMessage {
         if let Some(control) = self.control.pop_front() {
             return control;
+        }
+        if !self.confirmations.is_empty() && (self.jobs_last || self.batches.is_empty()) {
+            self.jobs_last = false;
+            return self.settled_message();
         }
         if self.batches.is_empty()
             && let Some(drain) = self.drain.take()
         {
             return drain;
         }
+        self.jobs_last = true;
         let batch = self.batches.pop_front().unwrap_or_default();
         let metrics = &self.shared.metrics;
         metrics.jobs_delivered.add(batch.deliveries.len() as u64);

@@ -102,8 +102,11 @@ pub(crate) struct Rules {
 pub(crate) struct SessionTicket {
     /// The session's id.
     pub(crate) id: u64,
-    /// Notified when the session has something to send.
+    /// Notified when the session has jobs or a drain notice to send.
     pub(crate) wake: Arc<Notify>,
+    /// Notified when confirmations of results wait for the session (once
+    /// per collection: they are not urgent, and ride along with jobs).
+    pub(crate) confirm_wake: Arc<Notify>,
     /// The window in force.
     pub(crate) window: u32,
 }
@@ -160,6 +163,7 @@ struct SessionSlot {
     /// Assigned jobs not yet taken by the session task, in order.
     outbox: Vec<String>,
     wake: Arc<Notify>,
+    confirm_wake: Arc<Notify>,
     draining: bool,
     drain: Option<Drain>,
     /// When the session was last assigned a job, as a value of the

@@ -13,6 +13,7 @@ impl Dispatcher {
         self.next_session += 1;
         let window = Window::new(spec.window, self.rules.max_window);
         let wake = Arc::new(Notify::new());
+        let confirm_wake = Arc::new(Notify::new());
         let drain = self.drain_notice.clone();
         if drain.is_some() {
             wake.notify_one();
@@ -30,6 +31,7 @@ impl Dispatcher {
                 refused: Vec::new(),
                 outbox: Vec::new(),
                 wake: wake.clone(),
+                confirm_wake: confirm_wake.clone(),
                 draining: drain.is_some(),
                 drain,
                 last_assigned: 0,
@@ -40,6 +42,7 @@ impl Dispatcher {
         Some(SessionTicket {
             id,
             wake,
+            confirm_wake,
             window: window.size(),
         })
     }
@@ -176,12 +179,17 @@ impl Dispatcher {
                     .then(|| (lease.delivery(), lease.delivery_len))
             })
             .collect();
-        Outgoing {
+        let out = Outgoing {
             deliveries,
             settled: std::mem::take(&mut slot.settled),
             refused: std::mem::take(&mut slot.refused),
             drain: slot.drain.take(),
+        };
+        if !out.settled.is_empty() || !out.refused.is_empty() {
+            // A drain may be waiting for these to be taken.
+            self.changed.notify_waiters();
         }
+        out
     }
 
     /// Whether any session still holds unfinished jobs (its own or

@@ -26,7 +26,6 @@ impl Dispatcher {
     /// each worker result's confirmation (or Faktory's refusal) for the
     /// session it came on, if that is still open.
     pub(crate) fn settled(&mut self, done: Vec<Answered>) {
-        let mut woken = HashSet::new();
         for answer in done {
             self.settles_in_flight = self.settles_in_flight.saturating_sub(1);
             if let Some(seq) = answer.lease
@@ -41,12 +40,12 @@ impl Dispatcher {
                 continue;
             };
             slot.awaiting = slot.awaiting.saturating_sub(1);
+            if slot.settled.is_empty() && slot.refused.is_empty() {
+                slot.confirm_wake.notify_one();
+            }
             match answer.refused {
                 None => slot.settled.push(answer.jid),
                 Some(words) => slot.refused.push(reject(answer.jid, &words)),
-            }
-            if woken.insert(answer.reply_to) {
-                slot.wake.notify_one();
             }
         }
         self.changed.notify_waiters();
