@@ -73,10 +73,16 @@ async fn worker_on_a_with_b_beside(stack: &Stack) -> OnA {
 /// left) and jobs run again, within the failover bound.
 async fn runs_on_b(on_a: &OnA) {
     let ran_on_a = on_a.runs.distinct();
+    let started = std::time::Instant::now();
     within(FAILOVER_BOUND, "jobs run through B", || {
         on_a.running.0.snapshot().sessions >= 2 && on_a.runs.distinct() > ran_on_a
     })
     .await;
+    // Printed, not asserted: how long the move took on this machine.
+    eprintln!(
+        "jobs ran through B {:?} after A went away",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
