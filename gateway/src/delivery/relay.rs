@@ -233,10 +233,7 @@ async fn push_copies(
                 ));
             } else {
                 shared.metrics.jobs_released.inc();
-                acks.push(Settle {
-                    kind: SettleKind::Ack,
-                    ..(*s).clone()
-                });
+                acks.push(s.instead(SettleKind::Ack));
             }
         }
     }

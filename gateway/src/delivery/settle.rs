@@ -46,35 +46,44 @@ pub(crate) struct Settle {
     pub(crate) kind: SettleKind,
 }
 
-impl Settle {
+impl SettleKind {
     /// A FAIL the gateway itself decided on, with an errtype saying why.
-    pub(crate) fn gateway_fail(jid: String, seq: u64, errtype: &str, message: String) -> Settle {
-        Settle {
-            jid,
-            lease: Some(seq),
-            reply_to: None,
-            kind: SettleKind::Fail {
-                errtype: errtype.to_owned(),
-                message,
-                backtrace: Vec::new(),
-            },
+    fn gateway_fail(errtype: &str, message: String) -> SettleKind {
+        SettleKind::Fail {
+            errtype: errtype.to_owned(),
+            message,
+            backtrace: Vec::new(),
         }
     }
 }
 
 impl Settle {
+    /// A FAIL the gateway itself decided on for lease `seq`, with an errtype
+    /// saying why.
+    pub(crate) fn gateway_fail(jid: String, seq: u64, errtype: &str, message: String) -> Settle {
+        Settle {
+            jid,
+            lease: Some(seq),
+            reply_to: None,
+            kind: SettleKind::gateway_fail(errtype, message),
+        }
+    }
+
+    /// What settles the same lease instead of this settlement: an ACK once a
+    /// release copy is pushed, or a gateway FAIL when it could not be.
+    pub(crate) fn instead(&self, kind: SettleKind) -> Settle {
+        Settle {
+            jid: self.jid.clone(),
+            lease: self.lease,
+            reply_to: self.reply_to,
+            kind,
+        }
+    }
+
     /// A gateway FAIL in place of this settlement (a release that could not
     /// be made), settling the same lease.
     pub(crate) fn failed_instead(&self, errtype: &str, message: String) -> Settle {
-        Settle {
-            kind: SettleKind::Fail {
-                errtype: errtype.to_owned(),
-                message,
-                backtrace: Vec::new(),
-            },
-            jid: self.jid.clone(),
-            ..*self
-        }
+        self.instead(SettleKind::gateway_fail(errtype, message))
     }
 }
 

@@ -128,14 +128,9 @@ impl Dispatcher {
             // old one expired, or a release copy came back): the new
             // reservation is the one that counts.
             warn!(jid = %jid, "fetched a job the gateway already held; replacing its lease");
-            match old.holder {
-                Holder::Session(s) => {
-                    if let Some(slot) = self.sessions.get_mut(&s) {
-                        slot.unfinished.remove(&jid);
-                    }
-                }
-                Holder::Pending { .. } => self.pending.retain(|j| *j != jid),
-                Holder::Away { .. } | Holder::Settling => {}
+            leave_session(&mut self.sessions, old.holder, &jid);
+            if matches!(old.holder, Holder::Pending { .. }) {
+                self.pending.retain(|j| *j != jid);
             }
         }
         if waiting {

@@ -271,6 +271,16 @@ fn reject(jid: String, reason: &str) -> RejectedResult {
     }
 }
 
+/// Takes `jid` out of the unfinished jobs of the session `holder` names, if
+/// it names one (a free function: callers hold a borrow of the lease).
+fn leave_session(sessions: &mut HashMap<u64, SessionSlot>, holder: Holder, jid: &str) {
+    if let Holder::Session(s) = holder
+        && let Some(slot) = sessions.get_mut(&s)
+    {
+        slot.unfinished.remove(jid);
+    }
+}
+
 fn release_of(lease: &Lease) -> Settle {
     Settle {
         jid: lease.jid().to_owned(),

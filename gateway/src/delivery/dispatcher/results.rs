@@ -76,11 +76,7 @@ impl Dispatcher {
             };
             match lease.holder {
                 Holder::Session(_) | Holder::Away { .. } => {
-                    if let Holder::Session(s) = lease.holder
-                        && let Some(slot) = self.sessions.get_mut(&s)
-                    {
-                        slot.unfinished.remove(&jid);
-                    }
+                    leave_session(&mut self.sessions, lease.holder, &jid);
                     lease.attempt += 1;
                     lease.holder = Holder::Pending { since: now };
                     self.avoid.insert(jid.clone(), from);
@@ -106,16 +102,13 @@ impl Dispatcher {
         let lease = self.leases.get_mut(jid)?;
         match lease.holder {
             Holder::Settling => return None,
-            Holder::Session(s) => {
-                if let Some(slot) = self.sessions.get_mut(&s) {
-                    slot.unfinished.remove(jid);
-                }
-            }
             Holder::Pending { .. } => {
                 self.pending.retain(|j| j != jid);
                 self.avoid.remove(jid);
             }
-            Holder::Away { .. } => {}
+            Holder::Session(_) | Holder::Away { .. } => {
+                leave_session(&mut self.sessions, lease.holder, jid);
+            }
         }
         lease.holder = Holder::Settling;
         Some(lease.seq)

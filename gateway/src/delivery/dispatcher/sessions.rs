@@ -67,15 +67,12 @@ impl Dispatcher {
             match lease.holder {
                 // Its result (or release) is on its way to Faktory.
                 Holder::Settling => continue,
-                Holder::Session(s) => {
-                    if let Some(slot) = self.sessions.get_mut(&s) {
-                        slot.unfinished.remove(jid);
-                    }
-                }
                 Holder::Pending { .. } => {
                     unqueue.insert(jid.clone());
                 }
-                Holder::Away { .. } => {}
+                Holder::Session(_) | Holder::Away { .. } => {
+                    leave_session(&mut self.sessions, lease.holder, jid);
+                }
             }
             self.avoid.remove(jid);
             lease.holder = Holder::Session(id);
