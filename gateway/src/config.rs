@@ -18,7 +18,7 @@ use std::time::Duration;
 use clap::Parser;
 use clap::builder::BoolishValueParser;
 
-use crate::faktory::FaktoryUrl;
+use crate::faktory::{ConnectOptions, Endpoint, FaktoryUrl};
 
 /// Where the Prometheus metrics endpoint listens, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,6 +399,20 @@ impl Config {
     /// [`Config::faktory_timeout_ms`] as a duration.
     pub fn faktory_timeout(&self) -> Duration {
         ms(self.faktory_timeout_ms)
+    }
+
+    /// The Faktory server and how to connect to it (URL, TLS trust, the
+    /// connect and I/O timeouts), as producers and the delivery path use it.
+    pub fn faktory_endpoint(&self) -> Endpoint {
+        Endpoint {
+            url: self.faktory_url.clone(),
+            options: ConnectOptions {
+                tls_ca: self.faktory_tls_ca.clone(),
+                connect_timeout: self.faktory_timeout(),
+                io_timeout: self.faktory_timeout(),
+                ..ConnectOptions::default()
+            },
+        }
     }
 
     /// [`Config::heartbeat_interval_ms`] as a duration.

@@ -1,6 +1,6 @@
 //! The crate's [`Error`]: why the gateway could not start or keep serving,
 //! and its translation to a gRPC [`Status`](tonic::Status) at the edge (details go to logs,
-//! not to clients).
+//! not to clients); [`chain`], an error with its causes as one line.
 
 use std::net::SocketAddr;
 
@@ -45,6 +45,20 @@ impl From<Error> for Status {
             _ => Status::internal("internal gateway error"),
         }
     }
+}
+
+/// `error` followed by its causes, `": "`-separated: the text for logs and
+/// for reasons sent to clients (the Faktory protocol layer never puts the
+/// password in an error).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

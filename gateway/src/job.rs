@@ -11,6 +11,8 @@
 //!   reserved job back to Faktory by pushing a copy (see docs/architecture.md,
 //!   "Why release is PUSH-copy + ACK").
 //! - [`generate_jid`]: a random 24-character job id.
+//! - [`check_queue`]: the queue-name rule, for pushed jobs and for the queues
+//!   a worker asks for.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +28,8 @@ pub const DEFAULT_RESERVE_FOR_SECS: u64 = 1800;
 pub const MIN_RESERVE_FOR_SECS: u64 = 60;
 /// Faktory rejects longer reservations, in seconds.
 pub const MAX_RESERVE_FOR_SECS: u64 = 86_400;
+/// Longest queue name the gateway accepts, in bytes.
+pub const MAX_QUEUE_LEN: usize = 128;
 /// Length of the job ids the gateway generates.
 pub const GENERATED_JID_LEN: usize = 24;
 
@@ -322,6 +326,27 @@ pub fn generate_jid() -> String {
     (0..GENERATED_JID_LEN)
         .map(|i| char::from(DIGITS[((bits >> (4 * i)) & 0xf) as usize]))
         .collect()
+}
+
+/// Whether `queue` is a sane queue name: `[A-Za-z0-9._:-]`, 1 to 128 bytes.
+/// Checked for pushed jobs (`submit/validate.rs`) and for the queues a
+/// worker's hello names (`delivery/hello.rs`).
+pub fn check_queue(queue: &str) -> Result<(), String> {
+    if queue.is_empty() || queue.len() > MAX_QUEUE_LEN {
+        return Err(format!(
+            "must be 1 to {MAX_QUEUE_LEN} bytes, got {}",
+            queue.len()
+        ));
+    }
+    if let Some(bad) = queue
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(format!(
+            "may hold only letters, digits, '.', '_', ':' and '-', found {bad:?}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

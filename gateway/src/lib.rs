@@ -47,7 +47,7 @@ pub mod error;
 pub mod server;
 
 pub use config::Config;
-pub use delivery::Delivery;
+pub use delivery::DeliveryPath;
 pub use error::Error;
 pub use server::serve;
 

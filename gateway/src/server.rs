@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::auth::{Auth, Role};
 use crate::config::{Config, MetricsListen};
-use crate::delivery::Delivery;
+use crate::delivery::DeliveryPath;
 use crate::error::Error;
 use crate::metrics::{Metrics, serve_metrics};
 use crate::submit::Submitter;
@@ -51,7 +51,7 @@ const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The `Gateway` service.
 struct GatewayService {
     auth: Arc<Auth>,
-    delivery: Delivery,
+    delivery: DeliveryPath,
     submitter: Submitter,
 }
 
@@ -122,7 +122,7 @@ pub async fn serve(
         }
     };
 
-    let delivery = Delivery::start(&config, metrics.clone());
+    let delivery = DeliveryPath::start(&config, metrics.clone());
     let submitter = Submitter::new(&config, metrics.clone());
     let service = GatewayService {
         auth,

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use faktory_gateway::error::chain;
 use faktory_gateway_bench::cpu_cost::run_cpu_cost;
 use faktory_gateway_bench::gateway_path::SdkTuning;
 use faktory_gateway_bench::gateway_process::{CHILD_ARG, GatewayProcess, run_child};
@@ -295,17 +296,6 @@ fn push_total(mode: &str, push: PushMode) -> usize {
             }
         }
     }
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn machine() -> String {

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::Shared;
-use super::lease::unix_now_ms;
-use super::link::Link;
+use super::clock::unix_now_ms;
+use super::faktory_link::FaktoryLink;
 use super::pool::{Member, Next};
 use crate::job::from_faktory_json;
 use crate::metrics::FaktoryOp;
@@ -25,7 +25,7 @@ use crate::metrics::FaktoryOp;
 /// connection's own limit ([`crate::faktory::ConnectOptions::fetch_limit`]).
 pub(crate) async fn run(shared: Arc<Shared>, mut member: Member) {
     let wake = shared.dispatcher.lock().fetch_wake();
-    let mut link = Link::new(None);
+    let mut link = FaktoryLink::new(None);
     loop {
         let next = member
             .next(&wake, || {

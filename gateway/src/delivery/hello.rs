@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use faktory_gateway_proto::v1::Hello;
 
-use crate::submit::validate::check_queue;
+use crate::job::check_queue;
 
 /// Most labels a hello may carry.
 pub(crate) const MAX_LABELS: usize = 32;

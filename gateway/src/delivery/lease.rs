@@ -107,17 +107,6 @@ impl Lease {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn unix_now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis(),
-    )
-    .unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,13 @@
 //! The delivery path: Faktory jobs to remote workers over `Work` streams.
 //!
-//! [`Delivery`] owns it: it starts the fetch, relay, presence and sweep tasks,
+//! [`DeliveryPath`] owns it: it starts the fetch, relay, presence and sweep tasks,
 //! opens a session task per `Work` stream, and runs the drain on shutdown.
 //!
 //! # Layout
 //! - `dispatcher/`: the shared state and its rules; `mod.rs` holds the state
 //!   and the rules in one list, the other files one concern each: `sessions`
 //!   (registry, windows, hello take-over, drain), `results` (worker acks,
-//!   fails, releases), `fetching` (fetch demand), `assign` (jobs to
+//!   fails, jobs taken back), `fetching` (fetch demand), `assign` (jobs to
 //!   sessions), `waiting` (grace periods), `settling` (the settlement queue
 //!   and Faktory's answers), `tests`.
 //! - `session`: one worker's `Work` stream.
@@ -19,12 +19,13 @@
 //! - `hello`: validation of a worker's `Hello`.
 //! - `window`: a worker's window.
 //! - `lease`: one job reserved at Faktory for the gateway.
-//! - `link`: a delivery task's lazily reconnected Faktory connection.
+//! - `clock`: wall-clock deadlines for the contract's `*_unix_ms` fields.
+//! - `faktory_link`: a delivery task's lazily reconnected Faktory connection.
 //! - `settle`: what the gateway must still tell Faktory about a job.
 //! - `batch`: cutting deliveries into messages by count and bytes.
 //!
 //! # Shutdown, and what can still be left to reservation expiry
-//! [`Delivery::shutdown`] first stops fetching, under the dispatcher lock.
+//! [`DeliveryPath::shutdown`] first stops fetching, under the dispatcher lock.
 //! From then on no fetch task writes a FETCH (each checks, under that lock,
 //! right before writing), and every job still arriving from a FETCH written
 //! earlier is released back to Faktory at once (PUSH copy + ACK, no retry
@@ -61,7 +62,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use faktory_gateway_proto::v1::{Drain, GatewayMessage, WorkerMessage};
+use faktory_gateway_proto::v1::{GatewayMessage, WorkerMessage};
 use futures::Stream;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -73,15 +74,16 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::faktory::{ConnectOptions, FaktoryUrl, Identity};
+use crate::faktory::{Endpoint, Identity};
 use crate::metrics::Metrics;
 
 pub(crate) mod batch;
+pub(crate) mod clock;
 pub(crate) mod dispatcher;
+pub(crate) mod faktory_link;
 pub(crate) mod fetcher;
 pub(crate) mod hello;
 pub(crate) mod lease;
-pub(crate) mod link;
 pub(crate) mod pool;
 pub(crate) mod presence;
 pub(crate) mod relay;
@@ -158,15 +160,6 @@ impl Settings {
     }
 }
 
-/// Where and how to connect to Faktory.
-#[derive(Debug, Clone)]
-pub(crate) struct FaktoryTarget {
-    /// The server.
-    pub(crate) url: FaktoryUrl,
-    /// Timeouts and TLS trust.
-    pub(crate) options: ConnectOptions,
-}
-
 /// State shared by every delivery task.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -175,7 +168,7 @@ pub(crate) struct Shared {
     /// Static settings.
     pub(crate) settings: Settings,
     /// The Faktory server.
-    pub(crate) faktory: FaktoryTarget,
+    pub(crate) faktory: Endpoint,
     /// Counters and gauges.
     pub(crate) metrics: Arc<Metrics>,
     /// Cancelled to end every session (after the drain grace).
@@ -185,11 +178,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Fresh state.
-    pub(crate) fn new(
-        settings: Settings,
-        faktory: FaktoryTarget,
-        metrics: Arc<Metrics>,
-    ) -> Arc<Shared> {
+    pub(crate) fn new(settings: Settings, faktory: Endpoint, metrics: Arc<Metrics>) -> Arc<Shared> {
         Arc::new(Shared {
             dispatcher: Mutex::new(Dispatcher::new(settings.rules.clone())),
             settings,
@@ -208,7 +197,7 @@ impl Shared {
 
 /// The running delivery path. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub struct DeliveryPath {
     shared: Arc<Shared>,
     fetchers: TaskTracker,
     background: TaskTracker,
@@ -217,27 +206,15 @@ pub struct Delivery {
     background_stop: CancellationToken,
 }
 
-impl Delivery {
+impl DeliveryPath {
     /// Starts the delivery path for `config`: the fetch connections (idle
     /// until a worker opens window), the relay connections, the presence
     /// connection and the sweeper. Connections are made lazily and retried
     /// with backoff, so this never fails; Faktory being down shows in logs.
-    pub fn start(config: &Config, metrics: Arc<Metrics>) -> Delivery {
-        let options = ConnectOptions {
-            tls_ca: config.faktory_tls_ca.clone(),
-            connect_timeout: config.faktory_timeout(),
-            io_timeout: config.faktory_timeout(),
-            // Fetch and settle pipelines are answered one reply at a time;
-            // reading them in a few gulps saves a wakeup and a read per job.
-            pace_reads: true,
-            ..ConnectOptions::default()
-        };
+    pub fn start(config: &Config, metrics: Arc<Metrics>) -> DeliveryPath {
         let shared = Shared::new(
             Settings::from_config(config),
-            FaktoryTarget {
-                url: config.faktory_url.clone(),
-                options,
-            },
+            config.faktory_endpoint().pacing_reads(),
             metrics,
         );
         // Each FETCH queued behind the last job blocks `fetch_block` in turn.
@@ -252,7 +229,7 @@ impl Delivery {
                 "a shutdown may wait longer than its grace for FETCHes on queues that just ran dry; lower --fetch-max-depth or raise --shutdown-grace-ms"
             );
         }
-        let delivery = Delivery {
+        let delivery = DeliveryPath {
             shared: shared.clone(),
             fetchers: TaskTracker::new(),
             background: TaskTracker::new(),
@@ -323,14 +300,7 @@ impl Delivery {
         {
             let mut d = self.shared.dispatcher.lock();
             d.stop_fetching();
-            d.drain_sessions(
-                Drain {
-                    deadline_unix_ms: lease::unix_now_ms()
-                        .saturating_add(i64::try_from(drain_for.as_millis()).unwrap_or(i64::MAX)),
-                    reason: "shutdown".to_owned(),
-                },
-                true,
-            );
+            d.drain_sessions(dispatcher::drain_notice("shutdown", drain_for), true);
         }
         self.fetch_stop.cancel();
         self.wait_until(drain_until, |d| !d.sessions_busy()).await;
@@ -445,42 +415,4 @@ async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests_support {
-    //! Settings for unit tests.
-    use super::*;
-
-    /// Shared state for session tests (no Faktory behind it).
-    pub(crate) fn shared() -> Arc<Shared> {
-        Shared::new(
-            settings(),
-            FaktoryTarget {
-                url: FaktoryUrl::parse("tcp://127.0.0.1:1").expect("valid url"),
-                options: ConnectOptions::default(),
-            },
-            Metrics::new(),
-        )
-    }
-
-    /// Test settings: short heartbeats, default-ish graces.
-    pub(crate) fn settings() -> Settings {
-        Settings {
-            wid: "test-gw".into(),
-            hello_timeout: Duration::from_secs(2),
-            heartbeat_interval: Duration::from_secs(1),
-            heartbeat_timeout: Duration::from_secs(3),
-            max_window: 100,
-            max_inbound_bytes: 4 << 20,
-            shutdown_grace: Duration::from_secs(5),
-            beat_interval: Duration::from_secs(15),
-            rules: Rules {
-                redelivery_grace: Duration::from_secs(5),
-                unknown_jobtype_grace: Duration::from_secs(30),
-                lease_margin: Duration::from_secs(10),
-                reconnect_grace: Duration::from_secs(2),
-                max_window: 100,
-                max_fetch_depth: TEST_FETCH_DEPTH,
-                max_settle_backlog: 500,
-            },
-        }
-    }
-}
+pub(crate) mod tests_support;

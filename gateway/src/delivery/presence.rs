@@ -7,21 +7,20 @@
 
 use std::sync::Arc;
 
-use faktory_gateway_proto::v1::Drain;
+use super::dispatcher::drain_notice;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Shared;
-use super::lease::unix_now_ms;
-use super::link::Link;
+use super::faktory_link::FaktoryLink;
 use crate::faktory::{BeatState, Identity};
 use crate::metrics::FaktoryOp;
 
 /// Runs the presence connection until `stop` fires, then ENDs it.
 pub(crate) async fn run(shared: Arc<Shared>, identity: Identity, stop: CancellationToken) {
     let wid = identity.wid.clone();
-    let mut link = Link::new(Some(identity));
+    let mut link = FaktoryLink::new(Some(identity));
     let mut state = BeatState::Ok;
     while !stop.is_cancelled() {
         let conn = match link.get(&shared.faktory, &stop).await {
@@ -74,14 +73,7 @@ fn react(shared: &Arc<Shared>, state: BeatState) {
     {
         let mut d = shared.dispatcher.lock();
         d.stop_fetching();
-        d.drain_sessions(
-            Drain {
-                deadline_unix_ms: unix_now_ms()
-                    .saturating_add(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)),
-                reason: reason.to_owned(),
-            },
-            false,
-        );
+        d.drain_sessions(drain_notice(reason, grace), false);
     }
     if state == BeatState::Terminate {
         // Jobs waiting in the gateway go back now; jobs at workers once the

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::Shared;
-use super::link::Link;
+use super::faktory_link::FaktoryLink;
 use super::pool::{Member, Next};
 use super::settle::{Answered, ERRTYPE_RELEASE_FAILED, Settle, SettleKind};
 use crate::faktory::{Connection, Error, FailCommand};
@@ -35,7 +35,7 @@ pub(crate) const RELEASE_DELAY: Duration = Duration::from_secs(1);
 /// nothing is left to send) or retires it.
 pub(crate) async fn run(shared: Arc<Shared>, mut member: Member) {
     let wake = shared.dispatcher.lock().settle_wake();
-    let mut link = Link::new(None);
+    let mut link = FaktoryLink::new(None);
     loop {
         let next = member
             .next(&wake, || {

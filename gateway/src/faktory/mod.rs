@@ -9,6 +9,7 @@
 //! - `transport.rs`: the TCP or TLS byte stream under a connection.
 //! - `connection.rs`: [`Connection`] (one authenticated connection with pipelined batch
 //!   commands), [`ConnectOptions`], [`BeatState`].
+//! - `endpoint.rs`: [`Endpoint`], a server and how to connect to it.
 //! - `backoff.rs`: [`Backoff`] and [`connect_with_retry`].
 //!
 //! Jobs are raw JSON bytes in both directions; the gateway parses what it needs itself.
@@ -41,6 +42,7 @@
 mod backoff;
 mod command;
 mod connection;
+mod endpoint;
 mod error;
 mod handshake;
 mod resp;
@@ -50,6 +52,7 @@ mod url;
 pub use backoff::{Backoff, connect_with_retry, connect_with_retry_using};
 pub use command::FailCommand;
 pub use connection::{BeatState, ConnectOptions, Connection};
+pub use endpoint::Endpoint;
 pub use error::{Error, ServerError, TlsError};
 pub use handshake::Identity;
 pub use resp::{DEFAULT_MAX_REPLY, ParseError, Reply, ReplyParser};

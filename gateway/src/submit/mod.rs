@@ -21,10 +21,10 @@ use tokio_util::task::TaskTracker;
 use tonic::Status;
 
 use self::batcher::{BatchRules, Outcome, Part};
-use self::producer_pool::Endpoint;
+
 use self::validate::{Limits, ValidJob};
 use crate::config::Config;
-use crate::faktory::ConnectOptions;
+
 use crate::metrics::Metrics;
 
 /// How many parts may wait for the batcher before `push` waits too.
@@ -87,16 +87,7 @@ impl Submitter {
     /// `config` (connections open lazily, on the first push). Must be called
     /// inside a tokio runtime.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Submitter {
-        let options = ConnectOptions {
-            tls_ca: config.faktory_tls_ca.clone(),
-            connect_timeout: config.faktory_timeout(),
-            io_timeout: config.faktory_timeout(),
-            ..ConnectOptions::default()
-        };
-        let endpoint = Arc::new(Endpoint {
-            url: config.faktory_url.clone(),
-            options,
-        });
+        let endpoint = Arc::new(config.faktory_endpoint());
         let settings = SubmitSettings::from_config(config);
         let tasks = TaskTracker::new();
         let connections = settings.producer_connections.max(1);

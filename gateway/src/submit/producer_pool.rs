@@ -18,28 +18,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::batcher::{Batch, Outcome};
-use crate::faktory::{Backoff, ConnectOptions, Connection, Error, FaktoryUrl};
+use crate::error::chain;
+use crate::faktory::{Backoff, Connection, Endpoint, Error};
 use crate::metrics::{FaktoryOp, Metrics};
-
-/// Where producers connect. Producers need no worker identity.
-#[derive(Debug)]
-pub(crate) struct Endpoint {
-    pub(crate) url: FaktoryUrl,
-    pub(crate) options: ConnectOptions,
-}
-
-/// `error` with its causes, for the reason of an UNAVAILABLE result. The
-/// protocol layer never puts the password in an error.
-pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 /// One producer task's state: its connection, or why it has none.
 struct Producer {
@@ -115,7 +96,7 @@ impl Producer {
             }
             Err(Error::Server(e)) => vec![Outcome::Rejected(e.to_string())],
             Err(error) => {
-                let reason = format!("faktory did not confirm the push: {}", describe(&error));
+                let reason = format!("faktory did not confirm the push: {}", chain(&error));
                 tracing::warn!(%reason, jobs, "PUSHB failed");
                 self.conn = None;
                 vec![Outcome::Unavailable(reason); jobs]
@@ -140,7 +121,7 @@ impl Producer {
                     self.conn = None;
                     Outcome::Unavailable(format!(
                         "faktory did not confirm the push: {}",
-                        describe(&error)
+                        chain(&error)
                     ))
                 }
             });
@@ -167,7 +148,7 @@ impl Producer {
                     self.retry_at = None;
                 }
                 Err(error) => {
-                    let reason = format!("faktory is unreachable: {}", describe(&error));
+                    let reason = format!("faktory is unreachable: {}", chain(&error));
                     tracing::warn!(%reason, "producer connection failed");
                     self.last_error = reason.clone();
                     self.retry_at = Some(Instant::now() + self.backoff.next_delay());

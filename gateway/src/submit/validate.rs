@@ -7,7 +7,7 @@
 
 use faktory_gateway_proto::v1::Job;
 
-use crate::job::{self, MAX_RESERVE_FOR_SECS};
+use crate::job::{self, MAX_RESERVE_FOR_SECS, check_queue};
 
 /// Faktory refuses jids shorter than this ("jobs must have a reasonable jid").
 pub const MIN_JID_LEN: usize = 8;
@@ -15,8 +15,6 @@ pub const MIN_JID_LEN: usize = 8;
 pub const MAX_JID_LEN: usize = 64;
 /// Longest jobtype the gateway accepts, in bytes.
 pub const MAX_JOBTYPE_LEN: usize = 256;
-/// Longest queue name the gateway accepts, in bytes.
-pub const MAX_QUEUE_LEN: usize = 128;
 /// Deepest nesting of arrays and objects accepted in `args` and `custom`.
 pub const MAX_JSON_DEPTH: usize = 64;
 
@@ -182,26 +180,6 @@ fn check_jobtype(jobtype: &str) -> Result<(), String> {
     }
     if jobtype.chars().any(char::is_control) {
         return Err("must not contain control characters".to_owned());
-    }
-    Ok(())
-}
-
-/// Whether `queue` is a sane queue name: `[A-Za-z0-9._:-]`, 1 to 128 bytes.
-/// Shared with the delivery path's hello checks.
-pub fn check_queue(queue: &str) -> Result<(), String> {
-    if queue.is_empty() || queue.len() > MAX_QUEUE_LEN {
-        return Err(format!(
-            "must be 1 to {MAX_QUEUE_LEN} bytes, got {}",
-            queue.len()
-        ));
-    }
-    if let Some(bad) = queue
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-    {
-        return Err(format!(
-            "may hold only letters, digits, '.', '_', ':' and '-', found {bad:?}"
-        ));
     }
     Ok(())
 }

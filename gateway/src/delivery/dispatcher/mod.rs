@@ -51,6 +51,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::batch::fits_alone;
+use super::clock::unix_ms_after;
 use super::hello::SessionSpec;
 use super::lease::{Holder, Lease};
 use super::settle::{Answered, ERRTYPE_JOB_TOO_LARGE, ERRTYPE_NO_WORKER, Settle, SettleKind};
@@ -63,6 +64,8 @@ mod results;
 mod sessions;
 mod settling;
 mod waiting;
+
+pub(crate) use sessions::drain_notice;
 
 /// Reason sent back for a release naming a jid the gateway does not hold.
 pub(crate) const REASON_UNKNOWN_JID: &str = "unknown jid";

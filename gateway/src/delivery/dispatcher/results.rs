@@ -1,5 +1,7 @@
 //! Results from workers: acks and fails (with the lease they settle, or by
-//! jid), and releases (redelivery inside the gateway).
+//! jid), and jobs a worker gives back unstarted (the wire's `Releases`),
+//! which the gateway takes back to deliver again: "release" alone means
+//! giving a job back to Faktory (`SettleKind::Release`).
 
 use super::*;
 
@@ -56,7 +58,7 @@ impl Dispatcher {
 
     /// Jobs a worker gives back unstarted: they go to another session (not
     /// `from`), attempt raised, or back to Faktory after the redelivery grace.
-    pub(crate) fn release(&mut self, from: u64, jids: Vec<String>) -> Vec<RejectedResult> {
+    pub(crate) fn take_back(&mut self, from: u64, jids: Vec<String>) -> Vec<RejectedResult> {
         let now = Instant::now();
         let mut rejected = Vec::new();
         let mut back = Vec::new();

@@ -240,3 +240,11 @@ impl Dispatcher {
         self.fetch_wake.notify_one();
     }
 }
+
+/// A drain notice for `reason` whose deadline is `within` from now.
+pub(crate) fn drain_notice(reason: &str, within: Duration) -> Drain {
+    Drain {
+        deadline_unix_ms: unix_ms_after(within),
+        reason: reason.to_owned(),
+    }
+}

@@ -348,7 +348,7 @@ async fn a_broken_streams_jobs_wait_for_their_worker() {
     );
     assert_eq!(d.open_window(), 5 + 1, "j1, j2 and foreign count");
     assert_eq!(
-        d.release(back.id, vec!["foreign".into()])[0].reason,
+        d.take_back(back.id, vec!["foreign".into()])[0].reason,
         REASON_NOT_DELIVERED_HERE
     );
     assert_eq!(d.open_window(), 5 + 2);
@@ -407,7 +407,7 @@ async fn released_jobs_go_to_another_session() {
     let a = d.register(spec(&["q"], &[], 5)).unwrap();
     feed(&mut d, vec![raw("j1", "q", "t")]);
     d.take_outgoing(a.id);
-    assert!(d.release(a.id, vec!["j1".into()]).is_empty());
+    assert!(d.take_back(a.id, vec!["j1".into()]).is_empty());
     assert!(
         d.take_outgoing(a.id).deliveries.is_empty(),
         "not back to the releaser"

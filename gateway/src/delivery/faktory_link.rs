@@ -6,21 +6,20 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::FaktoryTarget;
-use crate::faktory::{Backoff, Connection, Error, Identity, connect_with_retry_using};
+use crate::faktory::{Backoff, Connection, Endpoint, Error, Identity, connect_with_retry_using};
 
 /// One task's connection to Faktory.
 #[derive(Debug)]
-pub(crate) struct Link {
+pub(crate) struct FaktoryLink {
     conn: Option<Connection>,
     backoff: Backoff,
     identity: Option<Identity>,
 }
 
-impl Link {
+impl FaktoryLink {
     /// Not yet connected; `identity` registers a worker process (presence).
-    pub(crate) fn new(identity: Option<Identity>) -> Link {
-        Link {
+    pub(crate) fn new(identity: Option<Identity>) -> FaktoryLink {
+        FaktoryLink {
             conn: None,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             identity,
@@ -34,7 +33,7 @@ impl Link {
     /// (wrong password, bad TLS set-up).
     pub(crate) async fn get(
         &mut self,
-        target: &FaktoryTarget,
+        target: &Endpoint,
         stop: &CancellationToken,
     ) -> Result<&mut Connection, Error> {
         if self.conn.is_none() {

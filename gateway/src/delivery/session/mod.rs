@@ -1,15 +1,14 @@
 //! One worker's `Work` stream: the hello, the welcome, then a loop that
 //! relays the worker's results to the dispatcher, sends job batches as the
 //! dispatcher assigns them, exchanges heartbeats and ends the session when the
-//! worker goes quiet, closes the stream or the gateway stops.
+//! worker goes quiet, closes the stream or the gateway stops. What waits to
+//! be sent, and in which order, is `outbox.rs`; tests are in `tests.rs`.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use faktory_gateway_proto::v1::{
-    GatewayMessage, Heartbeat, Hello, JobBatch, RejectedResult, ResultRejected, Settled, Welcome,
-    WorkerMessage, gateway_message, worker_message,
+    GatewayMessage, Heartbeat, Hello, Welcome, WorkerMessage, gateway_message, worker_message,
 };
 use futures::{Stream, StreamExt};
 use tokio::sync::{Notify, mpsc};
@@ -18,9 +17,11 @@ use tonic::Status;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::Shared;
-use super::batch;
 use super::dispatcher::StreamEnd;
 use super::hello;
+use outbox::Outbox;
+
+mod outbox;
 
 /// Messages buffered towards one worker before the session waits for it to
 /// read: small, because every buffered batch is already counted in the window.
@@ -38,11 +39,6 @@ pub(crate) const DELIVERY_LINGER: Duration = Duration::from_millis(2);
 /// let the worker forget results (and end a drain), so they need not cost a
 /// wakeup and a message of their own per relay round.
 pub(crate) const CONFIRM_LINGER: Duration = Duration::from_millis(20);
-
-/// Most jids in one `Settled` message (at most ~1.3 MiB even with the
-/// longest jids a worker may hold; well under any message limit a worker
-/// can state for jobs).
-pub(crate) const MAX_SETTLED_PER_MESSAGE: usize = 5_000;
 
 /// The sender half of a `Work` response stream.
 pub(crate) type Outbound = mpsc::Sender<Result<GatewayMessage, Status>>;
@@ -93,13 +89,8 @@ where
         id: ticket.id,
         wake: ticket.wake,
         confirm_wake: ticket.confirm_wake,
-        confirmations: Vec::new(),
-        jobs_last: false,
         tx,
-        max_message_bytes: spec.max_message_bytes,
-        control: VecDeque::new(),
-        batches: VecDeque::new(),
-        drain: None,
+        out: Outbox::new(spec.max_message_bytes),
         next_ping: 1,
     };
     async move {
@@ -194,25 +185,9 @@ struct Session {
     id: u64,
     wake: Arc<Notify>,
     confirm_wake: Arc<Notify>,
-    /// Jids whose results Faktory took, to be sent in `Settled` messages
-    /// between job batches.
-    confirmations: Vec<String>,
-    /// Whether the last message sent was a job batch (confirmations then get
-    /// the next turn, so that a busy stream does not starve them).
-    jobs_last: bool,
     tx: Outbound,
-    max_message_bytes: usize,
-    /// Heartbeats and rejections, sent before job batches.
-    control: VecDeque<GatewayMessage>,
-    batches: VecDeque<JobBatch>,
-    /// The drain notice, sent once the batches queued before it are out:
-    /// no job reaches the worker after the notice.
-    drain: Option<GatewayMessage>,
+    out: Outbox,
     next_ping: u64,
-}
-
-fn message(kind: gateway_message::Kind) -> GatewayMessage {
-    GatewayMessage { kind: Some(kind) }
 }
 
 impl Session {
@@ -228,15 +203,15 @@ impl Session {
     {
         let settings = &self.shared.settings;
         let heartbeat_timeout = settings.heartbeat_timeout;
-        self.control
-            .push_back(message(gateway_message::Kind::Welcome(Welcome {
+        self.out
+            .push_control(gateway_message::Kind::Welcome(Welcome {
                 session_id: format!("{}-{}", settings.wid, self.id),
                 heartbeat_interval_ms: millis_u32(settings.heartbeat_interval),
                 heartbeat_timeout_ms: millis_u32(heartbeat_timeout),
                 window,
                 max_window: settings.max_window,
                 max_message_bytes: settings.max_inbound_bytes,
-            })));
+            }));
         let mut ping = tokio::time::interval_at(
             Instant::now() + settings.heartbeat_interval,
             settings.heartbeat_interval,
@@ -253,10 +228,7 @@ impl Session {
         // latest (a collection of jobs takes them earlier).
         let mut confirm_at: Option<Instant> = None;
         let end = loop {
-            let has_output = !self.control.is_empty()
-                || !self.batches.is_empty()
-                || self.drain.is_some()
-                || !self.confirmations.is_empty();
+            let has_output = self.out.has_output();
             // Every arm is cancellation-safe: `StreamExt::next`,
             // `Sender::reserve`, `Notified`, `Interval::tick`, `Sleep` and
             // `cancelled` lose nothing when another arm wins.
@@ -275,7 +247,7 @@ impl Session {
                     }
                 },
                 permit = tx.reserve(), if has_output => match permit {
-                    Ok(permit) => permit.send(Ok(self.next_message())),
+                    Ok(permit) => permit.send(Ok(self.out.next_message(&self.shared.metrics))),
                     Err(_) => break End::Broken,
                 },
                 () = wake.notified() => {
@@ -304,10 +276,10 @@ impl Session {
                 _ = ping.tick() => {
                     let ping_id = self.next_ping;
                     self.next_ping += 1;
-                    self.control.push_back(message(gateway_message::Kind::Heartbeat(Heartbeat {
+                    self.out.push_control(gateway_message::Kind::Heartbeat(Heartbeat {
                         ping_id,
                         pong_id: 0,
-                    })));
+                    }));
                 }
                 () = sleep_until(last_seen + heartbeat_timeout) => {
                     warn!(timeout_ms = heartbeat_timeout.as_millis(), "no message from the worker within the heartbeat timeout; ending the session");
@@ -317,7 +289,8 @@ impl Session {
                     )));
                 }
                 () = stop.cancelled() => {
-                    self.flush_control(&tx);
+                    self.collect();
+                    self.out.flush_control(&tx);
                     break End::Status(Status::unavailable("the gateway is shutting down"));
                 }
             }
@@ -357,7 +330,7 @@ impl Session {
                 .shared
                 .dispatcher
                 .lock()
-                .release(self.id, releases.jids),
+                .take_back(self.id, releases.jids),
             Some(Kind::Window(update)) => {
                 if update.window == 0 {
                     return Err(Status::invalid_argument(
@@ -374,101 +347,24 @@ impl Session {
             }
             Some(Kind::Heartbeat(beat)) => {
                 if beat.ping_id != 0 {
-                    self.control
-                        .push_back(message(gateway_message::Kind::Heartbeat(Heartbeat {
+                    self.out
+                        .push_control(gateway_message::Kind::Heartbeat(Heartbeat {
                             ping_id: 0,
                             pong_id: beat.ping_id,
-                        })));
+                        }));
                 }
                 Vec::new()
             }
         };
-        self.reject(rejected);
+        self.out.reject(rejected);
         Ok(())
-    }
-
-    fn reject(&mut self, rejected: Vec<RejectedResult>) {
-        if !rejected.is_empty() {
-            debug!(count = rejected.len(), "results rejected");
-            self.control
-                .push_back(message(gateway_message::Kind::Rejected(ResultRejected {
-                    results: rejected,
-                })));
-        }
     }
 
     /// Takes newly assigned jobs, confirmations and refusals of results, and
     /// any drain notice from the dispatcher.
     fn collect(&mut self) {
-        let mut out = self.shared.dispatcher.lock().take_outgoing(self.id);
-        if self.confirmations.is_empty() {
-            self.confirmations = out.settled;
-        } else {
-            self.confirmations.append(&mut out.settled);
-        }
-        self.reject(out.refused);
-        // Jobs assigned before the drain go out before its notice.
-        if !out.deliveries.is_empty() {
-            self.batches
-                .extend(batch::split(out.deliveries, self.max_message_bytes));
-        }
-        if let Some(drain) = out.drain {
-            info!(reason = %drain.reason, "draining the worker");
-            self.drain = Some(message(gateway_message::Kind::Drain(drain)));
-        }
-    }
-
-    /// On the way out: sends the control messages still waiting (above
-    /// all a drain notice the stop overtook: a worker that holds nothing is
-    /// stopped right after the notice is queued) while the outbound buffer
-    /// has room, so that the worker learns why before the status. Job
-    /// batches are not sent: their jobs are about to be released.
-    fn flush_control(&mut self, tx: &Outbound) {
-        self.collect();
-        let drain = self.drain.take();
-        let mut confirmations = Vec::new();
-        while !self.confirmations.is_empty() {
-            confirmations.push(self.settled_message());
-        }
-        for msg in self.control.drain(..).chain(confirmations).chain(drain) {
-            if tx.try_send(Ok(msg)).is_err() {
-                break;
-            }
-        }
-    }
-
-    /// A `Settled` message with the oldest waiting confirmations.
-    fn settled_message(&mut self) -> GatewayMessage {
-        let rest = self
-            .confirmations
-            .split_off(self.confirmations.len().min(MAX_SETTLED_PER_MESSAGE));
-        let jids = std::mem::replace(&mut self.confirmations, rest);
-        message(gateway_message::Kind::Settled(Settled { jids }))
-    }
-
-    /// The next message: heartbeats and rejections first, then job batches
-    /// and confirmations taking turns, then the drain notice once no batch
-    /// is left.
-    fn next_message(&mut self) -> GatewayMessage {
-        if let Some(control) = self.control.pop_front() {
-            return control;
-        }
-        if !self.confirmations.is_empty() && (self.jobs_last || self.batches.is_empty()) {
-            self.jobs_last = false;
-            return self.settled_message();
-        }
-        if self.batches.is_empty()
-            && let Some(drain) = self.drain.take()
-        {
-            return drain;
-        }
-        self.jobs_last = true;
-        let batch = self.batches.pop_front().unwrap_or_default();
-        let metrics = &self.shared.metrics;
-        metrics.jobs_delivered.add(batch.deliveries.len() as u64);
-        let again = batch.deliveries.iter().filter(|d| d.attempt > 1).count();
-        metrics.jobs_redelivered.add(again as u64);
-        message(gateway_message::Kind::Jobs(batch))
+        let out = self.shared.dispatcher.lock().take_outgoing(self.id);
+        self.out.take(out);
     }
 }
 
@@ -477,188 +373,4 @@ fn millis_u32(d: Duration) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::delivery::tests_support::shared as new_shared;
-    use bytes::Bytes;
-    use faktory_gateway_proto::v1::{Acks, Hello};
-    use tokio_stream::wrappers::ReceiverStream;
-    use tonic::Code;
-
-    type ToGateway = mpsc::Sender<Result<WorkerMessage, Status>>;
-    type FromGateway = mpsc::Receiver<Result<GatewayMessage, Status>>;
-
-    fn start(shared: &Arc<Shared>) -> (ToGateway, FromGateway) {
-        let (in_tx, in_rx) = mpsc::channel(16);
-        let (out_tx, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
-        tokio::spawn(run(shared.clone(), ReceiverStream::new(in_rx), out_tx));
-        (in_tx, out_rx)
-    }
-
-    fn worker(kind: worker_message::Kind) -> Result<WorkerMessage, Status> {
-        Ok(WorkerMessage { kind: Some(kind) })
-    }
-
-    fn hello(window: u32) -> Result<WorkerMessage, Status> {
-        worker(worker_message::Kind::Hello(Hello {
-            worker_id: "w1".into(),
-            queues: vec!["q".into()],
-            window,
-            ..Hello::default()
-        }))
-    }
-
-    async fn next_kind(rx: &mut FromGateway) -> gateway_message::Kind {
-        loop {
-            let msg = rx.recv().await.expect("stream open").expect("no error");
-            match msg.kind.expect("kind set") {
-                // Pings may interleave anywhere.
-                gateway_message::Kind::Heartbeat(h) if h.ping_id != 0 => {}
-                kind => return kind,
-            }
-        }
-    }
-
-    async fn end_status(rx: &mut FromGateway) -> Status {
-        loop {
-            if let Err(status) = rx.recv().await.expect("an error before the end") {
-                return status;
-            }
-        }
-    }
-
-    fn inject(shared: &Shared, jids: &[&str]) {
-        let mut d = shared.dispatcher.lock();
-        let claim = d.claim_fetch().expect("demand");
-        let raws = jids
-            .iter()
-            .map(|j| {
-                Bytes::from(format!(
-                    r#"{{"jid":"{j}","jobtype":"t","queue":"q","args":[1]}}"#
-                ))
-            })
-            .collect();
-        d.fetched(&claim, raws, Instant::now(), 0);
-    }
-
-    #[tokio::test]
-    async fn welcome_jobs_results_and_heartbeats() {
-        let shared = new_shared();
-        let (tx, mut rx) = start(&shared);
-        tx.send(hello(500)).await.unwrap();
-        let gateway_message::Kind::Welcome(welcome) = next_kind(&mut rx).await else {
-            panic!("welcome first");
-        };
-        assert_eq!(welcome.window, 100, "clamped to max_window");
-        assert_eq!(welcome.heartbeat_timeout_ms, 3000);
-        inject(&shared, &["a", "b"]);
-        let gateway_message::Kind::Jobs(batch) = next_kind(&mut rx).await else {
-            panic!("jobs");
-        };
-        let jids: Vec<_> = batch
-            .deliveries
-            .iter()
-            .map(|d| d.job.as_ref().unwrap().jid.as_str())
-            .collect();
-        assert_eq!(jids, vec!["a", "b"]);
-        tx.send(worker(worker_message::Kind::Acks(Acks {
-            jids: vec!["a".into(), "zzz".into()],
-        })))
-        .await
-        .unwrap();
-        // Confirmed once Faktory answered (here: a relay's report, by hand);
-        // "zzz" was not fetched here and went to Faktory by jid.
-        let settles = loop {
-            let settles = shared.dispatcher.lock().take_settlements(10);
-            if !settles.is_empty() {
-                break settles;
-            }
-            tokio::task::yield_now().await;
-        };
-        let answers = settles
-            .into_iter()
-            .map(|s| crate::delivery::settle::Answered::to(s, None))
-            .collect();
-        shared.dispatcher.lock().settled(answers);
-        let gateway_message::Kind::Settled(settled) = next_kind(&mut rx).await else {
-            panic!("confirmation");
-        };
-        assert_eq!(settled.jids, vec!["a", "zzz"]);
-        tx.send(worker(worker_message::Kind::Heartbeat(Heartbeat {
-            ping_id: 42,
-            pong_id: 0,
-        })))
-        .await
-        .unwrap();
-        let gateway_message::Kind::Heartbeat(pong) = next_kind(&mut rx).await else {
-            panic!("pong");
-        };
-        assert_eq!(pong.pong_id, 42);
-        // The worker leaves: its unfinished job waits for another session.
-        drop(tx);
-        assert!(rx.recv().await.is_none());
-        let d = shared.dispatcher.lock();
-        assert_eq!(d.session_count(), 0);
-        assert_eq!(d.lease_count(), 1, "b kept for the worker's reconnect");
-    }
-
-    #[tokio::test]
-    async fn bad_first_messages_end_with_invalid_argument() {
-        let shared = new_shared();
-        let (tx, mut rx) = start(&shared);
-        tx.send(worker(worker_message::Kind::Acks(Acks::default())))
-            .await
-            .unwrap();
-        let status = end_status(&mut rx).await;
-        assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().contains("hello"), "{}", status.message());
-
-        let (tx, mut rx) = start(&shared);
-        tx.send(hello(0)).await.unwrap();
-        let status = end_status(&mut rx).await;
-        assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(
-            status.message().contains("hello.window"),
-            "{}",
-            status.message()
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn missing_hello_is_deadline_exceeded() {
-        let shared = new_shared();
-        let (_tx, mut rx) = start(&shared);
-        assert_eq!(end_status(&mut rx).await.code(), Code::DeadlineExceeded);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn silent_worker_is_dropped_and_its_jobs_freed() {
-        let shared = new_shared();
-        let (tx, mut rx) = start(&shared);
-        tx.send(hello(5)).await.unwrap();
-        next_kind(&mut rx).await;
-        inject(&shared, &["a"]);
-        next_kind(&mut rx).await;
-        let status = end_status(&mut rx).await;
-        assert_eq!(status.code(), Code::DeadlineExceeded);
-        assert!(rx.recv().await.is_none());
-        let d = shared.dispatcher.lock();
-        assert_eq!(d.session_count(), 0);
-        assert!(!d.sessions_busy());
-    }
-
-    #[tokio::test]
-    async fn shutdown_refuses_new_sessions() {
-        let shared = new_shared();
-        shared.dispatcher.lock().drain_sessions(
-            faktory_gateway_proto::v1::Drain {
-                deadline_unix_ms: 0,
-                reason: "shutdown".into(),
-            },
-            true,
-        );
-        let (tx, mut rx) = start(&shared);
-        tx.send(hello(5)).await.unwrap();
-        assert_eq!(end_status(&mut rx).await.code(), Code::Unavailable);
-    }
-}
+mod tests;
