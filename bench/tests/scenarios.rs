@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-use faktory_gateway_bench::gateway_process::GatewayProcess;
-use faktory_gateway_bench::load::Env;
-use faktory_gateway_bench::progress::Progress;
-use faktory_gateway_bench::push::run_push;
-use faktory_gateway_bench::run_queues::clean_up;
-use faktory_gateway_bench::runner::run_throughput;
-use faktory_gateway_bench::scenario::{
+use faktory_gateway_bench::output::progress::Progress;
+use faktory_gateway_bench::runs::load::Env;
+use faktory_gateway_bench::runs::push::run_push;
+use faktory_gateway_bench::runs::runner::run_throughput;
+use faktory_gateway_bench::runs::scenario::{
     PushMode, PushScenario, PushSide, Scenario, Timing, WorkerPath, Workload,
 };
-use faktory_gateway_bench::target::{FaktoryTarget, Pace};
+use faktory_gateway_bench::setup::gateway_process::GatewayProcess;
+use faktory_gateway_bench::setup::run_queues::clean_up;
+use faktory_gateway_bench::setup::target::{FaktoryTarget, Pace};
 
 fn timing() -> Timing {
     Timing {

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use faktory_gateway_bench::faktory_stats::{InfoCounts, InfoPoller};
-use faktory_gateway_bench::run_queues::{clean_up, run_prefix};
+use faktory_gateway_bench::measure::faktory_stats::{InfoCounts, InfoPoller};
+use faktory_gateway_bench::setup::run_queues::{clean_up, run_prefix};
 use faktory_gateway_worker::{Job, JobError, StatsHandle, Worker};
 use link_emulator::LinkEmulator;
 use tokio::time::Instant;

@@ -1,5 +1,5 @@
 //! [`Gateway`]: one gateway of the run, a real child process (the chaos
-//! binary re-executed as `faktory_gateway_bench::gateway_process`'s gateway
+//! binary re-executed as `faktory_gateway_bench::setup::gateway_process`'s gateway
 //! child), so that it can be stopped the graceful way (stdin closed: drain,
 //! release, END) or killed with SIGKILL (nothing drained, nothing released,
 //! every socket closed by the kernel), and started again on the same port.
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use faktory_gateway_bench::gateway_process::GatewayProcess;
+use faktory_gateway_bench::setup::gateway_process::GatewayProcess;
 
 /// How long to keep trying to start again on the same port after a stop.
 const REBIND_LIMIT: Duration = Duration::from_secs(10);

@@ -22,8 +22,8 @@ use std::collections::HashMap;
 
 use anyhow::{Context, bail};
 use faktory_gateway::faktory::{Connection, FailCommand, Reply};
-use faktory_gateway_bench::producer::connect;
-use faktory_gateway_bench::run_queues::drain_queue;
+use faktory_gateway_bench::setup::run_queues::drain_queue;
+use faktory_gateway_bench::workers::producer::connect;
 use serde_json::Value;
 
 /// The errtype of the end-of-run reservation probe's FAILs.
@@ -183,7 +183,7 @@ pub(crate) async fn mutate(
 
 #[cfg(test)]
 mod tests {
-    use faktory_gateway_bench::run_queues::run_prefix;
+    use faktory_gateway_bench::setup::run_queues::run_prefix;
 
     use super::*;
 
@@ -226,7 +226,7 @@ mod tests {
         assert_eq!(places, [&Place::Queued, &Place::Reserved]);
         let again = take(&url, &queue, &jids).await.unwrap();
         assert!(again.places.is_empty(), "{:?}", again.places);
-        faktory_gateway_bench::run_queues::clean_up(&url, &queue)
+        faktory_gateway_bench::setup::run_queues::clean_up(&url, &queue)
             .await
             .unwrap();
     }

@@ -32,6 +32,7 @@
 //!
 //! # Layout
 //! - `main.rs`: options, logging, exit code, the gateway-child entry.
+//! - `options.rs`: what one run does.
 //! - `run.rs`: the run (stack, phases, faults carried out).
 //! - `target.rs`: the Faktory under test (test server or `FAKTORY_URL`).
 //! - `inventory.rs`: what a real Faktory still holds of a run, and its removal.
@@ -49,6 +50,7 @@ mod faults;
 mod fleet;
 mod gateway;
 mod inventory;
+mod options;
 mod plan;
 mod producer;
 mod record;
@@ -60,8 +62,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use faktory_gateway_bench::gateway_process::{CHILD_ARG, run_child};
-use faktory_gateway_bench::run_queues::run_prefix;
+use faktory_gateway_bench::setup::gateway_process::{CHILD_ARG, run_child};
+use faktory_gateway_bench::setup::run_queues::run_prefix;
 
 /// Chaos run against the Faktory Gateway (gateway child processes, the
 /// Faktory test server or `FAKTORY_URL`, SDK workers, link emulators).
@@ -120,7 +122,7 @@ async fn main() -> ExitCode {
     if cli.crash_experiment {
         return crash_experiment(&cli).await;
     }
-    let options = run::Options {
+    let options = options::Options {
         plan: plan::Plan {
             queue: run_prefix("chaos"),
             seed: cli.seed,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use faktory_gateway_bench::run_queues::clean_up;
+use faktory_gateway_bench::setup::run_queues::clean_up;
 use link_emulator::LinkEmulator;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -18,34 +18,12 @@ use tokio::time::Instant;
 use crate::faults::{self, Fault, FaultCounts, FaultLog};
 use crate::fleet::Fleet;
 use crate::gateway::Gateway;
-use crate::plan::{Plan, RESERVE_FOR_SECS};
+use crate::options::Options;
+use crate::plan::RESERVE_FOR_SECS;
 use crate::producer::{self, PushStats};
 use crate::record::Record;
 use crate::target::Target;
 use crate::verify::{self, Evidence, Summary};
-
-/// What to run.
-#[derive(Debug, Clone)]
-pub(crate) struct Options {
-    /// The jobs: queue, seed (also the fault schedule's), reservation.
-    pub(crate) plan: Plan,
-    /// Jobs to push.
-    pub(crate) jobs: usize,
-    /// SDK workers, spread round-robin over the gateways.
-    pub(crate) workers: usize,
-    /// Gateways.
-    pub(crate) gateways: usize,
-    /// Concurrent producers, spread round-robin over the gateways.
-    pub(crate) producers: usize,
-    /// Time budget for the whole run.
-    pub(crate) budget: Duration,
-    /// Pause between faults: uniformly random in this range (ms).
-    pub(crate) fault_gap_ms: (u64, u64),
-    /// Most abrupt gateway kills.
-    pub(crate) max_kills: u64,
-    /// The fault kinds to inject.
-    pub(crate) faults: Vec<Fault>,
-}
 
 /// Steps that bring retries back while faults run: every 5 s the test
 /// server's clock moves on by 12 s (small enough that the gateway's BEAT,

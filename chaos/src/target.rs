@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use faktory_gateway::faktory::{Connection, FaktoryUrl};
-use faktory_gateway_bench::link::url_with_addr;
-use faktory_gateway_bench::producer::connect;
+use faktory_gateway_bench::setup::link::url_with_addr;
+use faktory_gateway_bench::workers::producer::connect;
 use faktory_test_server::{ServerConfig, TestServer};
 
 use crate::inventory::{self, Place};

@@ -56,10 +56,10 @@ use tokio::time::Instant;
 
 use crate::faults::{Fault, FaultCounts, FaultLog};
 use crate::inventory::Place;
+use crate::options::Options;
 use crate::plan::{self, Class, INJECTED, RESERVATION_EXPIRED};
 use crate::producer::PushStats;
 use crate::record::{JidRecord, Record};
-use crate::run::Options;
 
 /// The faults that can leave a job reserved at Faktory with nobody to
 /// settle it, in the order they are blamed: a killed gateway leaves what it

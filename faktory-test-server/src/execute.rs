@@ -16,7 +16,7 @@ use crate::job::{FailPayload, Job};
 use crate::resp;
 use crate::shared::Shared;
 use crate::store::{FetchOutcome, QueueAction};
-use crate::workers::WorkerState;
+use crate::workers::ProcessState;
 
 /// What the connection does after a command.
 #[derive(Debug)]
@@ -165,7 +165,7 @@ fn fetch(shared: &Shared, wid: &str, queues: &[&str], out: &mut Vec<u8>) -> Step
     }
     let now = shared.clock.now();
     let mut state = shared.state.lock();
-    if !wid.is_empty() && state.workers.state(wid) != WorkerState::Running {
+    if !wid.is_empty() && state.workers.state(wid) != ProcessState::Running {
         return Step::SleepThenNothing;
     }
     if state.store.all_paused(queues) {
@@ -248,7 +248,7 @@ fn beat(shared: &Shared, arg: &[u8], out: &mut Vec<u8>) {
             .lock()
             .workers
             .beat(&wid, beat.current_state.as_deref().unwrap_or(""), now);
-    match state.map(WorkerState::signal_name) {
+    match state.map(ProcessState::signal_name) {
         None => resp::err(out, &format!("unknown worker {wid}")),
         Some(None) => resp::ok(out),
         Some(Some(signal)) => resp::bulk(out, format!(r#"{{"state":"{signal}"}}"#).as_bytes()),

@@ -8,33 +8,13 @@ use serde_json::Value;
 
 use crate::counters::Counters;
 use crate::shared::Shared;
-use crate::workers::WorkerState;
+use crate::workers::{ProcessState, WorkerInfo};
 
 /// Inspects and steers a running [`TestServer`](crate::TestServer). Cheap to clone; every
 /// method is synchronous and takes the server lock only briefly.
 #[derive(Clone, Debug)]
 pub struct ServerHandle {
     pub(crate) shared: Arc<Shared>,
-}
-
-/// A registered worker process (a HELLO with a `wid`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WorkerInfo {
-    /// The worker id from HELLO.
-    pub wid: String,
-    /// Hostname from HELLO.
-    pub hostname: String,
-    /// Process id from HELLO.
-    pub pid: i64,
-    /// Labels from HELLO.
-    pub labels: Vec<String>,
-    /// Current lifecycle state.
-    pub state: WorkerState,
-    /// Open connections registered under this wid.
-    pub connections: usize,
-    /// Jobs currently reserved by this wid's connections.
-    pub busy: usize,
 }
 
 impl ServerHandle {
@@ -110,7 +90,7 @@ impl ServerHandle {
             .state
             .lock()
             .workers
-            .signal(wid, WorkerState::Quiet)
+            .signal(wid, ProcessState::Quiet)
     }
 
     /// Tells worker `wid` to terminate. Returns `false` if no such wid is connected.
@@ -119,7 +99,7 @@ impl ServerHandle {
             .state
             .lock()
             .workers
-            .signal(wid, WorkerState::Terminate)
+            .signal(wid, ProcessState::Terminate)
     }
 
     /// Registered worker processes, sorted by wid.

@@ -16,7 +16,7 @@ const BEAT_TIMEOUT: Nanos = secs(60);
 
 /// A worker process' lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WorkerState {
+pub enum ProcessState {
     /// Fetching and working.
     #[default]
     Running,
@@ -26,22 +26,22 @@ pub enum WorkerState {
     Terminate,
 }
 
-impl WorkerState {
-    fn from_client(text: &str) -> Option<WorkerState> {
+impl ProcessState {
+    fn from_client(text: &str) -> Option<ProcessState> {
         match text {
             "" => None,
-            "quiet" => Some(WorkerState::Quiet),
-            "terminate" => Some(WorkerState::Terminate),
-            _ => Some(WorkerState::Running),
+            "quiet" => Some(ProcessState::Quiet),
+            "terminate" => Some(ProcessState::Terminate),
+            _ => Some(ProcessState::Running),
         }
     }
 
     /// The name BEAT replies with (`{"state":"quiet"}`), `None` while running.
     pub(crate) fn signal_name(self) -> Option<&'static str> {
         match self {
-            WorkerState::Running => None,
-            WorkerState::Quiet => Some("quiet"),
-            WorkerState::Terminate => Some("terminate"),
+            ProcessState::Running => None,
+            ProcessState::Quiet => Some("quiet"),
+            ProcessState::Terminate => Some("terminate"),
         }
     }
 }
@@ -58,7 +58,7 @@ pub(crate) struct HelloInfo {
 #[derive(Debug)]
 struct Worker {
     info: HelloInfo,
-    state: WorkerState,
+    state: ProcessState,
     last_beat: Nanos,
     connections: HashMap<u64, CancellationToken>,
 }
@@ -84,7 +84,7 @@ impl Workers {
             .entry(info.wid.clone())
             .or_insert_with(|| Worker {
                 info,
-                state: WorkerState::Running,
+                state: ProcessState::Running,
                 last_beat: now,
                 connections: HashMap::new(),
             });
@@ -108,17 +108,17 @@ impl Workers {
         wid: &str,
         current_state: &str,
         now: Nanos,
-    ) -> Option<WorkerState> {
+    ) -> Option<ProcessState> {
         let worker = self.by_wid.get_mut(wid)?;
         worker.last_beat = now;
-        if let Some(state) = WorkerState::from_client(current_state) {
+        if let Some(state) = ProcessState::from_client(current_state) {
             worker.state = advance(worker.state, state);
         }
         Some(worker.state)
     }
 
     /// Sends a worker quiet or terminate; `false` if the wid is not registered.
-    pub(crate) fn signal(&mut self, wid: &str, state: WorkerState) -> bool {
+    pub(crate) fn signal(&mut self, wid: &str, state: ProcessState) -> bool {
         match self.by_wid.get_mut(wid) {
             Some(worker) => {
                 worker.state = advance(worker.state, state);
@@ -129,10 +129,10 @@ impl Workers {
     }
 
     /// The state of `wid` (running when unknown).
-    pub(crate) fn state(&self, wid: &str) -> WorkerState {
+    pub(crate) fn state(&self, wid: &str) -> ProcessState {
         self.by_wid
             .get(wid)
-            .map_or(WorkerState::Running, |w| w.state)
+            .map_or(ProcessState::Running, |w| w.state)
     }
 
     /// Closes every connection of workers silent for over 60 s and forgets them.
@@ -162,11 +162,11 @@ impl Workers {
     }
 
     /// Snapshot of registered workers for the test handle; `busy` counts a wid's reservations.
-    pub(crate) fn list(&self, busy: impl Fn(&str) -> usize) -> Vec<crate::handle::WorkerInfo> {
+    pub(crate) fn list(&self, busy: impl Fn(&str) -> usize) -> Vec<WorkerInfo> {
         let mut list: Vec<_> = self
             .by_wid
             .values()
-            .map(|w| crate::handle::WorkerInfo {
+            .map(|w| WorkerInfo {
                 wid: w.info.wid.clone(),
                 hostname: w.info.hostname.clone(),
                 pid: w.info.pid,
@@ -181,11 +181,31 @@ impl Workers {
     }
 }
 
+/// A registered worker process (a HELLO with a `wid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerInfo {
+    /// The worker id from HELLO.
+    pub wid: String,
+    /// Hostname from HELLO.
+    pub hostname: String,
+    /// Process id from HELLO.
+    pub pid: i64,
+    /// Labels from HELLO.
+    pub labels: Vec<String>,
+    /// Current lifecycle state.
+    pub state: ProcessState,
+    /// Open connections registered under this wid.
+    pub connections: usize,
+    /// Jobs currently reserved by this wid's connections.
+    pub busy: usize,
+}
+
 /// Faktory only lets a worker move forward: running → quiet → terminate.
-fn advance(current: WorkerState, wanted: WorkerState) -> WorkerState {
+fn advance(current: ProcessState, wanted: ProcessState) -> ProcessState {
     match (current, wanted) {
-        (WorkerState::Running, s) => s,
-        (WorkerState::Quiet, WorkerState::Terminate) => WorkerState::Terminate,
+        (ProcessState::Running, s) => s,
+        (ProcessState::Quiet, ProcessState::Terminate) => ProcessState::Terminate,
         (s, _) => s,
     }
 }
@@ -205,10 +225,10 @@ mod tests {
     fn state_only_moves_forward() {
         let mut w = Workers::default();
         w.register(hello("w1"), 1, CancellationToken::new(), 0);
-        assert_eq!(w.beat("w1", "", 0), Some(WorkerState::Running));
-        assert!(w.signal("w1", WorkerState::Terminate));
-        assert!(w.signal("w1", WorkerState::Quiet));
-        assert_eq!(w.state("w1"), WorkerState::Terminate);
+        assert_eq!(w.beat("w1", "", 0), Some(ProcessState::Running));
+        assert!(w.signal("w1", ProcessState::Terminate));
+        assert!(w.signal("w1", ProcessState::Quiet));
+        assert_eq!(w.state("w1"), ProcessState::Terminate);
         assert_eq!(w.beat("nope", "", 0), None);
     }
 

@@ -16,20 +16,20 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use faktory_gateway::error::chain;
-use faktory_gateway_bench::cpu_cost::run_cpu_cost;
-use faktory_gateway_bench::gateway_path::SdkTuning;
-use faktory_gateway_bench::gateway_process::{CHILD_ARG, GatewayProcess, run_child};
-use faktory_gateway_bench::load::Env;
-use faktory_gateway_bench::progress::Progress;
-use faktory_gateway_bench::push::run_push;
-use faktory_gateway_bench::report::{Report, fill_ratios};
-use faktory_gateway_bench::run_queues::{clean_up, run_prefix};
-use faktory_gateway_bench::runner::run_throughput;
-use faktory_gateway_bench::scenario::{Plan, PushMode};
-use faktory_gateway_bench::target::{
+use faktory_gateway_bench::output::goals::evaluate;
+use faktory_gateway_bench::output::progress::Progress;
+use faktory_gateway_bench::output::report::{Report, fill_ratios};
+use faktory_gateway_bench::runs::cpu_cost::run_cpu_cost;
+use faktory_gateway_bench::runs::load::Env;
+use faktory_gateway_bench::runs::push::run_push;
+use faktory_gateway_bench::runs::runner::run_throughput;
+use faktory_gateway_bench::runs::scenario::{Plan, PushMode};
+use faktory_gateway_bench::setup::gateway_process::{CHILD_ARG, GatewayProcess, run_child};
+use faktory_gateway_bench::setup::run_queues::{clean_up, run_prefix};
+use faktory_gateway_bench::setup::target::{
     FaktoryTarget, Pace, TEST_SERVER_CHILD_ARG, run_test_server_child,
 };
-use faktory_gateway_bench::targets::evaluate;
+use faktory_gateway_bench::workers::gateway_path::SdkTuning;
 
 /// Name of the CPU-cost step, for `--only`.
 const CPU_COST_STEP: &str = "cpu cost";

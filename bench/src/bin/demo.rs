@@ -22,18 +22,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use faktory_gateway_bench::direct::connections_for;
-use faktory_gateway_bench::faktory_stats::InfoPoller;
-use faktory_gateway_bench::gateway_path::{SdkTuning, SdkWorkers};
-use faktory_gateway_bench::link::Link;
-use faktory_gateway_bench::load::{Env, Load};
-use faktory_gateway_bench::probe::Probe;
-use faktory_gateway_bench::progress::Progress;
-use faktory_gateway_bench::push::{gateway_client, push_via_gateway, wire_job};
-use faktory_gateway_bench::run_queues::{clean_up, run_prefix};
-use faktory_gateway_bench::runner::{measure_window, rate};
-use faktory_gateway_bench::scenario::{Scenario, WorkerPath, Workload};
-use faktory_gateway_bench::target::{FaktoryTarget, Pace};
+use faktory_gateway_bench::measure::faktory_stats::InfoPoller;
+use faktory_gateway_bench::output::progress::Progress;
+use faktory_gateway_bench::runs::load::{Env, Load};
+use faktory_gateway_bench::runs::push::{gateway_client, push_via_gateway, wire_job};
+use faktory_gateway_bench::runs::runner::{measure_window, rate};
+use faktory_gateway_bench::runs::scenario::{Scenario, WorkerPath, Workload};
+use faktory_gateway_bench::setup::link::Link;
+use faktory_gateway_bench::setup::run_queues::{clean_up, run_prefix};
+use faktory_gateway_bench::setup::target::{FaktoryTarget, Pace};
+use faktory_gateway_bench::workers::direct::connections_for;
+use faktory_gateway_bench::workers::gateway_path::{SdkTuning, SdkWorkers};
+use faktory_gateway_bench::workers::probe::Probe;
 use tokio_util::sync::CancellationToken;
 
 /// Faktory Gateway demo: a remote worker through the gateway against a

@@ -3,17 +3,17 @@
 //! window, drain, run the paced latency phase, stop.
 //!
 //! Jobs/s is what users see: jobs Faktory counts as processed (acknowledged),
-//! from its `INFO` (see [`crate::faktory_stats`]); what the workers' handlers
+//! from its `INFO` (see [`crate::measure::faktory_stats`]); what the workers' handlers
 //! finished is reported beside it.
 
 use std::time::Duration;
 
 use crate::Error;
-use crate::load::{Env, Load, Sample};
-use crate::measure::{ProcessSample, reset_peak_rss, sample_process};
-use crate::progress::Progress;
-use crate::report::ThroughputRow;
-use crate::scenario::{Scenario, Timing};
+use crate::measure::process_stats::{ProcessSample, reset_peak_rss, sample_process};
+use crate::output::progress::Progress;
+use crate::output::report::ThroughputRow;
+use crate::runs::load::{Env, Load, Sample};
+use crate::runs::scenario::{Scenario, Timing};
 
 /// The paced latency phase runs at this fraction of the measured rate...
 const LATENCY_LOAD: f64 = 0.5;

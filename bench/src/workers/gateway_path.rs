@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::probe::Probe;
-use crate::scenario::JOBTYPE;
+use crate::runs::scenario::JOBTYPE;
+use crate::workers::probe::Probe;
 
 /// Overrides of the worker SDK's defaults (`None`: the SDK's own).
 #[derive(Debug, Clone, Copy, Default)]

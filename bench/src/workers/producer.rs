@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::measure::unix_micros;
-use crate::probe::{Probe, jobs_array_json, write_job_json};
-use crate::scenario::Workload;
+use crate::measure::process_stats::unix_micros;
+use crate::runs::scenario::Workload;
+use crate::workers::probe::{Probe, jobs_array_json, write_job_json};
 
 /// Most jobs in one `PUSHB` of the feeder.
 const FEED_BATCH: u64 = 1000;

@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::probe::Probe;
-use crate::scenario::JOBTYPE;
+use crate::runs::scenario::JOBTYPE;
+use crate::workers::probe::Probe;
 
 /// Slots per `faktory::Worker`.
 pub const SLOTS_PER_WORKER: usize = 25;

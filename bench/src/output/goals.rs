@@ -1,9 +1,10 @@
-//! The performance targets, evaluated against one run's rows.
+//! The project's performance goals (README, "Performance"), evaluated
+//! against one run's rows.
 
 use std::time::Duration;
 
-use crate::report::{CpuCostRow, PushRow, Target, ThroughputRow};
-use crate::scenario::{PushMode, PushSide, WorkerPath, Workload};
+use crate::output::report::{CpuCostRow, PushRow, Target, ThroughputRow};
+use crate::runs::scenario::{PushMode, PushSide, WorkerPath, Workload};
 
 /// Evaluates every target; a target whose scenarios did not run is
 /// "not measured".

@@ -8,7 +8,7 @@ use std::path::Path;
 use faktory_test_server::{CostModel, ServerConfig, TestServer};
 
 use crate::Error;
-use crate::child::{ChildProcess, announce};
+use crate::setup::child::{ChildProcess, announce};
 
 /// First argument that turns the bench binary into a test-server child.
 pub const TEST_SERVER_CHILD_ARG: &str = "__test-server-child";

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::measure::{LatencyHistogram, unix_micros};
-use crate::scenario::{JOBTYPE, Workload};
+use crate::measure::process_stats::{LatencyHistogram, unix_micros};
+use crate::runs::scenario::{JOBTYPE, Workload};
 
 /// Shared by all handlers of one scenario.
 #[derive(Default)]

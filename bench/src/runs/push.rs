@@ -1,5 +1,5 @@
 //! Push comparisons: `PUSHB`/`PUSH` straight to Faktory (with the same
-//! protocol layer the gateway uses, see [`crate::producer`]) against the
+//! protocol layer the gateway uses, see [`crate::workers::producer`]) against the
 //! gateway's `Push` RPC, in sequential batches and as many concurrent
 //! single-job callers (which the gateway coalesces). Producers are
 //! co-located with Faktory and the gateway (no link). A third side calls
@@ -15,11 +15,11 @@ use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
 use crate::Error;
-use crate::gateway_process::GatewayProcess;
-use crate::probe::job_args;
-use crate::producer::{connect, push_batch, push_one};
-use crate::report::PushRow;
-use crate::scenario::{JOBTYPE, PushMode, PushScenario, PushSide, Workload};
+use crate::output::report::PushRow;
+use crate::runs::scenario::{JOBTYPE, PushMode, PushScenario, PushSide, Workload};
+use crate::setup::gateway_process::GatewayProcess;
+use crate::workers::probe::job_args;
+use crate::workers::producer::{connect, push_batch, push_one};
 
 /// The queue push scenarios of a run whose queues start with `prefix`
 /// fill (nobody consumes it; it is emptied after each scenario).

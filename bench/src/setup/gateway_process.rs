@@ -1,4 +1,4 @@
-//! The gateway as a child process (see [`crate::child`]), so its CPU time
+//! The gateway as a child process (see [`crate::setup::child`]), so its CPU time
 //! and peak RSS can be read apart from the workers and producers.
 //!
 //! The child is the bench (or chaos) binary itself, re-executed with
@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::Error;
-use crate::child::{ChildProcess, announce};
-use crate::measure::ProcessSample;
+use crate::measure::process_stats::ProcessSample;
+use crate::setup::child::{ChildProcess, announce};
 
 /// First argument that turns the bench binary into a gateway child.
 pub const CHILD_ARG: &str = "__gateway-child";

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::producer::connect;
+use crate::workers::producer::connect;
 
 /// How often the poller asks for `INFO`: often enough that a measurement
 /// window's ends are within a few percent, rarely enough that Faktory
@@ -246,9 +246,14 @@ mod tests {
     async fn polls_the_test_server() {
         let server = faktory_test_server::TestServer::start().await.unwrap();
         let mut connection = connect(&server.url()).await.unwrap();
-        crate::producer::push_batch(&mut connection, "q", crate::scenario::Workload::Noop, 3)
-            .await
-            .unwrap();
+        crate::workers::producer::push_batch(
+            &mut connection,
+            "q",
+            crate::runs::scenario::Workload::Noop,
+            3,
+        )
+        .await
+        .unwrap();
         let poller = InfoPoller::start(&server.url(), "q").await.unwrap();
         poller.watch_window(|| 42);
         assert_eq!(poller.latest().counts.processed, 0);

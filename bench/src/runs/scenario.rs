@@ -126,7 +126,7 @@ impl Scenario {
     }
 
     /// A Faktory queue name unique to this scenario within a run whose
-    /// queues start with `prefix` (see [`crate::run_queues`]).
+    /// queues start with `prefix` (see [`crate::setup::run_queues`]).
     pub fn queue(&self, prefix: &str) -> String {
         format!(
             "{prefix}-{}-{}ms-{}",
@@ -253,7 +253,7 @@ pub struct Timing {
     /// connections settle); at least this long.
     pub warmup: Duration,
     /// Longest warm-up: after `warmup` it goes on while the rate still
-    /// changes (see [`crate::runner::warm_up`]).
+    /// changes (see [`crate::runs::runner::warm_up`]).
     pub warmup_limit: Duration,
     /// The throughput measurement window.
     pub measure: Duration,

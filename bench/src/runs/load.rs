@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::direct::DirectWorkers;
-use crate::faktory_stats::{InfoPoller, InfoReading, Peaks};
-use crate::gateway_path::{SdkTuning, SdkWorkers};
-use crate::gateway_process::GatewayProcess;
-use crate::link::{Link, url_with_addr};
-use crate::measure::{ProcessSample, established_to_port, sample_process};
-use crate::probe::Probe;
-use crate::producer::{Feeder, push_paced};
-use crate::scenario::{Scenario, WorkerPath};
+use crate::measure::faktory_stats::{InfoPoller, InfoReading, Peaks};
+use crate::measure::process_stats::{ProcessSample, established_to_port, sample_process};
+use crate::runs::scenario::{Scenario, WorkerPath};
+use crate::setup::gateway_process::GatewayProcess;
+use crate::setup::link::{Link, url_with_addr};
+use crate::workers::direct::DirectWorkers;
+use crate::workers::gateway_path::{SdkTuning, SdkWorkers};
+use crate::workers::probe::Probe;
+use crate::workers::producer::{Feeder, push_paced};
 
 /// Where the Faktory is and how to start gateways for it.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct Env {
     /// Faktory's address (the link proxies to it).
     pub faktory_addr: std::net::SocketAddr,
     /// The bench binary, re-executed as the gateway child (see
-    /// [`crate::gateway_process`]).
+    /// [`crate::setup::gateway_process`]).
     pub gateway_exe: std::path::PathBuf,
     /// Extra arguments for every gateway child.
     pub gateway_args: Vec<String>,
@@ -36,7 +36,7 @@ pub struct Env {
     /// then sampled with each measurement).
     pub faktory_pid: Option<u32>,
     /// What every queue of this run starts with (see
-    /// [`crate::run_queues`]).
+    /// [`crate::setup::run_queues`]).
     pub queue_prefix: String,
 }
 

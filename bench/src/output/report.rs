@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::scenario::{PushMode, PushSide, Scenario};
+use crate::runs::scenario::{PushMode, PushSide, Scenario};
 
 /// One throughput scenario's numbers.
 #[derive(Debug, Clone, Serialize)]
@@ -143,7 +143,7 @@ pub struct Report {
     pub push: Vec<PushRow>,
     /// The CPU-cost comparison, when run.
     pub cpu_cost: Option<CpuCostRow>,
-    /// The targets.
+    /// The performance goals (see [`crate::output::goals`]).
     pub targets: Vec<Target>,
 }
 

@@ -1,8 +1,8 @@
 //! Helper processes the bench starts from its own binary, so their CPU time
 //! and peak RSS can be read from `/proc/<pid>` apart from the workers and
 //! producers in the bench process: the gateway
-//! ([`crate::gateway_process`]) and, on request, the Faktory test server
-//! ([`crate::target`]).
+//! ([`crate::setup::gateway_process`]) and, on request, the Faktory test server
+//! ([`crate::setup::target`]).
 //!
 //! Protocol: the parent runs its own executable with a role argument; the
 //! child prints `listening <address>` as its first stdout line once it
@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
 use crate::Error;
-use crate::measure::{ProcessSample, reset_peak_rss, sample_process};
+use crate::measure::process_stats::{ProcessSample, reset_peak_rss, sample_process};
 
 /// How long a child may take to drain and exit before it is killed. A
 /// gateway stopped just as its queue ran dry waits for its pipelined

@@ -9,9 +9,9 @@ use faktory_gateway::job::from_faktory_json;
 use serde_json::Value;
 
 use crate::Error;
-use crate::faktory_stats::{InfoCounts, info, queue_size};
-use crate::measure::unix_micros;
-use crate::producer::connect;
+use crate::measure::faktory_stats::{InfoCounts, info, queue_size};
+use crate::measure::process_stats::unix_micros;
+use crate::workers::producer::connect;
 
 /// Most jobs fetched in one pipelined round of the clean-up.
 const CLEANUP_BATCH: u64 = 100;
@@ -150,8 +150,8 @@ pub async fn drain_queue(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::producer::push_batch;
-    use crate::scenario::Workload;
+    use crate::runs::scenario::Workload;
+    use crate::workers::producer::push_batch;
 
     #[test]
     fn prefixes_name_the_kind() {

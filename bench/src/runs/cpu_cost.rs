@@ -11,7 +11,7 @@
 //! phase). What isolates the gateway is Faktory's *total* throughput, every
 //! job it served: a gateway whose CPU took more from Faktory than its
 //! batched FETCH/ACK saves would push that total below the direct-only
-//! figure (see [`crate::report::CpuCostRow`]).
+//! figure (see [`crate::output::report::CpuCostRow`]).
 //!
 //! Faktory's total comes from its `INFO` (jobs processed server-wide); the
 //! direct workers' share is their own count (a `faktory`-crate slot ACKs
@@ -21,11 +21,11 @@
 use std::time::Duration;
 
 use crate::Error;
-use crate::load::{Env, Load};
-use crate::progress::Progress;
-use crate::report::CpuCostRow;
-use crate::runner::{measure_window, rate, warm_up, worker_rate};
-use crate::scenario::{REFERENCE_SLOTS, Scenario, Timing, WorkerPath, Workload};
+use crate::output::progress::Progress;
+use crate::output::report::CpuCostRow;
+use crate::runs::load::{Env, Load};
+use crate::runs::runner::{measure_window, rate, warm_up, worker_rate};
+use crate::runs::scenario::{REFERENCE_SLOTS, Scenario, Timing, WorkerPath, Workload};
 
 /// Runs the three phases (alone, beside a second direct load, beside a
 /// gateway-relayed load) and returns the comparison.
