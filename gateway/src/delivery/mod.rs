@@ -7,10 +7,13 @@
 //! - `dispatcher/`: the shared state and its rules; `mod.rs` holds the state
 //!   and the rules in one list, the other files one concern each: `sessions`
 //!   (registry, windows, hello take-over, drain), `results` (worker acks,
-//!   fails, jobs taken back), `fetching` (fetch demand), `assign` (jobs to
-//!   sessions), `waiting` (grace periods), `settling` (the settlement queue
-//!   and Faktory's answers), `tests`.
-//! - `session`: one worker's `Work` stream.
+//!   fails, jobs taken back), `fetching` (fetch demand from open windows,
+//!   counted in the `FetchDemand` of `fetch_demand`), `assign` (jobs to
+//!   sessions), `waiting` (grace periods), `settling` (Faktory's answers and
+//!   the final release; the queue itself is the `SettleQueue` of
+//!   `settle_queue`), `tests`.
+//! - `session/`: one worker's `Work` stream (`mod.rs`), and what waits to be
+//!   sent to it (`outbox.rs`).
 //! - `fetcher`: the fetch engine (up to `FETCH_CONCURRENCY` connections).
 //! - `relay`: ACK/FAIL/release batches on their own connections (up to
 //!   `GATEWAY_ACK_CONNECTIONS`).

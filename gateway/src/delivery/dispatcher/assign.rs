@@ -10,6 +10,17 @@ enum Pick {
 }
 
 impl Dispatcher {
+    /// Puts `jids` (jobs back from a session) at the front of the waiting
+    /// line, in order, and assigns what sessions have room for.
+    pub(super) fn wait_first(&mut self, jids: Vec<String>, now: Instant) {
+        for jid in jids.into_iter().rev() {
+            self.pending.push_front(jid);
+        }
+        self.fill(now);
+        self.fetch_wake.notify_one();
+        self.changed.notify_waiters();
+    }
+
     /// Hands waiting jobs to sessions with room.
     pub(super) fn fill(&mut self, now: Instant) {
         if self.pending.is_empty() {
@@ -41,10 +52,9 @@ impl Dispatcher {
             }
             if lease.remaining(now) < self.rules.lease_margin {
                 debug!(jid = %jid, "reservation too close to its end to deliver; releasing");
-                lease.holder = Holder::Settling;
-                self.settles.push_back(release_of(lease));
                 self.avoid.remove(&jid);
-                self.settle_wake.notify_one();
+                let release = release_of(lease);
+                self.settles.hand_over(lease, release);
                 continue;
             }
             match pick(&self.sessions, lease, self.avoid.get(&jid).copied()) {
@@ -62,21 +72,20 @@ impl Dispatcher {
                 Pick::Wait => self.pending.push_back(jid),
                 Pick::TooLarge => {
                     warn!(jid = %jid, bytes = lease.delivery_len, "job larger than any matching worker accepts; failing it");
-                    lease.holder = Holder::Settling;
                     let message = format!(
                         "job of {} bytes exceeds the max_message_bytes of every worker for queue {:?} and jobtype {:?}",
                         lease.delivery_len,
                         lease.job.queue(),
                         lease.job.jobtype()
                     );
-                    self.settles.push_back(Settle::gateway_fail(
+                    let fail = Settle::gateway_fail(
                         jid.clone(),
                         lease.seq,
                         ERRTYPE_JOB_TOO_LARGE,
                         message,
-                    ));
+                    );
                     self.avoid.remove(&jid);
-                    self.settle_wake.notify_one();
+                    self.settles.hand_over(lease, fail);
                 }
             }
         }

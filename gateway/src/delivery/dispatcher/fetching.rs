@@ -27,7 +27,7 @@ impl Dispatcher {
                 .filter_map(|jid| self.leases.get(jid))
                 .filter(|l| queues.iter().any(|q| q == l.job.queue()))
                 .count();
-            let in_flight = self.in_flight.get(queues).copied().unwrap_or(0);
+            let in_flight = self.fetches.in_flight(queues);
             let demand = open.saturating_sub(waiting + in_flight);
             lists_with_demand += usize::from(demand > 0);
             if demand > 0 && best.is_none_or(|(q, d)| demand > d || (demand == d && queues < q)) {
@@ -37,14 +37,8 @@ impl Dispatcher {
         let (queues, demand) = best?;
         let queues = queues.clone();
         let depth = self
-            .depth
-            .get(&queues)
-            .copied()
-            .unwrap_or(1)
-            .min(demand)
-            .min(self.rules.max_fetch_depth)
-            .max(1);
-        *self.in_flight.entry(queues.clone()).or_default() += depth;
+            .fetches
+            .claim(&queues, demand, self.rules.max_fetch_depth);
         let more = demand > depth || lists_with_demand > 1;
         Some(FetchClaim {
             queues,
@@ -54,19 +48,15 @@ impl Dispatcher {
     }
 
     pub(super) fn end_claim(&mut self, queues: &[String], n: usize) {
-        if let Some(left) = self.in_flight.get_mut(queues) {
-            *left = left.saturating_sub(n);
-            if *left == 0 {
-                self.in_flight.remove(queues);
-                // The shutdown waits for the last FETCH in flight.
-                self.changed.notify_waiters();
-            }
+        if self.fetches.end(queues, n) {
+            // The shutdown waits for the last FETCH in flight.
+            self.changed.notify_waiters();
         }
     }
 
     /// Whether any claimed FETCH has not been answered yet.
     pub(crate) fn fetches_in_flight(&self) -> bool {
-        !self.in_flight.is_empty()
+        self.fetches.any_in_flight()
     }
 
     /// Records the jobs a claimed fetch returned, all at once (see
@@ -118,9 +108,8 @@ impl Dispatcher {
             // (shutdown or Faktory's quiet: every session drains, none will
             // take it) or after the final release: straight back to Faktory
             // while the relays still run.
-            lease.holder = Holder::Settling;
-            self.settles.push_back(release_of(&lease));
-            self.settle_wake.notify_one();
+            let release = release_of(&lease);
+            self.settles.hand_over(&mut lease, release);
         }
         let waiting = lease.holder != Holder::Settling;
         if let Some(old) = self.leases.insert(jid.clone(), lease) {
@@ -145,21 +134,15 @@ impl Dispatcher {
     /// came back (at least 1) otherwise.
     pub(crate) fn fetch_done(&mut self, claim: &FetchClaim, got: usize) {
         self.end_claim(&claim.queues, claim.depth.saturating_sub(got));
-        let depth = self.depth.entry(claim.queues.clone()).or_insert(1);
-        *depth = if got >= claim.depth {
-            (*depth)
-                .max(claim.depth * 2)
-                .min(self.rules.max_fetch_depth)
-        } else {
-            got.max(1)
-        };
+        self.fetches
+            .adapt(&claim.queues, claim.depth, got, self.rules.max_fetch_depth);
         self.fetch_wake.notify_one();
     }
 
     /// Ends a claimed fetch that failed after handing over `got` jobs.
     pub(crate) fn fetch_failed(&mut self, claim: &FetchClaim, got: usize) {
         self.end_claim(&claim.queues, claim.depth.saturating_sub(got));
-        self.depth.insert(claim.queues.clone(), 1);
+        self.fetches.reset_depth(&claim.queues);
         self.fetch_wake.notify_one();
     }
 

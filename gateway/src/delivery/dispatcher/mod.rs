@@ -57,11 +57,15 @@ use super::lease::{Holder, Lease};
 use super::settle::{Answered, ERRTYPE_JOB_TOO_LARGE, ERRTYPE_NO_WORKER, Settle, SettleKind};
 use super::window::Window;
 use crate::job::{FetchedJob, JobError};
+use fetch_demand::FetchDemand;
+use settle_queue::SettleQueue;
 
 mod assign;
+mod fetch_demand;
 mod fetching;
 mod results;
 mod sessions;
+mod settle_queue;
 mod settling;
 mod waiting;
 
@@ -207,18 +211,15 @@ pub(crate) struct Dispatcher {
     /// those still `Holder::Away` with that time are redelivered once the
     /// reconnect grace has passed.
     away: VecDeque<(Instant, Vec<String>)>,
-    settles: VecDeque<Settle>,
-    /// Settlements taken by relays and not yet reported back.
-    settles_in_flight: usize,
+    settles: SettleQueue,
     fetching: bool,
     accepting: bool,
     /// Set by the final release: jobs fetched later go straight back.
     closed: bool,
     drain_notice: Option<Drain>,
-    in_flight: HashMap<Vec<String>, usize>,
-    depth: HashMap<Vec<String>, usize>,
+    /// FETCHes in flight and pipeline depth, by queue list.
+    fetches: FetchDemand,
     fetch_wake: Arc<Notify>,
-    settle_wake: Arc<Notify>,
     changed: Arc<Notify>,
 }
 
@@ -235,16 +236,13 @@ impl Dispatcher {
             assignments: 0,
             avoid: HashMap::new(),
             away: VecDeque::new(),
-            settles: VecDeque::new(),
-            settles_in_flight: 0,
+            settles: SettleQueue::default(),
             fetching: true,
             accepting: true,
             closed: false,
             drain_notice: None,
-            in_flight: HashMap::new(),
-            depth: HashMap::new(),
+            fetches: FetchDemand::default(),
             fetch_wake: Arc::new(Notify::new()),
-            settle_wake: Arc::new(Notify::new()),
             changed: Arc::new(Notify::new()),
         }
     }
@@ -258,7 +256,7 @@ impl Dispatcher {
     /// Notified (one waiter, as [`Dispatcher::fetch_wake`]) when settlements
     /// are queued.
     pub(crate) fn settle_wake(&self) -> Arc<Notify> {
-        self.settle_wake.clone()
+        self.settles.wake()
     }
 
     /// Notified (all waiters) when jobs finish or sessions go away.

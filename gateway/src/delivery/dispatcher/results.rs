@@ -48,7 +48,7 @@ impl Dispatcher {
             slot.foreign.remove(&jid);
             slot.awaiting += 1;
         }
-        self.settles.push_back(Settle {
+        self.settles.push(Settle {
             jid,
             lease,
             reply_to: Some(from),
@@ -89,12 +89,7 @@ impl Dispatcher {
                 Holder::Settling => rejected.push(reject(jid, REASON_UNKNOWN_JID)),
             }
         }
-        for jid in back.into_iter().rev() {
-            self.pending.push_front(jid);
-        }
-        self.fill(now);
-        self.fetch_wake.notify_one();
-        self.changed.notify_waiters();
+        self.wait_first(back, now);
         rejected
     }
 
@@ -119,7 +114,7 @@ impl Dispatcher {
     pub(super) fn after_results(&mut self) {
         self.fill(Instant::now());
         self.fetch_wake.notify_one();
-        self.settle_wake.notify_one();
+        self.settles.notify();
         self.changed.notify_waiters();
     }
 }

@@ -140,12 +140,7 @@ impl Dispatcher {
         if !away.is_empty() {
             self.away.push_back((now, away));
         }
-        for jid in back.into_iter().rev() {
-            self.pending.push_front(jid);
-        }
-        self.fill(now);
-        self.fetch_wake.notify_one();
-        self.changed.notify_waiters();
+        self.wait_first(back, now);
     }
 
     /// Changes a session's window.

@@ -1,5 +1,7 @@
-//! The settlement queue: what relays take, what they put back, Faktory's
-//! answers, and the final release of everything held.
+//! Settling: relays take settlements from the `SettleQueue`
+//! (`settle_queue.rs`) and put back what they could not send; Faktory's
+//! answers forget leases and confirm results to sessions; the final release
+//! hands everything held back to Faktory.
 
 use super::*;
 
@@ -8,18 +10,12 @@ impl Dispatcher {
     /// report each of them back once: [`Dispatcher::settled`] or
     /// [`Dispatcher::requeue`].
     pub(crate) fn take_settlements(&mut self, max: usize) -> Vec<Settle> {
-        let n = max.min(self.settles.len());
-        self.settles_in_flight += n;
-        self.settles.drain(..n).collect()
+        self.settles.take(max)
     }
 
     /// Puts settlements a relay could not send back at the front, in order.
     pub(crate) fn requeue(&mut self, settles: Vec<Settle>) {
-        self.settles_in_flight = self.settles_in_flight.saturating_sub(settles.len());
-        for s in settles.into_iter().rev() {
-            self.settles.push_front(s);
-        }
-        self.settle_wake.notify_one();
+        self.settles.put_back(settles);
     }
 
     /// Records Faktory's answers: forgets the leases settled, and queues
@@ -27,7 +23,7 @@ impl Dispatcher {
     /// session it came on, if that is still open.
     pub(crate) fn settled(&mut self, done: Vec<Answered>) {
         for answer in done {
-            self.settles_in_flight = self.settles_in_flight.saturating_sub(1);
+            self.settles.answered();
             if let Some(seq) = answer.lease
                 && self
                     .leases
@@ -56,7 +52,7 @@ impl Dispatcher {
     /// Faktory has not confirmed yet (mostly jobs workers finished, which
     /// stay reserved at Faktory until then).
     pub(crate) fn settle_backlog(&self) -> usize {
-        self.settles.len() + self.settles_in_flight
+        self.settles.backlog()
     }
 
     /// Number of leases not yet settled at Faktory.
@@ -66,7 +62,7 @@ impl Dispatcher {
 
     /// Whether settlements are waiting for a relay.
     pub(crate) fn has_settlements(&self) -> bool {
-        !self.settles.is_empty()
+        self.settles.is_waiting()
     }
 
     pub(crate) fn release_everything(&mut self) {
@@ -81,15 +77,14 @@ impl Dispatcher {
         let mut n = 0;
         for lease in self.leases.values_mut() {
             if lease.holder != Holder::Settling {
-                lease.holder = Holder::Settling;
-                self.settles.push_back(release_of(lease));
+                let release = release_of(lease);
+                self.settles.hand_over(lease, release);
                 n += 1;
             }
         }
         if n > 0 {
             debug!(jobs = n, "releasing held jobs back to Faktory");
         }
-        self.settle_wake.notify_one();
         self.changed.notify_waiters();
     }
 }

@@ -114,7 +114,7 @@ async fn fetching_pauses_while_faktory_lags_behind_results() {
     let claim = d.claim_fetch().unwrap();
     d.fetch_done(&claim, 0);
     for i in 0..rules().max_settle_backlog {
-        d.settles.push_back(Settle {
+        d.settles.push(Settle {
             jid: format!("j{i}"),
             lease: None,
             reply_to: None,

@@ -45,9 +45,8 @@ impl Dispatcher {
             };
             match settle {
                 Some(settle) => {
-                    lease.holder = Holder::Settling;
                     self.avoid.remove(&jid);
-                    self.settles.push_back(settle);
+                    self.settles.hand_over(lease, settle);
                     queued = true;
                 }
                 None => keep.push_back(jid),
@@ -55,7 +54,6 @@ impl Dispatcher {
         }
         self.pending = keep;
         if queued {
-            self.settle_wake.notify_one();
             self.fetch_wake.notify_one();
         }
     }
@@ -87,10 +85,6 @@ impl Dispatcher {
             jobs = back.len(),
             "workers did not come back for their jobs; redelivering"
         );
-        for jid in back.into_iter().rev() {
-            self.pending.push_front(jid);
-        }
-        self.fill(now);
-        self.fetch_wake.notify_one();
+        self.wait_first(back, now);
     }
 }

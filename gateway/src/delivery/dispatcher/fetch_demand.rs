@@ -1,0 +1,75 @@
+//! [`FetchDemand`]: per queue list, the FETCHes claimed and not yet
+//! answered and the pipeline depth the next claim may use. What the open
+//! windows ask for is worked out in `fetching.rs`; this keeps the counts.
+
+use std::collections::HashMap;
+
+/// FETCHes in flight and adaptive depth, by queue list.
+#[derive(Debug, Default)]
+pub(super) struct FetchDemand {
+    in_flight: HashMap<Vec<String>, usize>,
+    depth: HashMap<Vec<String>, usize>,
+}
+
+impl FetchDemand {
+    /// FETCHes claimed for `queues` and not yet answered.
+    pub(super) fn in_flight(&self, queues: &[String]) -> usize {
+        self.in_flight.get(queues).copied().unwrap_or(0)
+    }
+
+    /// Whether any claimed FETCH has not been answered yet.
+    pub(super) fn any_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    /// Claims a pipeline for `queues` of the current depth, at most
+    /// `demand` and `max_depth` (at least 1); returns its depth.
+    pub(super) fn claim(&mut self, queues: &[String], demand: usize, max_depth: usize) -> usize {
+        let depth = self
+            .depth
+            .get(queues)
+            .copied()
+            .unwrap_or(1)
+            .min(demand)
+            .min(max_depth)
+            .max(1);
+        *self.in_flight.entry(queues.to_vec()).or_default() += depth;
+        depth
+    }
+
+    /// `n` FETCHes for `queues` are over; `true` when none is left for them.
+    pub(super) fn end(&mut self, queues: &[String], n: usize) -> bool {
+        let Some(left) = self.in_flight.get_mut(queues) else {
+            return false;
+        };
+        *left = left.saturating_sub(n);
+        if *left > 0 {
+            return false;
+        }
+        self.in_flight.remove(queues);
+        true
+    }
+
+    /// After a pipeline of `claimed` FETCHes returned `got` jobs: deeper
+    /// (up to `max_depth`) when every FETCH returned a job, down to what
+    /// came back (at least 1) otherwise.
+    pub(super) fn adapt(
+        &mut self,
+        queues: &[String],
+        claimed: usize,
+        got: usize,
+        max_depth: usize,
+    ) {
+        let depth = self.depth.entry(queues.to_vec()).or_insert(1);
+        *depth = if got >= claimed {
+            (*depth).max(claimed * 2).min(max_depth)
+        } else {
+            got.max(1)
+        };
+    }
+
+    /// Back to depth 1 for `queues` (after a failed fetch).
+    pub(super) fn reset_depth(&mut self, queues: &[String]) {
+        self.depth.insert(queues.to_vec(), 1);
+    }
+}
