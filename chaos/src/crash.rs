@@ -8,6 +8,11 @@
 //! worker, finished but still reserved at Faktory, reserved and never
 //! finished, re-runs of finished jobs.
 //!
+//! With `--gateways N` (N > 1) the worker is given all N gateways, each
+//! behind its own link; the gateway its stream is on is killed and not
+//! restarted, and the report says how long the worker took to open a
+//! stream to another one and to have a result settled through it.
+//!
 //! Against a real Faktory (`FAKTORY_URL`) what is still reserved is found
 //! by [`inventory`](crate::inventory) (which also removes everything the
 //! run left); without it the in-process test server stands in and its
@@ -60,6 +65,18 @@ pub(crate) struct CrashOptions {
     pub(crate) kill_at: f64,
     /// Longest wait for the worker to finish every job.
     pub(crate) limit: Duration,
+    /// Gateways beside Faktory: 1 restarts the killed one on its port;
+    /// more leave it dead and the worker fails over to the others.
+    pub(crate) gateways: usize,
+}
+
+/// How long the worker took to move to another gateway after the kill.
+#[derive(Debug, Clone, Copy, Default)]
+struct Failover {
+    /// Until the worker had a new stream open.
+    new_stream: Option<Duration>,
+    /// Until a result of the worker's was settled through the new stream.
+    first_settled: Option<Duration>,
 }
 
 /// The moment of the kill.
@@ -95,6 +112,7 @@ pub(crate) struct CrashReport {
     results_resent: u64,
     results_rejected: u64,
     sessions: u64,
+    failover: Failover,
     ended: &'static str,
     notes: Vec<String>,
     elapsed: Duration,
@@ -118,12 +136,20 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
         .await
         .context("poll faktory's INFO")?;
     let before = poller.latest().counts;
-    let mut gateway = Gateway::start(url.clone(), Vec::new()).await?;
-    let link = LinkEmulator::start(gateway.addr(), options.rtt / 2).await?;
+    let mut gateways = Vec::with_capacity(options.gateways.max(1));
+    let mut links = Vec::with_capacity(gateways.capacity());
+    for _ in 0..gateways.capacity() {
+        let gateway = Gateway::start(url.clone(), Vec::new()).await?;
+        links.push(LinkEmulator::start(gateway.addr(), options.rtt / 2).await?);
+        gateways.push(gateway);
+    }
 
     let push_stats = Arc::new(PushStats::default());
     producer::push_all(
-        vec![format!("http://{}", gateway.addr())],
+        gateways
+            .iter()
+            .map(|g| format!("http://{}", g.addr()))
+            .collect(),
         plan.clone(),
         options.jobs,
         PRODUCERS,
@@ -134,7 +160,10 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
     let record = Arc::new(Record::default());
     let stop = CancellationToken::new();
     let worker = worker(
-        format!("http://{}", link.addr()),
+        links
+            .iter()
+            .map(|l| format!("http://{}", l.addr()))
+            .collect(),
         &plan.queue,
         options.concurrency,
         record.clone(),
@@ -161,8 +190,20 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
         window: stats.snapshot().window,
         reserved_server_wide: reading.reserved,
     };
-    gateway.kill().await?;
-    gateway.restart().await?;
+    // The worker's stream is the only connection through the links.
+    let on = links
+        .iter()
+        .position(|l| l.connection_count() > 0)
+        .unwrap_or(0);
+    let before_kill = stats.snapshot();
+    let killed_at = Instant::now();
+    gateways[on].kill().await?;
+    let failover = if gateways.len() == 1 {
+        gateways[on].restart().await?;
+        Failover::default()
+    } else {
+        watch_failover(&stats, before_kill, killed_at, give_up).await
+    };
 
     let ended = wait_for_the_end(&record, &stats, &mut window_peak, options.jobs, give_up).await;
     settle(&poller).await;
@@ -175,15 +216,20 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
         Err(_) => notes.push("the worker did not stop in time".to_owned()),
     }
     let worker_stats = stats.snapshot();
-    if let Err(e) = gateway.stop().await {
-        notes.push(format!("{e:#}"));
+    for (index, gateway) in gateways.iter_mut().enumerate() {
+        if index == on && options.gateways > 1 {
+            continue;
+        }
+        if let Err(e) = gateway.stop().await {
+            notes.push(format!("{e:#}"));
+        }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = poller.latest().counts;
     if let Err(e) = poller.stop().await {
         notes.push(format!("INFO poller: {e}"));
     }
-    drop(link);
+    drop(links);
 
     let places = target
         .places(&plan.queue, &jids)
@@ -220,6 +266,7 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
         results_resent: worker_stats.results_resent,
         results_rejected: worker_stats.results_rejected,
         sessions: worker_stats.sessions,
+        failover,
         ended,
         notes,
         elapsed: Duration::ZERO,
@@ -258,16 +305,38 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
     Ok(report)
 }
 
+/// Watches the worker after the kill until it has a new stream and a
+/// result settled through it, or `give_up`.
+async fn watch_failover(
+    stats: &StatsHandle,
+    before: faktory_gateway_worker::Stats,
+    killed_at: Instant,
+    give_up: Instant,
+) -> Failover {
+    let mut failover = Failover::default();
+    while Instant::now() < give_up && failover.first_settled.is_none() {
+        let now = stats.snapshot();
+        if failover.new_stream.is_none() && now.sessions > before.sessions {
+            failover.new_stream = Some(killed_at.elapsed());
+        }
+        if failover.new_stream.is_some() && now.results_settled > before.results_settled {
+            failover.first_settled = Some(killed_at.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    failover
+}
+
 /// The experiment's one worker: records every run, succeeds at once.
 fn worker(
-    gateway_url: String,
+    gateway_urls: Vec<String>,
     queue: &str,
     concurrency: usize,
     record: Arc<Record>,
     stop: CancellationToken,
 ) -> anyhow::Result<Worker> {
     Worker::builder()
-        .gateway(gateway_url)
+        .gateways(gateway_urls)
         .worker_id("crash-experiment-worker")
         .queues([queue.to_owned()])
         .concurrency(concurrency)
@@ -340,9 +409,17 @@ impl fmt::Display for CrashReport {
         };
         writeln!(
             f,
-            "crash experiment: {} jobs, one worker (concurrency {}) across a {} ms RTT link, \
-             gateway SIGKILLed at {:.0}% processed, against {}",
+            "crash experiment: {} jobs, {}, one worker (concurrency {}) across a {} ms RTT link, \
+             its gateway SIGKILLed at {:.0}% processed, against {}",
             self.options.jobs,
+            if self.options.gateways > 1 {
+                format!(
+                    "{} gateways (the killed one stays down)",
+                    self.options.gateways
+                )
+            } else {
+                "one gateway (restarted on its port)".to_owned()
+            },
             self.options.concurrency,
             self.options.rtt.as_millis(),
             self.options.kill_at * 100.0,
@@ -445,6 +522,20 @@ impl fmt::Display for CrashReport {
                 self.sessions, self.results_resent, self.results_rejected
             ),
         )?;
+        if self.options.gateways > 1 {
+            let ms = |d: Option<Duration>| {
+                d.map_or("never".to_owned(), |d| format!("{} ms", d.as_millis()))
+            };
+            row(
+                f,
+                "failover: a new stream / a result settled through it",
+                format!(
+                    "{} / {}",
+                    ms(self.failover.new_stream),
+                    ms(self.failover.first_settled)
+                ),
+            )?;
+        }
         row(
             f,
             "whole run (s)",

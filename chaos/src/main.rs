@@ -85,7 +85,8 @@ struct Cli {
     #[arg(long, default_value_t = 8)]
     workers: usize,
     /// Gateways, each with its share of the workers and producers (default
-    /// 1 with --short, else 2).
+    /// 1 with --short, else 2). Crash experiment: gateways the worker is
+    /// given (default 1, restarted after the kill; more: it fails over).
     #[arg(long)]
     gateways: Option<usize>,
     /// Time budget in seconds (default 100 with --short, else 600).
@@ -182,6 +183,7 @@ async fn crash_experiment(cli: &Cli) -> ExitCode {
         concurrency: cli.concurrency.max(1),
         kill_at: 1.0 / 3.0,
         limit: Duration::from_secs(cli.budget_secs.unwrap_or(180)),
+        gateways: cli.gateways.unwrap_or(1).max(1),
     };
     match crash::run(options).await {
         Ok(report) => {
