@@ -9,7 +9,8 @@
 //!   (registry, windows, hello take-over, drain), `results` (worker acks,
 //!   fails, releases), `fetching` (fetch demand), `assign` (jobs to
 //!   sessions), `waiting` (grace periods), `settling` (the settlement queue
-//!   and Faktory's answers), `tests`.
+//!   and Faktory's answers), `observe` (the workers listing, queues of
+//!   results), `tests`.
 //! - `session`: one worker's `Work` stream.
 //! - `fetcher`: the fetch engine (up to `FETCH_CONCURRENCY` connections).
 //! - `relay`: ACK/FAIL/release batches on their own connections (up to
@@ -22,6 +23,7 @@
 //! - `link`: a delivery task's lazily reconnected Faktory connection.
 //! - `settle`: what the gateway must still tell Faktory about a job.
 //! - `batch`: cutting deliveries into messages by count and bytes.
+//! - `session_stats`: one session's counters for the workers listing.
 //!
 //! # Shutdown, and what can still be left to reservation expiry
 //! [`Delivery::shutdown`] first stops fetching, under the dispatcher lock.
@@ -86,6 +88,7 @@ pub(crate) mod pool;
 pub(crate) mod presence;
 pub(crate) mod relay;
 pub(crate) mod session;
+pub(crate) mod session_stats;
 pub(crate) mod settle;
 pub(crate) mod window;
 
@@ -289,6 +292,14 @@ impl Delivery {
             .background
             .spawn(sweep(shared, delivery.background_stop.clone()));
         delivery
+    }
+
+    /// Every open `Work` session, oldest first (see [`crate::workers`]).
+    pub fn workers(&self) -> Vec<crate::workers::WorkerSnapshot> {
+        self.shared
+            .dispatcher
+            .lock()
+            .workers(&self.shared.settings.wid)
     }
 
     /// Serves one `Work` stream: returns the response stream and runs the

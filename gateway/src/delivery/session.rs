@@ -21,6 +21,8 @@ use super::Shared;
 use super::batch;
 use super::dispatcher::StreamEnd;
 use super::hello;
+use super::session_stats::SessionStats;
+use crate::metrics::QueueEvent;
 
 /// Messages buffered towards one worker before the session waits for it to
 /// read: small, because every buffered batch is already counted in the window.
@@ -101,6 +103,8 @@ where
         batches: VecDeque::new(),
         drain: None,
         next_ping: 1,
+        ping_sent: None,
+        stats: ticket.stats.clone(),
     };
     async move {
         info!(
@@ -209,6 +213,10 @@ struct Session {
     /// no job reaches the worker after the notice.
     drain: Option<GatewayMessage>,
     next_ping: u64,
+    /// The latest ping handed to the stream and when, for the round trip.
+    ping_sent: Option<(u64, Instant)>,
+    /// Counters for the workers listing.
+    stats: Arc<SessionStats>,
 }
 
 fn message(kind: gateway_message::Kind) -> GatewayMessage {
@@ -349,10 +357,26 @@ impl Session {
                 ));
             }
             Some(Kind::Acks(acks)) => {
-                self.shared.dispatcher.lock().ack(self.id, acks.jids);
+                self.stats.record_results(acks.jids.len() as u64, 0);
+                let mut d = self.shared.dispatcher.lock();
+                let queues = &self.shared.metrics.queues;
+                queues.add_each(d.queues_of(&acks.jids), QueueEvent::Acked);
+                d.ack(self.id, acks.jids);
                 Vec::new()
             }
-            Some(Kind::Fails(fails)) => self.shared.dispatcher.lock().fail(self.id, fails.failures),
+            Some(Kind::Fails(fails)) => {
+                let jids: Vec<String> = fails
+                    .failures
+                    .iter()
+                    .filter(|f| !f.errtype.is_empty())
+                    .map(|f| f.jid.clone())
+                    .collect();
+                self.stats.record_results(0, jids.len() as u64);
+                let mut d = self.shared.dispatcher.lock();
+                let queues = &self.shared.metrics.queues;
+                queues.add_each(d.queues_of(&jids), QueueEvent::Failed);
+                d.fail(self.id, fails.failures)
+            }
             Some(Kind::Releases(releases)) => self
                 .shared
                 .dispatcher
@@ -373,6 +397,14 @@ impl Session {
                 Vec::new()
             }
             Some(Kind::Heartbeat(beat)) => {
+                if let Some((id, sent)) = self.ping_sent
+                    && beat.pong_id == id
+                {
+                    self.ping_sent = None;
+                    let rtt = sent.elapsed();
+                    self.stats.record_rtt(rtt);
+                    self.shared.metrics.heartbeat_rtt.observe(rtt);
+                }
                 if beat.ping_id != 0 {
                     self.control
                         .push_back(message(gateway_message::Kind::Heartbeat(Heartbeat {
@@ -451,6 +483,11 @@ impl Session {
     /// is left.
     fn next_message(&mut self) -> GatewayMessage {
         if let Some(control) = self.control.pop_front() {
+            if let Some(gateway_message::Kind::Heartbeat(beat)) = &control.kind
+                && beat.ping_id != 0
+            {
+                self.ping_sent = Some((beat.ping_id, Instant::now()));
+            }
             return control;
         }
         if !self.confirmations.is_empty() && (self.jobs_last || self.batches.is_empty()) {
@@ -466,6 +503,11 @@ impl Session {
         let batch = self.batches.pop_front().unwrap_or_default();
         let metrics = &self.shared.metrics;
         metrics.jobs_delivered.add(batch.deliveries.len() as u64);
+        let queues = batch
+            .deliveries
+            .iter()
+            .filter_map(|d| d.job.as_ref().map(|job| job.queue.as_str()));
+        metrics.queues.add_each(queues, QueueEvent::Delivered);
         let again = batch.deliveries.iter().filter(|d| d.attempt > 1).count();
         metrics.jobs_redelivered.add(again as u64);
         message(gateway_message::Kind::Jobs(batch))
