@@ -178,7 +178,7 @@ pub async fn serve_with(
     // pushes with the gRPC server.
     let metrics_stop = CancellationToken::new();
     let metrics_task = http.metrics.map(|listener| {
-        info!(addr = ?listener.local_addr().ok(), "metrics listening");
+        info!(addr = %local_addr(&listener), "metrics listening");
         let routes = Routes {
             metrics: metrics.clone(),
             api: None,
@@ -187,7 +187,7 @@ pub async fn serve_with(
     });
     let api_stop = CancellationToken::new();
     let api_task = http.api.map(|listener| {
-        info!(addr = ?listener.local_addr().ok(), "http api listening (and metrics)");
+        info!(addr = %local_addr(&listener), "http api listening (and metrics)");
         let routes = Routes {
             metrics: metrics.clone(),
             api: Some(Api {
@@ -285,6 +285,13 @@ pub async fn serve_with(
     stop_http(&metrics_stop, metrics_task).await;
     info!("gateway stopped");
     result
+}
+
+/// Where `listener` listens, for logs.
+fn local_addr(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|e| format!("unknown ({e})"), |a| a.to_string())
 }
 
 /// Stops an HTTP server task and waits for it (it bounds its own wait for

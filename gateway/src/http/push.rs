@@ -179,11 +179,23 @@ fn parse(body: &[u8]) -> Result<PushRequest, (&'static str, String)> {
     })?;
     let mut jobs = Vec::with_capacity(outer.jobs.len());
     for (i, raw) in outer.jobs.iter().enumerate() {
-        let job: JsonJob = serde_json::from_str(raw.get())
-            .map_err(|e| ("invalid_job", format!("jobs[{i}]: {e}")))?;
+        let job: JsonJob = serde_json::from_str(raw.get()).map_err(|e| {
+            (
+                "invalid_job",
+                format!("jobs[{i}]: {}", without_position(&e)),
+            )
+        })?;
         jobs.push(Job::from(job));
     }
     Ok(PushRequest { jobs })
+}
+
+/// serde_json's message without its " at line L column C": inside one job
+/// the position counts from the job's own start, which would mislead.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
 }
 
 fn results(response: &PushResponse) -> ResultsBody<'_> {
@@ -240,6 +252,7 @@ mod tests {
             message.starts_with("jobs[1]: unknown field `colour`"),
             "{message}"
         );
+        assert!(!message.contains("column"), "{message}");
         let (_, message) = parse(br#"{"jobs":[{"args":[1]}]}"#).unwrap_err();
         assert!(
             message.starts_with("jobs[0]: missing field `jobtype`"),
