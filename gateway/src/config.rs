@@ -680,9 +680,12 @@ mod tests {
             "ptoken-secret",
             "--worker-token",
             "wtoken-secret",
+            "--admin-token",
+            "atoken-secret",
         ])
         .unwrap();
         let text = format!("{c:?}");
+        assert!(!text.contains("atoken-secret"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("ptoken-secret"), "{text}");
         assert!(!text.contains("wtoken-secret"), "{text}");

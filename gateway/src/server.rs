@@ -302,3 +302,33 @@ async fn stop_http(stop: &CancellationToken, task: Option<tokio::task::JoinHandl
         let _ = task.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    async fn bind(http: &str, metrics: &str) -> HttpListeners {
+        let args = [
+            "faktory-gateway",
+            "--http-listen",
+            http,
+            "--metrics-listen",
+            metrics,
+        ];
+        let config = Config::try_parse_from(args).expect("valid flags");
+        HttpListeners::bind(&config).await.expect("bind")
+    }
+
+    #[tokio::test]
+    async fn one_listener_when_the_api_and_metrics_share_an_address() {
+        let same = bind("127.0.0.1:0", "127.0.0.1:0").await;
+        assert!(same.api.is_some() && same.metrics.is_none());
+        let apart = bind("127.0.0.1:0", "127.0.0.2:0").await;
+        assert!(apart.api.is_some() && apart.metrics.is_some());
+        let metrics_only = bind("off", "127.0.0.1:0").await;
+        assert!(metrics_only.api.is_none() && metrics_only.metrics.is_some());
+        let none = bind("off", "off").await;
+        assert!(none.api.is_none() && none.metrics.is_none());
+    }
+}

@@ -249,6 +249,36 @@ async fn tokens_guard_http_push_and_the_workers_listing() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_metrics_port_serves_metrics_only_and_points_to_the_api() {
+    let server = TestServer::start().await.unwrap();
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = metrics.local_addr().unwrap();
+    let listeners = faktory_gateway::HttpListeners {
+        api: None,
+        metrics: Some(metrics),
+    };
+    let gateway = Gateway::start_with(&server.url(), &[], listeners).await;
+    let ok = http_request(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.header("content-type"), Some("text/plain; version=0.0.4"));
+    assert!(
+        ok.body
+            .contains("# TYPE faktory_gateway_jobs_pushed_total counter\n")
+    );
+    let body = br#"{"jobs":[{"jobtype":"add"}]}"#;
+    let api = http_request(addr, "POST", "/v1/jobs", &[JSON], body).await;
+    let e = error_of(&api, 404);
+    assert!(
+        e["message"].as_str().unwrap().contains("--http-listen"),
+        "{e}"
+    );
+    error_of(&http_request(addr, "POST", "/metrics", &[], b"").await, 405);
+    assert_eq!(server.handle().total_queued(), 0);
+    gateway.stop().await.unwrap();
+    server.shutdown().await;
+}
+
 /// Pushes two jobs over HTTP to a queue of this run, runs them through a
 /// `Work` stream and checks the per-queue counters on `/metrics`; leaves
 /// nothing behind in Faktory.

@@ -40,16 +40,32 @@ pub struct Gateway {
 impl Gateway {
     /// Starts a gateway for `faktory_url` with `extra` flags (metrics off).
     pub async fn start(faktory_url: &str, extra: &[&str]) -> Gateway {
-        Self::launch(faktory_url, extra, false).await
+        Self::start_with(
+            faktory_url,
+            extra,
+            faktory_gateway::HttpListeners::default(),
+        )
+        .await
     }
 
     /// As [`Gateway::start`], with the HTTP/JSON API on 127.0.0.1:0
     /// ([`Gateway::http`]).
     pub async fn start_http(faktory_url: &str, extra: &[&str]) -> Gateway {
-        Self::launch(faktory_url, extra, true).await
+        let api = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let listeners = faktory_gateway::HttpListeners {
+            api: Some(api),
+            metrics: None,
+        };
+        Self::start_with(faktory_url, extra, listeners).await
     }
 
-    async fn launch(faktory_url: &str, extra: &[&str], with_http: bool) -> Gateway {
+    /// As [`Gateway::start`], serving HTTP on `listeners` (bound by the
+    /// caller); [`Gateway::http`] is the API's address, if any.
+    pub async fn start_with(
+        faktory_url: &str,
+        extra: &[&str],
+        listeners: faktory_gateway::HttpListeners,
+    ) -> Gateway {
         init_logs();
         let mut args = vec![
             "faktory-gateway",
@@ -62,13 +78,10 @@ impl Gateway {
         let config = Config::try_parse_from(args).expect("valid flags");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let api = if with_http {
-            Some(TcpListener::bind("127.0.0.1:0").await.expect("bind http"))
-        } else {
-            None
-        };
-        let http = api.as_ref().map(|l| l.local_addr().expect("local addr"));
-        let listeners = faktory_gateway::HttpListeners { api, metrics: None };
+        let http = listeners
+            .api
+            .as_ref()
+            .map(|l| l.local_addr().expect("local addr"));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(faktory_gateway::serve_with(
             config,
