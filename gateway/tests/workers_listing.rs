@@ -2,13 +2,14 @@
 //! worker SDK connect to a real gateway; `GET /v1/workers`, the
 //! `Admin.ListWorkers` rpc and the `faktory-gateway workers` subcommand each
 //! show both, with hostnames, labels, queues, results and heartbeat round
-//! trips. Faktory is the project's test server.
+//! trips. Faktory is the project's test server, and a real one too when
+//! `FAKTORY_URL` is set (the workers serve queues of this run only).
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Gateway, http_request};
+use common::{Gateway, http_request, real_faktory};
 use faktory_gateway_proto::v1::admin_client::AdminClient;
 use faktory_gateway_proto::v1::{ListWorkersRequest, WorkerInfo};
 use faktory_gateway_worker::{Job, Worker};
@@ -102,16 +103,36 @@ fn by_id<'a>(workers: &'a [Value], id: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sdk_workers_are_listed_over_http_grpc_and_the_subcommand() {
     let server = common::faktory().await;
+    two_workers_listed(&server.url()).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sdk_workers_are_listed_with_real_faktory() {
+    let Some(url) = real_faktory("two_sdk_workers_are_listed_with_real_faktory") else {
+        return;
+    };
+    two_workers_listed(&url).await;
+}
+
+/// Two SDK workers on queues of this run, three jobs for the first; the
+/// listing seen three ways.
+async fn two_workers_listed(faktory_url: &str) {
     let flags = [
         "--admin-token",
         "admin-token",
         "--heartbeat-interval-ms",
         "100",
     ];
-    let gateway = Gateway::start_http(&server.url(), &flags).await;
-    let queue_a = format!("list-a-{}", std::process::id());
+    let gateway = Gateway::start_http(faktory_url, &flags).await;
+    let pid = std::process::id();
+    let (queue_a, queue_b, queue_b2) = (
+        format!("list-a-{pid}"),
+        format!("list-b-{pid}"),
+        format!("list-b2-{pid}"),
+    );
     let a = SdkWorker::start(&gateway, "sdk-a", &["region:eu", "tier:1"], &[&queue_a]);
-    let b = SdkWorker::start(&gateway, "sdk-b", &["region:us"], &["list-b", "default"]);
+    let b = SdkWorker::start(&gateway, "sdk-b", &["region:us"], &[&queue_b, &queue_b2]);
 
     // Three jobs for worker a; both answer pings.
     let body = json!({"jobs": (0..3).map(|i| json!({"jobtype": "add", "args": [i], "queue": queue_a})).collect::<Vec<_>>()});
@@ -140,7 +161,7 @@ async fn two_sdk_workers_are_listed_over_http_grpc_and_the_subcommand() {
     assert_eq!(wa["labels"], json!(["region:eu", "tier:1"]));
     assert_eq!(wb["labels"], json!(["region:us"]));
     assert_eq!(wa["queues"], json!([queue_a]));
-    assert_eq!(wb["queues"], json!(["list-b", "default"]));
+    assert_eq!(wb["queues"], json!([queue_b, queue_b2]));
     assert_eq!(wa["jobtypes"], json!(["add"]));
     assert_eq!(
         (wa["jobs_failed"].as_u64(), wa["in_flight"].as_u64()),
@@ -225,7 +246,7 @@ async fn two_sdk_workers_are_listed_over_http_grpc_and_the_subcommand() {
     );
     assert!(line_a.contains("ms") && line_a.contains("ago"), "{stdout}");
     assert!(
-        line_b.contains("region:us") && line_b.contains("list-b,default"),
+        line_b.contains("region:us") && line_b.contains(&format!("{queue_b},{queue_b2}")),
         "{stdout}"
     );
     let refused = Command::new(BINARY)
@@ -246,5 +267,4 @@ async fn two_sdk_workers_are_listed_over_http_grpc_and_the_subcommand() {
     .await;
     a.stop().await;
     gateway.stop().await.unwrap();
-    server.shutdown().await;
 }
