@@ -2,7 +2,7 @@
 //! the submit path, `Work` through the delivery path) and the `Admin` service
 //! (`ListWorkers`) behind bearer-token checks, gRPC health and reflection,
 //! optional TLS, message size limits, HTTP/2 keepalive and explicit
-//! flow-control windows; beside it the HTTP servers ([`crate::http`]): the
+//! flow-control windows; beside it the HTTP servers (`gateway/src/http/`): the
 //! Prometheus endpoint on its own port and, when `--http-listen` is set, the
 //! HTTP/JSON API. On shutdown: health goes NOT_SERVING, the delivery path
 //! drains, and the servers stop.

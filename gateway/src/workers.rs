@@ -3,8 +3,8 @@
 //! from the dispatcher's session registry (`delivery/dispatcher/observe.rs`)
 //! and the session's counters (`delivery/session_stats.rs`).
 //!
-//! Served as JSON by `GET /v1/workers` ([`crate::http`]) and as the
-//! `Admin.ListWorkers` rpc ([`crate::admin`]), with the same field names;
+//! Served as JSON by `GET /v1/workers` (`gateway/src/http/`) and as the
+//! `Admin.ListWorkers` rpc (`gateway/src/admin.rs`), with the same field names;
 //! `faktory-gateway workers` prints the rpc's answer as a table.
 
 use faktory_gateway_proto::v1::WorkerInfo;

@@ -1,7 +1,7 @@
 //! [`Metrics`]: the gateway's counters, gauges and histograms (Faktory
 //! round trips, workers' heartbeat round trips), plain atomics shared through
 //! `Arc`, rendered in the Prometheus text format by [`Metrics::render`]. The
-//! HTTP server in [`crate::http`] serves them as `GET /metrics`.
+//! HTTP server (`gateway/src/http/`) serves them as `GET /metrics`.
 //!
 //! - [`queues`]: per-queue job counters with a bounded label set.
 
