@@ -1,8 +1,12 @@
-//! Optional bearer-token authentication, separate for producers (`Push`) and
-//! workers (`Work`).
+//! Optional bearer-token authentication, separate for producers (`Push`,
+//! `POST /v1/jobs`), workers (`Work`) and operators (`Admin.ListWorkers`,
+//! `GET /v1/workers`).
 //!
 //! [`Auth::check`] is called by each RPC handler with the request metadata and
-//! the [`Role`] the RPC needs. Tokens are compared in constant time (over
+//! the [`Role`] the RPC needs; [`Auth::check_header`] by the HTTP API with
+//! the request headers. The operators' role takes the admin token when one
+//! is set, else the producer or the worker token, so that listing the
+//! workers is never more open than the rest of the gateway. Tokens are compared in constant time (over
 //! their SHA-256 digests, so the length leaks nothing either), and error
 //! messages never echo what the client sent.
 
@@ -20,6 +24,9 @@ pub enum Role {
     Producer,
     /// `Work`: needs the worker token when one is configured.
     Worker,
+    /// `ListWorkers`: needs the admin token when one is configured, else the
+    /// producer or the worker token when either is.
+    Admin,
 }
 
 impl Role {
@@ -27,6 +34,7 @@ impl Role {
         match self {
             Role::Producer => "Push",
             Role::Worker => "Work",
+            Role::Admin => "ListWorkers",
         }
     }
 }
@@ -36,6 +44,7 @@ impl Role {
 pub struct Auth {
     producer: Option<[u8; 32]>,
     worker: Option<[u8; 32]>,
+    admin: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -43,6 +52,7 @@ impl std::fmt::Debug for Auth {
         f.debug_struct("Auth")
             .field("producer_token", &self.producer.is_some())
             .field("worker_token", &self.worker.is_some())
+            .field("admin_token", &self.admin.is_some())
             .finish()
     }
 }
@@ -52,33 +62,43 @@ fn digest(token: &[u8]) -> [u8; 32] {
 }
 
 impl Auth {
-    /// Tokens for each role; `None` leaves that role's RPC open. An empty
-    /// token counts as none.
+    /// Tokens for producers and workers; `None` leaves that role's RPC
+    /// open. An empty token counts as none. No admin token (see
+    /// [`Auth::with_admin`]).
     pub fn new(producer: Option<&Secret>, worker: Option<&Secret>) -> Auth {
-        let keep = |s: Option<&Secret>| {
-            s.filter(|s| !s.expose().is_empty())
-                .map(|s| digest(s.expose().as_bytes()))
-        };
         Auth {
             producer: keep(producer),
             worker: keep(worker),
+            admin: None,
         }
+    }
+
+    /// The same tokens plus an admin token (an empty one counts as none).
+    pub fn with_admin(mut self, admin: Option<&Secret>) -> Auth {
+        self.admin = keep(admin);
+        self
     }
 
     /// The tokens of a [`Config`].
     pub fn from_config(config: &Config) -> Auth {
         Auth::new(config.producer_token.as_ref(), config.worker_token.as_ref())
+            .with_admin(config.admin_token.as_ref())
     }
 
     /// Whether `role` needs a token.
     pub fn required(&self, role: Role) -> bool {
-        self.expected(role).is_some()
+        self.accepted(role).iter().any(Option::is_some)
     }
 
-    fn expected(&self, role: Role) -> Option<&[u8; 32]> {
+    /// The digests of the tokens that open `role`'s calls (none: open).
+    fn accepted(&self, role: Role) -> [Option<&[u8; 32]>; 2] {
         match role {
-            Role::Producer => self.producer.as_ref(),
-            Role::Worker => self.worker.as_ref(),
+            Role::Producer => [self.producer.as_ref(), None],
+            Role::Worker => [self.worker.as_ref(), None],
+            Role::Admin => match &self.admin {
+                Some(admin) => [Some(admin), None],
+                None => [self.producer.as_ref(), self.worker.as_ref()],
+            },
         }
     }
 
@@ -90,32 +110,77 @@ impl Auth {
     /// a malformed one, or one that is not the `role`'s token (a producer
     /// token does not open `Work`, nor a worker token `Push`).
     pub fn check(&self, role: Role, metadata: &MetadataMap) -> Result<(), Status> {
-        let Some(expected) = self.expected(role) else {
+        let value = metadata.get("authorization").map(|v| v.as_bytes());
+        self.verify(role, value, role.rpc(), "metadata")
+    }
+
+    /// As [`Auth::check`], for an HTTP request to `endpoint` (e.g.
+    /// `POST /v1/jobs`) with `headers`.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` as for [`Auth::check`]; the HTTP API answers 401.
+    pub fn check_header(
+        &self,
+        role: Role,
+        headers: &http::HeaderMap,
+        endpoint: &str,
+    ) -> Result<(), Status> {
+        let value = headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        self.verify(role, value, endpoint, "header")
+    }
+
+    /// Checks the `authorization` value of a call to `what`, sent as
+    /// `carrier` (metadata or header).
+    fn verify(
+        &self,
+        role: Role,
+        value: Option<&[u8]>,
+        what: &str,
+        carrier: &str,
+    ) -> Result<(), Status> {
+        let accepted = self.accepted(role);
+        if accepted.iter().all(Option::is_none) {
             return Ok(());
-        };
-        let rpc = role.rpc();
-        let Some(value) = metadata.get("authorization") else {
+        }
+        let Some(value) = value else {
             return Err(Status::unauthenticated(format!(
-                "{rpc} requires a token: send metadata `authorization: Bearer <token>`"
+                "{what} requires a token: send {carrier} `authorization: Bearer <token>`"
             )));
         };
         let token = value
-            .as_bytes()
             .strip_prefix(b"Bearer ")
-            .or_else(|| value.as_bytes().strip_prefix(b"bearer "))
+            .or_else(|| value.strip_prefix(b"bearer "))
             .ok_or_else(|| {
                 Status::unauthenticated(format!(
-                    "{rpc}: authorization metadata must have the form `Bearer <token>`"
+                    "{what}: authorization {carrier} must have the form `Bearer <token>`"
                 ))
             })?;
-        if bool::from(digest(token.trim_ascii()).ct_eq(expected)) {
+        let sent = digest(token.trim_ascii());
+        // Every accepted token is compared, so the time taken says nothing
+        // about which one matched.
+        let valid = accepted
+            .iter()
+            .flatten()
+            .fold(subtle::Choice::from(0), |ok, expected| {
+                ok | sent.ct_eq(*expected)
+            });
+        if bool::from(valid) {
             Ok(())
         } else {
             Err(Status::unauthenticated(format!(
-                "{rpc}: the bearer token is not valid for this rpc"
+                "{what}: the bearer token is not valid for this call"
             )))
         }
     }
+}
+
+/// The digest of a configured token; an empty token counts as none.
+fn keep(secret: Option<&Secret>) -> Option<[u8; 32]> {
+    secret
+        .filter(|s| !s.expose().is_empty())
+        .map(|s| digest(s.expose().as_bytes()))
 }
 
 #[cfg(test)]
@@ -162,6 +227,50 @@ mod tests {
         assert!(
             auth.check(Role::Producer, &meta(Some("Bearer w-token")))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn admin_takes_its_own_token_else_any_other() {
+        let open = Auth::new(None, None);
+        assert!(open.check(Role::Admin, &meta(None)).is_ok());
+        let auth = Auth::new(Some(&secret("p-token")), Some(&secret("w-token")));
+        assert!(auth.required(Role::Admin));
+        assert!(
+            auth.check(Role::Admin, &meta(Some("Bearer p-token")))
+                .is_ok()
+        );
+        assert!(
+            auth.check(Role::Admin, &meta(Some("Bearer w-token")))
+                .is_ok()
+        );
+        assert!(auth.check(Role::Admin, &meta(None)).is_err());
+        let auth = auth.with_admin(Some(&secret("a-token")));
+        assert!(
+            auth.check(Role::Admin, &meta(Some("Bearer a-token")))
+                .is_ok()
+        );
+        assert!(
+            auth.check(Role::Admin, &meta(Some("Bearer p-token")))
+                .is_err()
+        );
+        // The admin token opens nothing else.
+        assert!(
+            auth.check(Role::Producer, &meta(Some("Bearer a-token")))
+                .is_err()
+        );
+        let mut headers = http::HeaderMap::new();
+        let e = auth
+            .check_header(Role::Admin, &headers, "GET /v1/workers")
+            .unwrap_err();
+        assert!(
+            e.message()
+                .contains("GET /v1/workers requires a token: send header")
+        );
+        headers.insert("authorization", "Bearer a-token".parse().unwrap());
+        assert!(
+            auth.check_header(Role::Admin, &headers, "GET /v1/workers")
+                .is_ok()
         );
     }
 

@@ -20,32 +20,42 @@ use clap::builder::BoolishValueParser;
 
 use crate::faktory::{ConnectOptions, Endpoint, FaktoryUrl};
 
-/// Where the Prometheus metrics endpoint listens, or `off`.
+/// Where an optional HTTP endpoint (metrics, the HTTP/JSON API) listens, or
+/// `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricsListen {
-    /// No metrics endpoint.
+pub enum ListenAddr {
+    /// Not served.
     Off,
-    /// Serve `GET /metrics` on this address.
+    /// Served on this address.
     Addr(SocketAddr),
 }
 
-impl FromStr for MetricsListen {
+/// How the binary writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+impl FromStr for ListenAddr {
     type Err = std::net::AddrParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.trim().eq_ignore_ascii_case("off") {
-            Ok(MetricsListen::Off)
+            Ok(ListenAddr::Off)
         } else {
-            s.trim().parse().map(MetricsListen::Addr)
+            s.trim().parse().map(ListenAddr::Addr)
         }
     }
 }
 
-impl fmt::Display for MetricsListen {
+impl fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MetricsListen::Off => f.write_str("off"),
-            MetricsListen::Addr(addr) => addr.fmt(f),
+            ListenAddr::Off => f.write_str("off"),
+            ListenAddr::Addr(addr) => addr.fmt(f),
         }
     }
 }
@@ -328,7 +338,20 @@ pub struct Config {
         value_name = "GATEWAY_METRICS_LISTEN",
         default_value = "0.0.0.0:9421"
     )]
-    pub metrics_listen: MetricsListen,
+    pub metrics_listen: ListenAddr,
+
+    /// Address of the HTTP/JSON API (POST /v1/jobs, GET /v1/workers; GET
+    /// /metrics too), or "off". Set it to the --metrics-listen address to
+    /// serve everything on one port; elsewhere the metrics port keeps
+    /// serving only /metrics. Tokens as for gRPC (--producer-token for
+    /// pushes, --admin-token for the listing).
+    #[arg(
+        long,
+        env = "GATEWAY_HTTP_LISTEN",
+        value_name = "GATEWAY_HTTP_LISTEN",
+        default_value = "off"
+    )]
+    pub http_listen: ListenAddr,
 
     /// Bearer token producers must send to call Push. Unset: Push is open.
     #[arg(
@@ -347,6 +370,17 @@ pub struct Config {
         hide_env_values = true
     )]
     pub worker_token: Option<Secret>,
+
+    /// Bearer token operators must send to list workers (Admin.ListWorkers,
+    /// GET /v1/workers). Unset: the producer or the worker token opens the
+    /// listing, and it is open only when neither is set either.
+    #[arg(
+        long,
+        env = "GATEWAY_ADMIN_TOKEN",
+        value_name = "GATEWAY_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<Secret>,
 
     /// PEM certificate chain for TLS on the gRPC port (needs --tls-key).
     #[arg(
@@ -379,6 +413,17 @@ pub struct Config {
         default_value = "faktory-gateway"
     )]
     pub labels: Vec<String>,
+
+    /// Log format of the binary: text (human-readable lines) or json (one
+    /// object per line). The level comes from RUST_LOG (default info).
+    #[arg(
+        long,
+        env = "GATEWAY_LOG_FORMAT",
+        value_name = "GATEWAY_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
 }
 
 /// A random Faktory wid: 16 lowercase hex characters.
@@ -493,12 +538,15 @@ impl fmt::Debug for Config {
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("beat_interval_ms", &self.beat_interval_ms)
             .field("metrics_listen", &self.metrics_listen)
+            .field("http_listen", &self.http_listen)
             .field("producer_token", &self.producer_token)
             .field("worker_token", &self.worker_token)
+            .field("admin_token", &self.admin_token)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("wid", &self.wid)
             .field("labels", &self.labels)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -545,6 +593,9 @@ mod tests {
         assert_eq!(c.shutdown_grace(), Duration::from_secs(25));
         assert_eq!(c.beat_interval(), Duration::from_secs(15));
         assert_eq!(c.metrics_listen, "0.0.0.0:9421".parse().unwrap());
+        assert_eq!(c.http_listen, ListenAddr::Off);
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(c.admin_token.is_none());
         assert!(c.producer_token.is_none() && c.worker_token.is_none());
         assert!(c.tls_cert.is_none() && c.tls_key.is_none());
         assert_eq!(c.wid.len(), 16);
@@ -566,12 +617,18 @@ mod tests {
             "w1",
             "--producer-token",
             "p",
+            "--http-listen",
+            "127.0.0.1:8080",
+            "--log-format",
+            "json",
         ])
         .unwrap();
+        assert_eq!(c.http_listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.log_format, LogFormat::Json);
         assert!(c.faktory_url.is_tls());
         assert_eq!(c.faktory_url.password(), Some("pw"));
         assert!(!c.batch_auto_enabled);
-        assert_eq!(c.metrics_listen, MetricsListen::Off);
+        assert_eq!(c.metrics_listen, ListenAddr::Off);
         assert_eq!(c.labels, vec!["a", "b"]);
         assert_eq!(c.wid, "w1");
         assert_eq!(c.producer_token.as_ref().map(Secret::expose), Some("p"));
@@ -588,6 +645,8 @@ mod tests {
             ("--faktory-url", "http://x"),
             ("--metrics-listen", "on"),
             ("--beat-interval-ms", "60000"),
+            ("--http-listen", "on"),
+            ("--log-format", "yaml"),
         ] {
             let arg = format!("{flag}={value}");
             let text = parse(&[&arg]).unwrap_err().to_string();
@@ -635,9 +694,12 @@ mod tests {
             "ptoken-secret",
             "--worker-token",
             "wtoken-secret",
+            "--admin-token",
+            "atoken-secret",
         ])
         .unwrap();
         let text = format!("{c:?}");
+        assert!(!text.contains("atoken-secret"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("ptoken-secret"), "{text}");
         assert!(!text.contains("wtoken-secret"), "{text}");

@@ -30,6 +30,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP API listener could not be bound.
+    #[error("cannot listen for the http api on {addr}")]
+    HttpListen {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A Faktory operation failed.
     #[error("faktory operation failed")]
     Faktory(#[source] crate::faktory::Error),

@@ -6,16 +6,22 @@
 //!
 //! # Layout
 //! - [`server`]: [`serve`], the gRPC server (service, auth, health,
-//!   reflection, TLS, limits, metrics endpoint, drain on shutdown).
+//!   reflection, TLS, limits, drain on shutdown) and the HTTP servers
+//!   beside it.
+//! - `http`: the HTTP/1.1 server: `GET /metrics`, and the HTTP/JSON API
+//!   (`POST /v1/jobs`, `GET /v1/workers`) on `--http-listen`.
+//! - `admin`: the `Admin` gRPC service (`ListWorkers`).
+//! - [`workers`]: [`WorkerSnapshot`], one open session in the workers
+//!   listing.
 //! - [`config`]: [`Config`], every option (clap, env fallbacks).
 //! - [`delivery`]: the delivery path (sessions, windows, fetch engine,
 //!   leases, redelivery, relays, Faktory presence, drain).
 //! - [`submit`]: the submit path (validation, coalescing into PUSHB).
 //! - [`job`]: proto `Job` <-> Faktory job JSON.
 //! - [`faktory`]: the Faktory protocol layer (connections, commands, RESP).
-//! - [`auth`]: bearer tokens for producers and workers.
+//! - [`auth`]: bearer tokens for producers, workers and operators.
 //! - [`tls`]: TLS on the gRPC port.
-//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
+//! - [`metrics`]: Prometheus metrics (per-queue counters included).
 //! - [`error`]: the crate's [`Error`] and its gRPC status.
 //!
 //! # Example
@@ -49,7 +55,8 @@ pub mod server;
 pub use config::Config;
 pub use delivery::DeliveryPath;
 pub use error::Error;
-pub use server::serve;
+pub use server::{HttpListeners, serve, serve_with};
+pub use workers::WorkerSnapshot;
 
 /// Conversion between the wire `Job` and Faktory job JSON.
 pub mod job;
@@ -63,8 +70,17 @@ pub mod auth;
 /// Every gateway option, parsed by clap.
 pub mod config;
 
-/// Prometheus metrics and their HTTP endpoint.
+/// Prometheus metrics.
 pub mod metrics;
+
+/// The HTTP/1.1 server: metrics and the HTTP/JSON API.
+mod http;
+
+/// The `Admin` gRPC service.
+mod admin;
+
+/// The workers listing.
+pub mod workers;
 
 /// The submit path: validation, coalescing and PUSHB.
 pub mod submit;

@@ -1,20 +1,26 @@
 //! The `faktory-gateway` binary: parses the configuration (flags with
-//! environment fallbacks), sets up `tracing` from `RUST_LOG`, binds the gRPC
-//! port and runs [`faktory_gateway::serve`] until SIGINT or SIGTERM; exits 0
-//! after a clean drain.
+//! environment fallbacks), sets up `tracing` from `RUST_LOG` (text or JSON
+//! lines, `--log-format`), binds the gRPC port and runs
+//! [`faktory_gateway::serve`] until SIGINT or SIGTERM; exits 0 after a clean
+//! drain.
 //!
-//! `faktory-gateway health` (in `health_check`) instead asks a running
-//! gateway whether it is SERVING and exits 0 only if so (the Docker image's
-//! `HEALTHCHECK`).
+//! Subcommands talk to a running gateway (found by `gateway_target`):
+//! `faktory-gateway health` (in `health_check`) asks whether it is SERVING
+//! and exits 0 only if so (the Docker image's `HEALTHCHECK`);
+//! `faktory-gateway workers` (in `list_workers`) prints its open `Work`
+//! sessions as a table.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use faktory_gateway::Config;
+use faktory_gateway::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
+mod gateway_target;
 mod health_check;
+mod list_workers;
 
 /// The command line: the gateway's options, or a subcommand.
 #[derive(Parser)]
@@ -37,6 +43,9 @@ enum Command {
     /// Ask a running gateway's gRPC health service whether it is SERVING
     /// (exit 0) or not (exit 1). Needs no Faktory.
     Health(health_check::HealthArgs),
+    /// List the open Work sessions of a running gateway (Admin.ListWorkers)
+    /// as a table. Needs no Faktory.
+    Workers(list_workers::WorkersArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -51,6 +60,10 @@ fn main() -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Some(Command::Workers(args)) => {
+            runtime.block_on(list_workers::run(&args))?;
+            Ok(ExitCode::SUCCESS)
+        }
         None => {
             runtime.block_on(run_gateway(cli.config))?;
             Ok(ExitCode::SUCCESS)
@@ -60,11 +73,13 @@ fn main() -> anyhow::Result<ExitCode> {
 
 /// Runs the gateway until SIGINT or SIGTERM, then drains it.
 async fn run_gateway(config: Config) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        // Span fields (session id, worker, host) ride along on each line.
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     // Signal handlers go in before the port opens: a SIGTERM that arrives as
     // soon as the gateway is reachable must drain it, not kill it.
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;

@@ -1,9 +1,11 @@
 //! [`serve`]: the gateway's gRPC server. The `Gateway` service (`Push` through
-//! the submit path, `Work` through the delivery path) behind bearer-token
-//! checks, gRPC health and reflection, optional TLS, message size limits,
-//! HTTP/2 keepalive and explicit flow-control windows, and the Prometheus
-//! endpoint on its own port. On shutdown: health goes NOT_SERVING, the
-//! delivery path drains, and the server stops.
+//! the submit path, `Work` through the delivery path) and the `Admin` service
+//! (`ListWorkers`) behind bearer-token checks, gRPC health and reflection,
+//! optional TLS, message size limits, HTTP/2 keepalive and explicit
+//! flow-control windows; beside it the HTTP servers (`gateway/src/http/`): the
+//! Prometheus endpoint on its own port and, when `--http-listen` is set, the
+//! HTTP/JSON API. On shutdown: health goes NOT_SERVING, the delivery path
+//! drains, and the servers stop.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faktory_gateway_proto::FILE_DESCRIPTOR_SET;
+use faktory_gateway_proto::v1::admin_server::AdminServer;
 use faktory_gateway_proto::v1::gateway_server::{Gateway, GatewayServer};
 use faktory_gateway_proto::v1::{GatewayMessage, PushRequest, PushResponse, WorkerMessage};
 use futures::Stream;
@@ -22,11 +25,13 @@ use tonic::{Request, Response, Status, Streaming};
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
+use crate::admin::AdminService;
 use crate::auth::{Auth, Role};
-use crate::config::{Config, MetricsListen};
+use crate::config::{Config, ListenAddr};
 use crate::delivery::DeliveryPath;
 use crate::error::Error;
-use crate::metrics::{Metrics, serve_metrics};
+use crate::http::{Api, Routes};
+use crate::metrics::Metrics;
 use crate::submit::Submitter;
 
 /// HTTP/2 PING interval; proxies answer these themselves, so liveness of a
@@ -87,11 +92,72 @@ impl Gateway for GatewayService {
 ///
 /// # Errors
 /// [`Error::Tls`] when the TLS files cannot be used, [`Error::MetricsListen`]
-/// when the metrics address cannot be bound, [`Error::Transport`] when the
+/// or [`Error::HttpListen`] when the metrics or HTTP API address cannot be
+/// bound, [`Error::Transport`] when the
 /// gRPC server fails, [`Error::Reflection`] (descriptor set broken).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let http = HttpListeners::bind(&config).await?;
+    serve_with(config, listener, http, shutdown).await
+}
+
+/// The HTTP listeners beside the gRPC port: the HTTP/JSON API
+/// (`--http-listen`, which serves `/metrics` too) and the metrics-only port
+/// (`--metrics-listen`). [`serve`] binds them from the configuration; bind
+/// them yourself (port 0, say) and call [`serve_with`] to know their
+/// addresses.
+#[derive(Debug, Default)]
+pub struct HttpListeners {
+    /// Where the HTTP/JSON API (and `/metrics`) is served, if anywhere.
+    pub api: Option<TcpListener>,
+    /// Where `/metrics` alone is served, if anywhere.
+    pub metrics: Option<TcpListener>,
+}
+
+impl HttpListeners {
+    /// Binds the addresses of `config`: `--http-listen` and
+    /// `--metrics-listen`, or one listener for both when they are the same.
+    ///
+    /// # Errors
+    /// [`Error::HttpListen`] or [`Error::MetricsListen`] when an address
+    /// cannot be bound.
+    pub async fn bind(config: &Config) -> Result<HttpListeners, Error> {
+        let one_port = matches!(
+            (config.http_listen, config.metrics_listen),
+            (ListenAddr::Addr(api), ListenAddr::Addr(metrics)) if api == metrics
+        );
+        let metrics = match config.metrics_listen {
+            ListenAddr::Addr(addr) if !one_port => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::MetricsListen { addr, source })?,
+            ),
+            _ => None,
+        };
+        let api = match config.http_listen {
+            ListenAddr::Off => None,
+            ListenAddr::Addr(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::HttpListen { addr, source })?,
+            ),
+        };
+        Ok(HttpListeners { api, metrics })
+    }
+}
+
+/// As [`serve`], with the HTTP listeners already bound (the addresses in
+/// `config` are not used for them).
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    http: HttpListeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let metrics = Metrics::new();
@@ -106,24 +172,37 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(Error::Reflection)?;
-    let metrics_stop = CancellationToken::new();
-    let metrics_task = match config.metrics_listen {
-        MetricsListen::Off => None,
-        MetricsListen::Addr(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::MetricsListen { addr, source })?;
-            info!(addr = %listener.local_addr().unwrap_or(addr), "metrics listening");
-            Some(tokio::spawn(serve_metrics(
-                listener,
-                metrics.clone(),
-                metrics_stop.clone(),
-            )))
-        }
-    };
-
     let delivery = DeliveryPath::start(&config, metrics.clone());
     let submitter = Submitter::new(&config, metrics.clone());
+    // The metrics port serves until the very end; the API stops taking
+    // pushes with the gRPC server.
+    let metrics_stop = CancellationToken::new();
+    let metrics_task = http.metrics.map(|listener| {
+        info!(addr = %local_addr(&listener), "metrics listening");
+        let routes = Routes {
+            metrics: metrics.clone(),
+            api: None,
+        };
+        tokio::spawn(crate::http::serve(listener, routes, metrics_stop.clone()))
+    });
+    let api_stop = CancellationToken::new();
+    let api_task = http.api.map(|listener| {
+        info!(addr = %local_addr(&listener), "http api listening (and metrics)");
+        let routes = Routes {
+            metrics: metrics.clone(),
+            api: Some(Api {
+                submitter: submitter.clone(),
+                delivery: delivery.clone(),
+                auth: auth.clone(),
+                max_body_bytes: config.max_message_bytes as usize,
+            }),
+        };
+        tokio::spawn(crate::http::serve(listener, routes, api_stop.clone()))
+    });
+    let admin = AdminServer::new(AdminService {
+        auth: auth.clone(),
+        delivery: delivery.clone(),
+    });
     let service = GatewayService {
         auth,
         delivery: delivery.clone(),
@@ -135,6 +214,7 @@ pub async fn serve(
         .max_encoding_message_size(u32::MAX as usize);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<GatewayServer<GatewayService>>().await;
+    health.set_serving::<AdminServer<AdminService>>().await;
     health.set_service_status("", ServingStatus::Serving).await;
 
     let mut builder = Server::builder()
@@ -153,6 +233,7 @@ pub async fn serve(
             .add_service(health_service)
             .add_service(reflection)
             .add_service(gateway)
+            .add_service(admin)
             .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned()),
     );
     info!(addr = ?local, faktory = %config.faktory_url, "gateway listening");
@@ -166,6 +247,7 @@ pub async fn serve(
     if let Some(result) = early {
         // The server stopped on its own: drain anyway, then report why.
         delivery.shutdown().await;
+        stop_http(&api_stop, api_task).await;
         let _ = tokio::time::timeout(SERVER_STOP_TIMEOUT, submitter.close()).await;
         metrics_stop.cancel();
         return match result {
@@ -178,6 +260,7 @@ pub async fn serve(
     health
         .set_not_serving::<GatewayServer<GatewayService>>()
         .await;
+    health.set_not_serving::<AdminServer<AdminService>>().await;
     health
         .set_service_status("", ServingStatus::NotServing)
         .await;
@@ -193,13 +276,59 @@ pub async fn serve(
             Ok(())
         }
     };
+    // The HTTP API's pushes in progress finish; then its Submitter clone
+    // is gone too.
+    stop_http(&api_stop, api_task).await;
     // The service (and its Submitter clone) is gone with the server: waiting
     // pushes are sent and producer connections end with END.
     let _ = tokio::time::timeout(SERVER_STOP_TIMEOUT, submitter.close()).await;
-    metrics_stop.cancel();
-    if let Some(task) = metrics_task {
-        let _ = task.await;
-    }
+    stop_http(&metrics_stop, metrics_task).await;
     info!("gateway stopped");
     result
+}
+
+/// Where `listener` listens, for logs.
+fn local_addr(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|e| format!("unknown ({e})"), |a| a.to_string())
+}
+
+/// Stops an HTTP server task and waits for it (it bounds its own wait for
+/// requests in progress).
+async fn stop_http(stop: &CancellationToken, task: Option<tokio::task::JoinHandle<()>>) {
+    stop.cancel();
+    if let Some(task) = task {
+        let _ = task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    async fn bind(http: &str, metrics: &str) -> HttpListeners {
+        let args = [
+            "faktory-gateway",
+            "--http-listen",
+            http,
+            "--metrics-listen",
+            metrics,
+        ];
+        let config = Config::try_parse_from(args).expect("valid flags");
+        HttpListeners::bind(&config).await.expect("bind")
+    }
+
+    #[tokio::test]
+    async fn one_listener_when_the_api_and_metrics_share_an_address() {
+        let same = bind("127.0.0.1:0", "127.0.0.1:0").await;
+        assert!(same.api.is_some() && same.metrics.is_none());
+        let apart = bind("127.0.0.1:0", "127.0.0.2:0").await;
+        assert!(apart.api.is_some() && apart.metrics.is_some());
+        let metrics_only = bind("off", "127.0.0.1:0").await;
+        assert!(metrics_only.api.is_none() && metrics_only.metrics.is_some());
+        let none = bind("off", "off").await;
+        assert!(none.api.is_none() && none.metrics.is_none());
+    }
 }

@@ -1,7 +1,8 @@
 //! Tests of the `faktory-gateway` binary itself: it starts, serves, and on
-//! SIGTERM drains and exits 0; a bad option value exits non-zero naming the
-//! variable; `faktory-gateway health` exits 0 only for a SERVING gateway
-//! (plain and TLS, address from `GATEWAY_LISTEN` as in the Docker image).
+//! SIGTERM drains and exits 0; `--log-format json` writes JSON lines; a bad
+//! option value exits non-zero naming the variable; `faktory-gateway health`
+//! exits 0 only for a SERVING gateway (plain and TLS, address from
+//! `GATEWAY_LISTEN` as in the Docker image).
 
 mod common;
 
@@ -9,17 +10,21 @@ use std::process::Stdio;
 
 use common::Gateway;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_faktory-gateway");
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drains_and_exits_zero() {
-    let server = common::faktory().await;
+type LogLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Starts the binary for `faktory_url` with `extra` flags and reads its
+/// logs up to the "gateway listening" line (the server is up, and the signal
+/// handlers with it); returns the child, the rest of its logs, and the lines
+/// read so far.
+async fn spawn_listening(faktory_url: &str, extra: &[&str]) -> (Child, LogLines, Vec<String>) {
     let mut child = Command::new(BINARY)
         .args([
             "--faktory-url",
-            &server.url(),
+            faktory_url,
             "--listen",
             "127.0.0.1:0",
             "--metrics-listen",
@@ -27,24 +32,53 @@ async fn sigterm_drains_and_exits_zero() {
             "--shutdown-grace-ms",
             "1000",
         ])
+        .args(extra)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .env_remove("GATEWAY_LOG_FORMAT")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn faktory-gateway");
-    // The log line says the server is up (and the signal handlers with it).
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
     loop {
         let line = lines
             .next_line()
             .await
             .expect("read stdout")
             .expect("gateway exited before listening");
-        if line.contains("gateway listening") {
-            break;
+        let listening = line.contains("gateway listening");
+        seen.push(line);
+        if listening {
+            return (child, lines, seen);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let server = common::faktory().await;
+    let (mut child, _lines, seen) = spawn_listening(&server.url(), &["--log-format", "json"]).await;
+    for line in &seen {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            entry["timestamp"].is_string() && entry["level"].is_string(),
+            "{line}"
+        );
+    }
+    let listening: serde_json::Value = serde_json::from_str(seen.last().unwrap()).unwrap();
+    assert_eq!(listening["fields"]["message"], "gateway listening");
+    assert_eq!(listening["level"], "INFO");
+    child.kill().await.expect("kill the gateway");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_zero() {
+    let server = common::faktory().await;
+    let (mut child, mut lines, _) = spawn_listening(&server.url(), &[]).await;
     let pid = child.id().expect("running").to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])

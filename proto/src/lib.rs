@@ -1,10 +1,12 @@
 //! The Faktory Gateway wire contract: `proto/faktory_gateway/v1/gateway.proto`
-//! (package `faktory_gateway.v1`, service `Gateway`) and the Rust code tonic
+//! (package `faktory_gateway.v1`, services `Gateway` and `Admin`) and the Rust code tonic
 //! and prost generate from it at build time.
 //!
 //! # Layout
 //! - [`v1`]: messages, the `Gateway` client (`v1::gateway_client`) and server
-//!   (`v1::gateway_server`) for the `faktory_gateway.v1` package.
+//!   (`v1::gateway_server`), and the operators' `Admin` client
+//!   (`v1::admin_client`) and server (`v1::admin_server`), for the
+//!   `faktory_gateway.v1` package.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
 //!
 //! # Example

@@ -32,8 +32,10 @@ pub(crate) const MIN_MAX_MESSAGE_BYTES: usize = 1024;
 pub(crate) struct SessionSpec {
     /// The worker's id (made up when it gave none).
     pub(crate) worker_id: String,
-    /// The worker's host name, for logs.
+    /// The worker's host name, for logs and the workers listing.
     pub(crate) hostname: String,
+    /// The worker's labels, for the workers listing.
+    pub(crate) labels: Vec<String>,
     /// Queues in priority order (never empty).
     pub(crate) queues: Vec<String>,
     /// Job types it runs; empty means any.
@@ -156,6 +158,7 @@ pub(crate) fn validate(hello: Hello, session_seq: u64) -> Result<SessionSpec, He
     Ok(SessionSpec {
         worker_id,
         hostname: hello.hostname,
+        labels: hello.labels,
         queues,
         jobtypes: hello.jobtypes.into_iter().collect(),
         window: hello.window,

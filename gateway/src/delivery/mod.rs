@@ -11,7 +11,8 @@
 //!   counted in the `FetchDemand` of `fetch_demand`), `assign` (jobs to
 //!   sessions), `waiting` (grace periods), `settling` (Faktory's answers and
 //!   the final release; the queue itself is the `SettleQueue` of
-//!   `settle_queue`), `tests`.
+//!   `settle_queue`), `observe` (the workers listing, queues of
+//!   results), `tests`.
 //! - `session/`: one worker's `Work` stream (`mod.rs`), and what waits to be
 //!   sent to it (`outbox.rs`).
 //! - `fetcher`: the fetch engine (up to `FETCH_CONCURRENCY` connections).
@@ -26,6 +27,7 @@
 //! - `faktory_link`: a delivery task's lazily reconnected Faktory connection.
 //! - `settle`: what the gateway must still tell Faktory about a job.
 //! - `batch`: cutting deliveries into messages by count and bytes.
+//! - `session_stats`: one session's counters for the workers listing.
 //!
 //! # Shutdown, and what can still be left to reservation expiry
 //! [`DeliveryPath::shutdown`] first stops fetching, under the dispatcher lock.
@@ -91,6 +93,7 @@ pub(crate) mod pool;
 pub(crate) mod presence;
 pub(crate) mod relay;
 pub(crate) mod session;
+pub(crate) mod session_stats;
 pub(crate) mod settle;
 pub(crate) mod window;
 
@@ -269,6 +272,14 @@ impl DeliveryPath {
             .background
             .spawn(sweep(shared, delivery.background_stop.clone()));
         delivery
+    }
+
+    /// Every open `Work` session, oldest first (see [`crate::workers`]).
+    pub fn workers(&self) -> Vec<crate::workers::WorkerSnapshot> {
+        self.shared
+            .dispatcher
+            .lock()
+            .workers(&self.shared.settings.wid)
     }
 
     /// Serves one `Work` stream: returns the response stream and runs the

@@ -97,6 +97,7 @@ mod tests {
         SessionSpec {
             worker_id: "w".into(),
             hostname: String::new(),
+            labels: Vec::new(),
             queues: vec!["q".into()],
             jobtypes: Default::default(),
             window: 5,

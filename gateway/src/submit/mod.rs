@@ -25,7 +25,7 @@ use self::batcher::{BatchRules, Outcome, Part};
 use self::validate::{Limits, ValidJob};
 use crate::config::Config;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, QueueEvent};
 
 /// How many parts may wait for the batcher before `push` waits too.
 const PART_QUEUE: usize = 1024;
@@ -151,11 +151,15 @@ impl Submitter {
         };
         let mut results = Vec::with_capacity(count);
         let mut valid: Vec<(usize, ValidJob)> = Vec::with_capacity(count);
+        // The queue of each valid job, for the per-queue counters.
+        let mut queues: Vec<String> = Vec::with_capacity(count);
         for (index, job) in request.jobs.into_iter().enumerate() {
+            let queue = job.queue.clone();
             match validate::validate(job, &limits) {
                 Ok(job) => {
                     results.push(result(&job.jid, PushStatus::Accepted, "", String::new()));
                     valid.push((index, job));
+                    queues.push(queue);
                 }
                 Err(invalid) => {
                     metrics.jobs_invalid.inc();
@@ -174,10 +178,14 @@ impl Submitter {
         let outcomes = self
             .send(valid.into_iter().map(|(_, job)| job).collect())
             .await;
-        for (index, outcome) in indices.into_iter().zip(outcomes) {
+        let mut accepted = Vec::with_capacity(queues.len());
+        for ((index, outcome), queue) in indices.into_iter().zip(outcomes).zip(&queues) {
             let slot = &mut results[index];
             match outcome {
-                Outcome::Accepted => metrics.jobs_pushed.inc(),
+                Outcome::Accepted => {
+                    metrics.jobs_pushed.inc();
+                    accepted.push(queue.as_str());
+                }
                 Outcome::Rejected(reason) => {
                     metrics.jobs_rejected.inc();
                     slot.status = PushStatus::Rejected.into();
@@ -190,6 +198,7 @@ impl Submitter {
                 }
             }
         }
+        metrics.queues.add_each(accepted, QueueEvent::Pushed);
         Ok(PushResponse { results })
     }
 

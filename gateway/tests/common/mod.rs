@@ -1,7 +1,8 @@
 //! Shared helpers for the gateway's integration tests: a gateway running in
-//! this process on 127.0.0.1:0 ([`Gateway`]), a plain tonic `Work` client
-//! ([`TestWorker`]), job builders, and a poll for eventually-true conditions
-//! of the Faktory test server.
+//! this process on 127.0.0.1:0 ([`Gateway`], with its HTTP/JSON API when
+//! asked), a plain tonic `Work` client ([`TestWorker`]), a one-request HTTP
+//! client ([`http_request`]), job builders, and a poll for eventually-true
+//! conditions of the Faktory test server.
 //!
 //! Each test binary uses a subset; unused helpers are expected.
 #![allow(dead_code, unreachable_pub)]
@@ -30,6 +31,8 @@ use tonic::{Status, Streaming};
 pub struct Gateway {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its HTTP/JSON API listens ([`Gateway::start_http`] only).
+    pub http: Option<SocketAddr>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), faktory_gateway::Error>>,
 }
@@ -37,6 +40,32 @@ pub struct Gateway {
 impl Gateway {
     /// Starts a gateway for `faktory_url` with `extra` flags (metrics off).
     pub async fn start(faktory_url: &str, extra: &[&str]) -> Gateway {
+        Self::start_with(
+            faktory_url,
+            extra,
+            faktory_gateway::HttpListeners::default(),
+        )
+        .await
+    }
+
+    /// As [`Gateway::start`], with the HTTP/JSON API on 127.0.0.1:0
+    /// ([`Gateway::http`]).
+    pub async fn start_http(faktory_url: &str, extra: &[&str]) -> Gateway {
+        let api = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let listeners = faktory_gateway::HttpListeners {
+            api: Some(api),
+            metrics: None,
+        };
+        Self::start_with(faktory_url, extra, listeners).await
+    }
+
+    /// As [`Gateway::start`], serving HTTP on `listeners` (bound by the
+    /// caller); [`Gateway::http`] is the API's address, if any.
+    pub async fn start_with(
+        faktory_url: &str,
+        extra: &[&str],
+        listeners: faktory_gateway::HttpListeners,
+    ) -> Gateway {
         init_logs();
         let mut args = vec![
             "faktory-gateway",
@@ -49,11 +78,30 @@ impl Gateway {
         let config = Config::try_parse_from(args).expect("valid flags");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let http = listeners
+            .api
+            .as_ref()
+            .map(|l| l.local_addr().expect("local addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(faktory_gateway::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Gateway { addr, stop, task }
+        let task = tokio::spawn(faktory_gateway::serve_with(
+            config,
+            listener,
+            listeners,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Gateway {
+            addr,
+            http,
+            stop,
+            task,
+        }
+    }
+
+    /// The HTTP/JSON API's address; panics when it was not started.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.expect("started with start_http")
     }
 
     /// A client for it.
@@ -410,5 +458,79 @@ pub fn init_logs() {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
+    }
+}
+
+/// An HTTP response: status code, headers (lowercase names) and body.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+
+    /// The first header named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one HTTP/1.1 request (`connection: close`) with `headers` and
+/// `body` (content-length set) to `addr` and reads the whole response.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the http api");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(body).await.expect("write body");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read response");
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    assert!(!chunked, "the gateway sets content-length on every reply");
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
     }
 }

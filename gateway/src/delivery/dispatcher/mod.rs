@@ -54,6 +54,7 @@ use super::batch::fits_alone;
 use super::clock::unix_ms_after;
 use super::hello::SessionSpec;
 use super::lease::{Holder, Lease};
+use super::session_stats::SessionStats;
 use super::settle::{Answered, ERRTYPE_JOB_TOO_LARGE, ERRTYPE_NO_WORKER, Settle, SettleKind};
 use super::window::Window;
 use crate::job::{FetchedJob, JobError};
@@ -63,6 +64,7 @@ use settle_queue::SettleQueue;
 mod assign;
 mod fetch_demand;
 mod fetching;
+mod observe;
 mod results;
 mod sessions;
 mod settle_queue;
@@ -116,6 +118,8 @@ pub(crate) struct SessionTicket {
     pub(crate) confirm_wake: Arc<Notify>,
     /// The window in force.
     pub(crate) window: u32,
+    /// The session's counters, shown in the workers listing.
+    pub(crate) stats: Arc<SessionStats>,
 }
 
 /// What a session should send next.
@@ -176,6 +180,8 @@ struct SessionSlot {
     /// When the session was last assigned a job, as a value of the
     /// dispatcher's assignment counter; 0 = never.
     last_assigned: u64,
+    /// Its counters, for the workers listing.
+    stats: Arc<SessionStats>,
 }
 
 impl SessionSlot {

@@ -19,6 +19,7 @@ impl Dispatcher {
             wake.notify_one();
         }
         let (unfinished, foreign) = self.claim(id, &spec.holding);
+        let stats = Arc::new(SessionStats::new(crate::delivery::clock::unix_now_ms()));
         self.sessions.insert(
             id,
             SessionSlot {
@@ -35,6 +36,7 @@ impl Dispatcher {
                 draining: drain.is_some(),
                 drain,
                 last_assigned: 0,
+                stats: stats.clone(),
             },
         );
         self.fill(Instant::now());
@@ -44,6 +46,7 @@ impl Dispatcher {
             wake,
             confirm_wake,
             window: window.size(),
+            stats,
         })
     }
 

@@ -20,6 +20,7 @@ fn spec(queues: &[&str], jobtypes: &[&str], window: u32) -> SessionSpec {
     SessionSpec {
         worker_id: "w".into(),
         hostname: String::new(),
+        labels: Vec::new(),
         queues: queues.iter().map(|q| (*q).to_owned()).collect(),
         jobtypes: jobtypes.iter().map(|t| (*t).to_owned()).collect(),
         window,

@@ -19,6 +19,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::Shared;
 use super::dispatcher::StreamEnd;
 use super::hello;
+use super::session_stats::SessionStats;
+use crate::metrics::QueueEvent;
 use outbox::Outbox;
 
 mod outbox;
@@ -92,6 +94,7 @@ where
         tx,
         out: Outbox::new(spec.max_message_bytes),
         next_ping: 1,
+        stats: ticket.stats.clone(),
     };
     async move {
         info!(
@@ -188,6 +191,8 @@ struct Session {
     tx: Outbound,
     out: Outbox,
     next_ping: u64,
+    /// Counters for the workers listing.
+    stats: Arc<SessionStats>,
 }
 
 impl Session {
@@ -322,10 +327,26 @@ impl Session {
                 ));
             }
             Some(Kind::Acks(acks)) => {
-                self.shared.dispatcher.lock().ack(self.id, acks.jids);
+                self.stats.record_results(acks.jids.len() as u64, 0);
+                let mut d = self.shared.dispatcher.lock();
+                let queues = &self.shared.metrics.queues;
+                queues.add_each(d.queues_of(&acks.jids), QueueEvent::Acked);
+                d.ack(self.id, acks.jids);
                 Vec::new()
             }
-            Some(Kind::Fails(fails)) => self.shared.dispatcher.lock().fail(self.id, fails.failures),
+            Some(Kind::Fails(fails)) => {
+                let jids: Vec<String> = fails
+                    .failures
+                    .iter()
+                    .filter(|f| !f.errtype.is_empty())
+                    .map(|f| f.jid.clone())
+                    .collect();
+                self.stats.record_results(0, jids.len() as u64);
+                let mut d = self.shared.dispatcher.lock();
+                let queues = &self.shared.metrics.queues;
+                queues.add_each(d.queues_of(&jids), QueueEvent::Failed);
+                d.fail(self.id, fails.failures)
+            }
             Some(Kind::Releases(releases)) => self
                 .shared
                 .dispatcher
@@ -346,6 +367,10 @@ impl Session {
                 Vec::new()
             }
             Some(Kind::Heartbeat(beat)) => {
+                if let Some(rtt) = self.out.round_trip(beat.pong_id) {
+                    self.stats.record_rtt(rtt);
+                    self.shared.metrics.heartbeat_rtt.observe(rtt);
+                }
                 if beat.ping_id != 0 {
                     self.out
                         .push_control(gateway_message::Kind::Heartbeat(Heartbeat {

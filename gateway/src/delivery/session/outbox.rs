@@ -4,17 +4,19 @@
 //! batch is left.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use faktory_gateway_proto::v1::{
     GatewayMessage, JobBatch, RejectedResult, ResultRejected, Settled, gateway_message,
 };
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tonic::Status;
 use tracing::{debug, info};
 
 use super::super::batch;
 use super::super::dispatcher::Outgoing;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, QueueEvent};
 
 /// Most jids in one `Settled` message (at most ~1.3 MiB even with the
 /// longest jids a worker may hold; well under any message limit a worker
@@ -43,6 +45,8 @@ pub(super) struct Outbox {
     drain: Option<GatewayMessage>,
     /// The worker's limit for one message, for cutting job batches.
     max_message_bytes: usize,
+    /// The latest ping handed to the stream and when, for the round trip.
+    ping_sent: Option<(u64, Instant)>,
 }
 
 impl Outbox {
@@ -55,6 +59,7 @@ impl Outbox {
             jobs_last: false,
             drain: None,
             max_message_bytes,
+            ping_sent: None,
         }
     }
 
@@ -118,6 +123,16 @@ impl Outbox {
         }
     }
 
+    /// The round trip of the latest ping handed to the stream, when
+    /// `pong_id` answers it (once).
+    pub(super) fn round_trip(&mut self, pong_id: u64) -> Option<Duration> {
+        let (id, sent) = self.ping_sent?;
+        (pong_id == id).then(|| {
+            self.ping_sent = None;
+            sent.elapsed()
+        })
+    }
+
     /// A `Settled` message with the oldest waiting confirmations.
     fn settled_message(&mut self) -> GatewayMessage {
         let rest = self
@@ -131,6 +146,11 @@ impl Outbox {
     /// the jobs it delivers in `metrics`.
     pub(super) fn next_message(&mut self, metrics: &Metrics) -> GatewayMessage {
         if let Some(control) = self.control.pop_front() {
+            if let Some(gateway_message::Kind::Heartbeat(beat)) = &control.kind
+                && beat.ping_id != 0
+            {
+                self.ping_sent = Some((beat.ping_id, Instant::now()));
+            }
             return control;
         }
         if !self.confirmations.is_empty() && (self.jobs_last || self.batches.is_empty()) {
@@ -145,6 +165,11 @@ impl Outbox {
         self.jobs_last = true;
         let batch = self.batches.pop_front().unwrap_or_default();
         metrics.jobs_delivered.add(batch.deliveries.len() as u64);
+        let queues = batch
+            .deliveries
+            .iter()
+            .filter_map(|d| d.job.as_ref().map(|job| job.queue.as_str()));
+        metrics.queues.add_each(queues, QueueEvent::Delivered);
         let again = batch.deliveries.iter().filter(|d| d.attempt > 1).count();
         metrics.jobs_redelivered.add(again as u64);
         message(gateway_message::Kind::Jobs(batch))

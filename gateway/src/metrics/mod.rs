@@ -1,17 +1,18 @@
-//! [`Metrics`]: the gateway's counters, gauges and the Faktory round-trip
-//! histogram (plain atomics, shared through `Arc`), rendered in the
-//! Prometheus text format by [`Metrics::render`] and served on their own port
-//! by [`serve_metrics`], a tiny HTTP/1.1 responder (`GET /metrics`).
+//! [`Metrics`]: the gateway's counters, gauges and histograms (Faktory
+//! round trips, workers' heartbeat round trips), plain atomics shared through
+//! `Arc`, rendered in the Prometheus text format by [`Metrics::render`]. The
+//! HTTP server (`gateway/src/http/`) serves them as `GET /metrics`.
+//!
+//! - [`queues`]: per-queue job counters with a bounded label set.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+pub mod queues;
+
+pub use queues::{QueueCounters, QueueEvent};
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
@@ -95,17 +96,28 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// Appends the series of this histogram; `labels` (`a="x",b="y"`, or
+    /// empty) go on every line.
     fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
             cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
         }
         let count = self.count();
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+        let braced = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braced} {sum}");
+        let _ = writeln!(out, "{name}_count{braced} {count}");
     }
 }
 
@@ -190,6 +202,11 @@ pub struct Metrics {
     pub fetch_connections: Gauge,
     /// Tasks (Faktory connections) in the settle pool.
     pub settle_connections: Gauge,
+    /// Jobs pushed, delivered, acked and failed, per queue.
+    pub queues: QueueCounters,
+    /// Round trips of the gateway's heartbeat pings on `Work` streams (to
+    /// the worker and back, through every proxy in between).
+    pub heartbeat_rtt: Histogram,
     push_latency: Histogram,
     fetch_latency: Histogram,
     ack_latency: Histogram,
@@ -322,93 +339,16 @@ impl Metrics {
             let labels = format!("command=\"{}\"", op.name());
             self.faktory_latency(op).render(&mut out, name, &labels);
         }
+        let name = "faktory_gateway_worker_heartbeat_rtt_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Round-trip time of heartbeat pings to workers over their Work streams."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        self.heartbeat_rtt.render(&mut out, name, "");
+        self.queues.render(&mut out);
         out
     }
-}
-
-/// Longest request head the metrics endpoint reads.
-const MAX_REQUEST_HEAD: usize = 8 * 1024;
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Serves `GET /metrics` on `listener` until `cancel` fires. Every other path
-/// gets 404. One short-lived task per connection; the connection is closed
-/// after each response.
-pub async fn serve_metrics(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    cancel: CancellationToken,
-) {
-    let tasks = TaskTracker::new();
-    loop {
-        // Both arms are cancellation-safe: accept() loses nothing when dropped.
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, _peer)) => {
-                let metrics = metrics.clone();
-                tasks.spawn(async move {
-                    if let Err(error) = answer(stream, &metrics).await {
-                        tracing::debug!(%error, "metrics request failed");
-                    }
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%error, "metrics accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    tasks.close();
-    tasks.wait().await;
-}
-
-async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST_HEAD {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await;
-    if read.is_err() {
-        return Ok(());
-    }
-    read.unwrap_or(Ok(()))?;
-    let request_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let mut parts = request_line.split(|&b| b == b' ');
-    let (method, path) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
-    let (status, content_type, body) = match (method, path) {
-        (b"GET", b"/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-        (b"GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "not found; try /metrics\n".to_owned(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "only GET\n".to_owned(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 #[cfg(test)]
@@ -442,32 +382,15 @@ mod tests {
             "{hist}_bucket{{command=\"push\",le=\"+Inf\"}} 2\n"
         )));
         assert!(text.contains(&format!("{hist}_count{{command=\"fetch\"}} 0\n")));
-    }
-
-    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    }
-
-    #[tokio::test]
-    async fn http_endpoint_serves_metrics() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let m = Metrics::new();
-        m.jobs_acked.add(7);
-        let cancel = CancellationToken::new();
-        let server = tokio::spawn(serve_metrics(listener, m.clone(), cancel.clone()));
-        let ok = get(addr, "/metrics").await;
-        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-        assert!(ok.contains("faktory_gateway_jobs_acked_total 7\n"));
-        let missing = get(addr, "/nope").await;
-        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
-        cancel.cancel();
-        server.await.unwrap();
+        m.heartbeat_rtt.observe(Duration::from_millis(30));
+        m.queues.add("mail", QueueEvent::Delivered, 4);
+        let text = m.render();
+        let rtt = "faktory_gateway_worker_heartbeat_rtt_seconds";
+        assert!(
+            text.contains(&format!("{rtt}_bucket{{le=\"0.05\"}} 1\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{rtt}_count 1\n")), "{text}");
+        assert!(text.contains("faktory_gateway_queue_jobs_delivered_total{queue=\"mail\"} 4\n"));
     }
 }
