@@ -79,24 +79,36 @@
 
 mod backoff;
 mod builder;
+mod cancel;
+mod client;
 mod connect;
 mod error;
 mod failure;
 mod flow;
 mod gateways;
 mod handler;
+mod hooks;
 mod job;
+mod middleware;
+mod new_job;
+mod push;
 mod results;
 mod session;
 mod settings;
 mod state;
 mod stats;
+mod trace;
 mod worker;
 
 pub use builder::WorkerBuilder;
+pub use cancel::CancelReason;
+pub use client::{Client, ClientBuilder};
 pub use error::Error;
 pub use failure::JobError;
 pub use job::{ArgsError, Job};
+pub use middleware::Next;
+pub use new_job::NewJob;
+pub use push::{PushOutcome, PushReceipt};
 pub use stats::{Stats, StatsHandle};
 pub use worker::{StopReason, Worker};
 
