@@ -424,3 +424,83 @@ impl WorkerBuilder {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn noop() -> WorkerBuilder {
+        Worker::builder().register("noop", |_job: Job| async { Ok(()) })
+    }
+
+    const ENV: [(&str, &str); 8] = [
+        ("GATEWAY_URL", "http://env-a:7421,http://env-b:7421"),
+        ("GATEWAY_WORKER_TOKEN", "env-token"),
+        ("GATEWAY_TLS_DOMAIN", "env.domain"),
+        ("WORKER_CONCURRENCY", "7"),
+        ("WORKER_QUEUES", "critical, default"),
+        ("WORKER_LABELS", "blue,eu"),
+        ("WORKER_MAX_PREFETCH", "0"),
+        ("WORKER_ID", "env-worker"),
+    ];
+
+    #[test]
+    fn unset_options_come_from_the_environment() {
+        let vars = HashMap::from(ENV);
+        let lookup = |name: &str| vars.get(name).map(|v| (*v).to_owned());
+        let worker = noop().build_with(&Env::from_fn(&lookup)).unwrap();
+        let s = worker.settings();
+        assert_eq!(s.gateways, ["http://env-a:7421", "http://env-b:7421"]);
+        assert!(s.token.is_some());
+        assert_eq!(s.tls.domain.as_deref(), Some("env.domain"));
+        assert_eq!((s.concurrency, s.max_prefetch), (7, 0));
+        assert_eq!(s.queues, ["critical", "default"]);
+        assert_eq!(s.labels, ["blue", "eu"]);
+        assert_eq!(s.worker_id, "env-worker");
+    }
+
+    #[test]
+    fn builder_values_win_over_the_environment() {
+        let vars = HashMap::from(ENV);
+        let lookup = |name: &str| vars.get(name).map(|v| (*v).to_owned());
+        let worker = noop()
+            .gateway("http://mine:7421")
+            .tls_domain("my.domain")
+            .concurrency(3)
+            .queues(["mine"])
+            .labels(["me"])
+            .max_prefetch(50)
+            .worker_id("my-worker")
+            .build_with(&Env::from_fn(&lookup))
+            .unwrap();
+        let s = worker.settings();
+        assert_eq!(s.gateways, ["http://mine:7421"]);
+        assert_eq!(s.tls.domain.as_deref(), Some("my.domain"));
+        assert_eq!((s.concurrency, s.max_prefetch), (3, 50));
+        assert_eq!(
+            (s.queues.as_slice(), s.labels.as_slice()),
+            (&["mine".to_owned()][..], &["me".to_owned()][..])
+        );
+        assert_eq!(s.worker_id, "my-worker");
+    }
+
+    #[test]
+    fn a_bad_variable_is_named_in_the_error() {
+        for (name, value) in [
+            ("WORKER_CONCURRENCY", "many"),
+            ("WORKER_MAX_PREFETCH", "-1"),
+            ("WORKER_QUEUES", " , "),
+            ("GATEWAY_PRODUCER_TOKEN", "new\nline"),
+        ] {
+            let lookup = |n: &str| (n == name).then(|| value.to_owned());
+            let error = noop().build_with(&Env::from_fn(&lookup)).unwrap_err();
+            assert!(
+                matches!(error, Error::InvalidSetting { name: named, .. } if named == name),
+                "{name}: {error}"
+            );
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+}

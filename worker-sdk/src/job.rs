@@ -230,6 +230,18 @@ pub(crate) mod tests {
             .expect("a valid client")
     }
 
+    /// A job whose custom metadata is `custom` (JSON).
+    pub(crate) fn job_with_custom(custom: &str) -> Job {
+        let mut delivery = v1::Delivery {
+            job: Some(job("[]", None).job),
+            ..Default::default()
+        };
+        if let Some(job) = delivery.job.as_mut() {
+            job.custom = Bytes::copy_from_slice(custom.as_bytes());
+        }
+        Job::from_delivery(delivery, &detached_client()).unwrap()
+    }
+
     pub(crate) fn job(args: &str, failure: Option<i32>) -> Job {
         Job::from_delivery(
             v1::Delivery {

@@ -80,6 +80,11 @@ pub(crate) fn job_span(job: &crate::Job) -> Span {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::span::{Attributes, Id, Record};
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
     use super::*;
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -99,6 +104,63 @@ mod tests {
         ] {
             assert_eq!(TraceParent::parse(bad), None, "{bad:?}");
         }
+    }
+
+    /// Records the fields of every span as `name=value` text.
+    #[derive(Clone, Default)]
+    struct Fields(Arc<Mutex<Vec<String>>>);
+
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}={value:?}", field.name()));
+        }
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}={value}", field.name()));
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Fields {
+        fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            attrs.record(&mut self.clone());
+        }
+        fn on_record(&self, _: &Id, values: &Record<'_>, _: Context<'_, S>) {
+            values.record(&mut self.clone());
+        }
+    }
+
+    #[test]
+    fn the_job_span_records_the_trace_context() {
+        let fields = Fields::default();
+        let subscriber = tracing_subscriber::registry().with(fields.clone());
+        let traced = crate::job::tests::job_with_custom(&format!(r#"{{"traceparent":"{VALID}"}}"#));
+        let untraced = crate::job::tests::job_with_custom(r#"{"traceparent":"garbage"}"#);
+        tracing::subscriber::with_default(subscriber, || {
+            drop(job_span(&traced));
+            let recorded = std::mem::take(&mut *fields.0.lock().unwrap());
+            assert!(
+                recorded.contains(&format!("traceparent={VALID}")),
+                "{recorded:?}"
+            );
+            assert!(
+                recorded.contains(&"trace_id=4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+                "{recorded:?}"
+            );
+            assert!(recorded.contains(&"jid=j1".to_owned()), "{recorded:?}");
+            drop(job_span(&untraced));
+            let recorded = fields.0.lock().unwrap();
+            assert!(
+                !recorded.iter().any(|f| f.starts_with("trace")),
+                "{recorded:?}"
+            );
+        });
+        assert_eq!(traced.traceparent(), Some(VALID));
+        assert_eq!(untraced.traceparent(), None);
     }
 
     #[test]

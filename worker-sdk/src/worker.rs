@@ -90,6 +90,12 @@ impl Worker {
         self.parts.client.clone()
     }
 
+    /// The resolved settings (tests).
+    #[cfg(test)]
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// This worker's id as sent to the gateway.
     pub fn worker_id(&self) -> &str {
         &self.settings.worker_id
