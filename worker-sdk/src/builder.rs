@@ -10,7 +10,6 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::client;
-use crate::connect::Bearer;
 use crate::gateways::Gateways;
 use crate::handler::{self, Handlers};
 use crate::hooks::{Event, Hooks};
@@ -352,18 +351,13 @@ impl WorkerBuilder {
         let hostname = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
-        let gateways = match self.gateways {
-            Some(urls) => urls,
-            None => env.gateways()?,
-        };
-        let token = match self.token {
-            Some(token) => Some(Bearer::new(&token, "token")?),
-            None => env.token(vars::GATEWAY_WORKER_TOKEN)?,
-        };
-        let producer_token = match self.producer_token {
-            Some(token) => Some(Bearer::new(&token, "producer_token")?),
-            None => env.token(vars::GATEWAY_PRODUCER_TOKEN)?,
-        };
+        let gateways = env.gateways(self.gateways)?;
+        let token = env.token(self.token, "token", vars::GATEWAY_WORKER_TOKEN)?;
+        let producer_token = env.token(
+            self.producer_token,
+            "producer_token",
+            vars::GATEWAY_PRODUCER_TOKEN,
+        )?;
         let queues = match self.queues {
             Some(queues) => queues,
             None => env.list(vars::WORKER_QUEUES)?.unwrap_or_default(),

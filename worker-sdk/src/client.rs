@@ -156,20 +156,14 @@ impl ClientBuilder {
 
     /// Builds the client, reading what the builder does not set from `env`.
     fn build_with(self, env: &Env<'_>) -> Result<Client, Error> {
-        let urls = match self.gateways {
-            Some(urls) => urls,
-            None => env.gateways()?,
-        };
+        let urls = env.gateways(self.gateways)?;
         if urls.is_empty() {
             return Err(Error::InvalidSetting {
                 name: "gateways",
                 reason: "no gateway URL given".into(),
             });
         }
-        let token = match self.token {
-            Some(token) => Some(Bearer::new(&token, "token")?),
-            None => env.token(vars::GATEWAY_PRODUCER_TOKEN)?,
-        };
+        let token = env.token(self.token, "token", vars::GATEWAY_PRODUCER_TOKEN)?;
         let tls = env.tls(self.tls_ca_pem, self.tls_domain)?;
         Client::new(
             &urls,

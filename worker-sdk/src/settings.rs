@@ -148,21 +148,34 @@ impl<'a> Env<'a> {
             .transpose()
     }
 
-    /// `GATEWAY_URL` (one URL or a comma-separated list), else the default.
+    /// The `given` gateway URLs, else `GATEWAY_URL` (one URL or a
+    /// comma-separated list), else the default.
     ///
     /// Fails when the variable is set but names no URL (e.g. `","`).
-    pub(crate) fn gateways(&self) -> Result<Vec<String>, Error> {
+    pub(crate) fn gateways(&self, given: Option<Vec<String>>) -> Result<Vec<String>, Error> {
+        if let Some(urls) = given {
+            return Ok(urls);
+        }
         Ok(self
             .list(vars::GATEWAY_URL)?
             .unwrap_or_else(|| vec![DEFAULT_GATEWAY.to_owned()]))
     }
 
-    /// A bearer token from `name`.
+    /// The `given` bearer token (set with the builder method `method`), else
+    /// the one in `var`.
     ///
-    /// Fails, naming the variable, when the token cannot be sent in an HTTP
-    /// header.
-    pub(crate) fn token(&self, name: &'static str) -> Result<Option<Bearer>, Error> {
-        self.get(name).map(|t| Bearer::new(&t, name)).transpose()
+    /// Fails, naming the method or variable, when the token cannot be sent
+    /// in an HTTP header.
+    pub(crate) fn token(
+        &self,
+        given: Option<String>,
+        method: &'static str,
+        var: &'static str,
+    ) -> Result<Option<Bearer>, Error> {
+        match given {
+            Some(token) => Bearer::new(&token, method).map(Some),
+            None => self.get(var).map(|t| Bearer::new(&t, var)).transpose(),
+        }
     }
 
     /// TLS options: the builder's, else `GATEWAY_TLS_CA` (read from the file
@@ -240,11 +253,14 @@ mod tests {
     fn gateway_url_takes_a_comma_separated_list() {
         let vars = HashMap::from([("GATEWAY_URL", " http://a:7421, https://b:7421 ,,http://c ")]);
         let lookup = env_of(&vars);
-        let urls = Env::from_fn(&lookup).gateways().unwrap();
+        let urls = Env::from_fn(&lookup).gateways(None).unwrap();
         assert_eq!(urls, ["http://a:7421", "https://b:7421", "http://c"]);
         let none = HashMap::new();
         let lookup = env_of(&none);
-        assert_eq!(Env::from_fn(&lookup).gateways().unwrap(), [DEFAULT_GATEWAY]);
+        let env = Env::from_fn(&lookup);
+        assert_eq!(env.gateways(None).unwrap(), [DEFAULT_GATEWAY]);
+        let given = vec!["http://given:1".to_owned()];
+        assert_eq!(env.gateways(Some(given.clone())).unwrap(), given);
     }
 
     #[test]
@@ -252,7 +268,7 @@ mod tests {
         let vars = HashMap::from([("GATEWAY_URL", " , ,"), ("WORKER_QUEUES", ",")]);
         let lookup = env_of(&vars);
         let env = Env::from_fn(&lookup);
-        let error = env.gateways().unwrap_err();
+        let error = env.gateways(None).unwrap_err();
         assert_eq!(setting_name(&error), "GATEWAY_URL");
         assert!(error.to_string().contains("lists nothing"), "{error}");
         let error = env.list(vars::WORKER_QUEUES).unwrap_err();
@@ -330,8 +346,16 @@ mod tests {
         ]);
         let lookup = env_of(&vars);
         let env = Env::from_fn(&lookup);
-        let error = env.token(vars::GATEWAY_WORKER_TOKEN).unwrap_err();
+        let error = env
+            .token(None, "token", vars::GATEWAY_WORKER_TOKEN)
+            .unwrap_err();
         assert_eq!(setting_name(&error), "GATEWAY_WORKER_TOKEN");
-        assert!(env.token(vars::GATEWAY_PRODUCER_TOKEN).unwrap().is_some());
+        let given = env.token(Some("a\nb".into()), "token", vars::GATEWAY_WORKER_TOKEN);
+        assert_eq!(setting_name(&given.unwrap_err()), "token");
+        assert!(
+            env.token(None, "token", vars::GATEWAY_PRODUCER_TOKEN)
+                .unwrap()
+                .is_some()
+        );
     }
 }

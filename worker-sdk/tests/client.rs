@@ -18,25 +18,27 @@ use std::time::{Duration, SystemTime};
 use clap::Parser;
 use faktory_gateway_worker::{Client, Error, Job, JobError, NewJob, PushOutcome, Worker};
 use support::spawn;
-use support::stack::{Gateway, eventually, faktory_url, unique_queue};
+use support::stack::{Gateway, eventually, faktory_url, free_addr, unique_queue};
 use tonic::Code;
 
 const PRODUCER_TOKEN: &str = "producer-5ecret";
 const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 async fn gateway(faktory_url: &str) -> Gateway {
-    Gateway::start(
-        faktory_url,
-        &[
-            "--producer-token",
-            PRODUCER_TOKEN,
-            "--redelivery-grace-ms",
-            "0",
-            "--shutdown-grace-ms",
-            "5000",
-        ],
-    )
-    .await
+    gateway_with(faktory_url, &[]).await
+}
+
+async fn gateway_with(faktory_url: &str, extra: &[&str]) -> Gateway {
+    let mut flags = vec![
+        "--producer-token",
+        PRODUCER_TOKEN,
+        "--redelivery-grace-ms",
+        "0",
+        "--shutdown-grace-ms",
+        "5000",
+    ];
+    flags.extend_from_slice(extra);
+    Gateway::start(faktory_url, &flags).await
 }
 
 fn client(gateway: &Gateway) -> Client {
@@ -129,6 +131,51 @@ async fn push_many_answers_each_job_and_a_wrong_token_fails_the_call() {
             (receipts[3].jid.clone(), (2, "three".to_owned()))
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_push_is_split_at_the_gateway_limit_and_skips_a_dead_gateway() {
+    let (url, _server) = faktory_url().await;
+    let gateway = gateway_with(&url, &["--max-jobs-per-push", "100"]).await;
+    let queue = unique_queue("split");
+    let dead = format!("http://{}", free_addr());
+    let client = Client::builder()
+        .gateways([dead, gateway.url()])
+        .token(PRODUCER_TOKEN)
+        .max_jobs_per_push(100)
+        .build()
+        .unwrap();
+    let jids: Vec<String> = (0..250).map(|i| format!("{queue}-{i:04}")).collect();
+    let jobs = jids
+        .iter()
+        .enumerate()
+        .map(|(i, jid)| NewJob::new("count", (i,)).unwrap().queue(&queue).jid(jid));
+    let receipts = client.push_many(jobs).await.expect("split push");
+    assert_eq!(
+        receipts.iter().map(|r| r.jid.clone()).collect::<Vec<_>>(),
+        jids,
+        "one receipt per job, in order"
+    );
+    assert!(receipts.iter().all(|r| r.is_accepted()), "{receipts:?}");
+
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let record = ran.clone();
+    let (_stats, stop, task) = spawn(
+        Worker::builder()
+            .gateway(gateway.url())
+            .queues([queue.as_str()])
+            .concurrency(20)
+            .register("count", move |job: Job| {
+                record.lock().unwrap().push(job.jid().to_owned());
+                async { Ok(()) }
+            }),
+    );
+    eventually("every job ran", || ran.lock().unwrap().len() >= 250).await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    let mut ran = ran.lock().unwrap().clone();
+    ran.sort();
+    assert_eq!(ran, jids);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
