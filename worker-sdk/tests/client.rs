@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
-use faktory_gateway_worker::{Client, Error, Job, JobError, NewJob, PushOutcome, Worker};
+use faktory_gateway_worker::{Client, Error, Job, JobError, NewJob, PushOutcome};
 use support::spawn;
+use support::stack::worker_on;
 use support::stack::{Gateway, eventually, faktory_url, free_addr, unique_queue};
 use tonic::Code;
 
@@ -106,19 +107,17 @@ async fn push_many_answers_each_job_and_a_wrong_token_fails_the_call() {
     // The accepted jobs reach a worker, args intact.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let (_stats, stop, task) = spawn(
-        Worker::builder()
-            .gateway(gateway.url())
-            .queues([queue.as_str()])
-            .register("noop", move |job: Job| {
-                let record = record.clone();
-                async move {
-                    let args: (i64, String) = job.args()?;
-                    record.lock().unwrap().push((job.jid().to_owned(), args));
-                    Ok(())
-                }
-            }),
-    );
+    let (_stats, stop, task) = spawn(worker_on(&gateway, &queue).register(
+        "noop",
+        move |job: Job| {
+            let record = record.clone();
+            async move {
+                let args: (i64, String) = job.args()?;
+                record.lock().unwrap().push((job.jid().to_owned(), args));
+                Ok(())
+            }
+        },
+    ));
     eventually("the accepted jobs ran", || seen.lock().unwrap().len() >= 2).await;
     stop.send(()).unwrap();
     task.await.unwrap();
@@ -160,16 +159,13 @@ async fn a_large_push_is_split_at_the_gateway_limit_and_skips_a_dead_gateway() {
 
     let ran = Arc::new(Mutex::new(Vec::new()));
     let record = ran.clone();
-    let (_stats, stop, task) = spawn(
-        Worker::builder()
-            .gateway(gateway.url())
-            .queues([queue.as_str()])
-            .concurrency(20)
-            .register("count", move |job: Job| {
-                record.lock().unwrap().push(job.jid().to_owned());
-                async { Ok(()) }
-            }),
-    );
+    let (_stats, stop, task) = spawn(worker_on(&gateway, &queue).concurrency(20).register(
+        "count",
+        move |job: Job| {
+            record.lock().unwrap().push(job.jid().to_owned());
+            async { Ok(()) }
+        },
+    ));
     eventually("every job ran", || ran.lock().unwrap().len() >= 250).await;
     stop.send(()).unwrap();
     task.await.unwrap();
@@ -214,20 +210,17 @@ async fn add_producer_pushes_jobs_a_worker_runs() {
     }
     let sums = Arc::new(Mutex::new(Vec::new()));
     let record = sums.clone();
-    let (_stats, stop, task) = spawn(
-        Worker::builder()
-            .gateway(gateway.url())
-            .queues([queue.as_str()])
-            .concurrency(20)
-            .register("add", move |job: Job| {
-                let record = record.clone();
-                async move {
-                    let (Add { a, b },) = job.args()?;
-                    record.lock().unwrap().push(a + b);
-                    Ok(())
-                }
-            }),
-    );
+    let (_stats, stop, task) = spawn(worker_on(&gateway, &queue).concurrency(20).register(
+        "add",
+        move |job: Job| {
+            let record = record.clone();
+            async move {
+                let (Add { a, b },) = job.args()?;
+                record.lock().unwrap().push(a + b);
+                Ok(())
+            }
+        },
+    ));
     eventually("every add job ran", || sums.lock().unwrap().len() >= 300).await;
     stop.send(()).unwrap();
     task.await.unwrap();
@@ -257,9 +250,7 @@ async fn a_handler_pushes_a_follow_up_that_continues_the_trace() {
     let (first_seen, second_seen) = (seen.clone(), seen.clone());
     let follow_up_queue = queue.clone();
     let (_stats, stop, task) = spawn(
-        Worker::builder()
-            .gateway(gateway.url())
-            .queues([queue.as_str()])
+        worker_on(&gateway, &queue)
             .producer_token(PRODUCER_TOKEN)
             .register("order", move |job: Job| {
                 let (seen, queue) = (first_seen.clone(), follow_up_queue.clone());

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use faktory_gateway_worker::{CancelReason, Job, JobError, NewJob, Next, StopReason, Worker};
+use faktory_gateway_worker::{CancelReason, Job, JobError, NewJob, Next, StopReason};
 use support::spawn;
+use support::stack::worker_on;
 use support::stack::{Gateway, eventually, faktory_url, unique_queue};
 
 /// A shared, ordered log of what happened.
@@ -97,9 +98,7 @@ async fn middleware_wraps_every_handler_in_order_and_hooks_fire() {
     let (handler_log, start, quiet, stop_hook) =
         (log.clone(), log.clone(), log.clone(), log.clone());
     let (_stats, stop, task) = spawn(
-        Worker::builder()
-            .gateway(gateway.url())
-            .queues([queue.as_str()])
+        worker_on(&gateway, &queue)
             .concurrency(4)
             .on_start(move || start.push("hook start"))
             .on_quiet(move || quiet.push("hook quiet"))
@@ -175,9 +174,7 @@ async fn running_handlers_see_shutdown_before_the_timeout() {
     let log = Log::default();
     let quiet = log.clone();
     let (stats, stop, task) = spawn(
-        Worker::builder()
-            .gateway(gateway.url())
-            .queues([queue.as_str()])
+        worker_on(&gateway, &queue)
             .concurrency(3)
             // Long enough that only the cancellation can end these jobs
             // before the timeout would.
@@ -230,9 +227,7 @@ async fn a_handler_sees_its_reservation_deadline_coming() {
     let seen = Arc::new(Mutex::new(HashMap::new()));
     let record = seen.clone();
     let (_stats, stop, task) = spawn(
-        Worker::builder()
-            .gateway(gateway.url())
-            .queues([queue.as_str()])
+        worker_on(&gateway, &queue)
             .concurrency(2)
             .deadline_margin(Duration::from_secs(600))
             .register("watch", move |job: Job| {

@@ -269,6 +269,13 @@ pub async fn within(limit: Duration, what: &str, mut condition: impl FnMut() -> 
     }
 }
 
+/// A worker for `gateway` that takes jobs from `queue` only.
+pub fn worker_on(gateway: &Gateway, queue: &str) -> faktory_gateway_worker::WorkerBuilder {
+    faktory_gateway_worker::Worker::builder()
+        .gateway(gateway.url())
+        .queues([queue])
+}
+
 /// The Faktory a test that also runs against a real one talks to:
 /// `FAKTORY_URL` when set (such tests then keep to queues of their own, see
 /// [`unique_queue`]), else a fresh test server, kept alive by the returned
