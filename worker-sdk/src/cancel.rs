@@ -2,9 +2,12 @@
 //! the worker is shutting down, or the job's reservation deadline is near.
 //! Cancellation is cooperative: the handler decides what to do, and the
 //! worker's shutdown timeout still ends handlers that ignore it.
+//!
+//! It costs nothing per job unless a handler asks: `is_cancelled` reads the
+//! worker's shutdown token and the clock, `cancelled` waits on both, and
+//! only a handler that asks for a token gets a small task that fires it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -19,70 +22,107 @@ pub enum CancelReason {
     Shutdown,
     /// The job's reservation deadline is near (within the worker's deadline
     /// margin): Faktory retries the job as `ReservationExpired` if no result
-    /// reaches it in time.
+    /// reaches it in time. Reported over `Shutdown` when both apply.
     Deadline,
 }
 
 /// A job's cancellation signal; clones share it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Cancellation {
-    token: CancellationToken,
-    deadline_passed: Arc<AtomicBool>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The worker's shutdown token; `None` for a job no worker runs.
+    shutdown: Option<Arc<CancellationToken>>,
+    /// When the deadline margin begins; `None` without a known deadline.
+    fire_at: Option<Instant>,
+    /// A token handed to the handler, made on first request.
+    token: OnceLock<CancellationToken>,
 }
 
 impl Cancellation {
-    /// A signal that fires with `shutdown` (a child of the worker's shutdown
-    /// token) or when the deadline passes.
-    pub(crate) fn new(token: CancellationToken) -> Cancellation {
+    /// A signal that fires with the worker's `shutdown`, or `margin` before
+    /// `deadline` (at once if that has passed).
+    pub(crate) fn new(
+        shutdown: Arc<CancellationToken>,
+        deadline: Option<SystemTime>,
+        margin: Duration,
+    ) -> Cancellation {
+        let fire_at = deadline.map(|deadline| {
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(margin);
+            Instant::now() + left
+        });
         Cancellation {
-            token,
-            deadline_passed: Arc::default(),
+            inner: Arc::new(Inner {
+                shutdown: Some(shutdown),
+                fire_at,
+                token: OnceLock::new(),
+            }),
         }
-    }
-
-    /// The token, for `select!` or for passing to other tasks; cancelling it
-    /// cancels only this job's signal.
-    pub(crate) fn token(&self) -> &CancellationToken {
-        &self.token
     }
 
     /// Why it fired, if it did.
     pub(crate) fn reason(&self) -> Option<CancelReason> {
-        if !self.token.is_cancelled() {
-            return None;
+        if self.inner.fire_at.is_some_and(|at| Instant::now() >= at) {
+            return Some(CancelReason::Deadline);
         }
-        Some(if self.deadline_passed.load(Ordering::Acquire) {
-            CancelReason::Deadline
-        } else {
-            CancelReason::Shutdown
-        })
+        let shutdown = self.inner.shutdown.as_ref();
+        shutdown
+            .is_some_and(|token| token.is_cancelled())
+            .then_some(CancelReason::Shutdown)
     }
 
     /// Waits until it fires; says why.
     pub(crate) async fn cancelled(&self) -> CancelReason {
-        self.token.cancelled().await;
+        let shutdown = async {
+            match &self.inner.shutdown {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let deadline = async {
+            match self.inner.fire_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown => {}
+            () = deadline => {}
+        }
         self.reason().unwrap_or(CancelReason::Shutdown)
     }
 
-    /// Fires with [`CancelReason::Deadline`] `margin` before `deadline`
-    /// (at once if that has passed), unless the signal fired first; returns
-    /// then. Never returns when the job has no deadline. Run beside the
-    /// handler.
-    pub(crate) async fn fire_before(&self, deadline: Option<SystemTime>, margin: Duration) {
-        let Some(deadline) = deadline else {
-            return std::future::pending().await;
-        };
-        let left = deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-            .saturating_sub(margin);
-        tokio::select! {
-            // Shutdown fired first: its reason stands.
-            () = self.token.cancelled() => {}
-            () = tokio::time::sleep_until(Instant::now() + left) => {
-                self.deadline_passed.store(true, Ordering::Release);
-                self.token.cancel();
-            }
+    /// A token that is cancelled when the signal fires, and at the latest
+    /// when the handler returns ([`finish`](Self::finish)). Needs a tokio
+    /// runtime (handlers, blocking ones included, have one).
+    pub(crate) fn token(&self) -> CancellationToken {
+        self.inner
+            .token
+            .get_or_init(|| {
+                let token = CancellationToken::new();
+                let (watch, fire) = (self.clone(), token.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = watch.cancelled() => fire.cancel(),
+                        () = fire.cancelled() => {}
+                    }
+                });
+                token
+            })
+            .clone()
+    }
+
+    /// The handler returned: a token handed out is cancelled, which also
+    /// ends the task that watched for it.
+    pub(crate) fn finish(&self) {
+        if let Some(token) = self.inner.token.get() {
+            token.cancel();
         }
     }
 }
@@ -91,49 +131,60 @@ impl Cancellation {
 mod tests {
     use super::*;
 
+    fn shutdown() -> Arc<CancellationToken> {
+        Arc::new(CancellationToken::new())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn fires_the_margin_before_the_deadline() {
-        let cancel = Cancellation::default();
         let deadline = SystemTime::now() + Duration::from_secs(60);
+        let cancel = Cancellation::new(shutdown(), Some(deadline), Duration::from_secs(10));
         let started = Instant::now();
-        cancel
-            .fire_before(Some(deadline), Duration::from_secs(10))
-            .await;
+        let token = cancel.token();
+        assert_eq!(cancel.reason(), None);
+        assert_eq!(cancel.cancelled().await, CancelReason::Deadline);
         let waited = started.elapsed();
         assert!(
             waited > Duration::from_secs(49) && waited <= Duration::from_secs(50),
             "{waited:?}"
         );
         assert_eq!(cancel.reason(), Some(CancelReason::Deadline));
-        assert_eq!(cancel.cancelled().await, CancelReason::Deadline);
+        token.cancelled().await;
     }
 
     #[tokio::test(start_paused = true)]
-    async fn shutdown_first_keeps_its_reason() {
-        let shutdown = CancellationToken::new();
-        let cancel = Cancellation::new(shutdown.child_token());
-        assert_eq!(cancel.reason(), None);
-        shutdown.cancel();
-        let deadline = SystemTime::now() + Duration::from_secs(60);
-        cancel
-            .fire_before(Some(deadline), Duration::from_secs(10))
-            .await;
-        tokio::time::sleep(Duration::from_secs(120)).await;
+    async fn shutdown_fires_it_and_a_handed_out_token() {
+        let worker = shutdown();
+        let deadline = SystemTime::now() + Duration::from_secs(600);
+        let cancel = Cancellation::new(worker.clone(), Some(deadline), Duration::from_secs(10));
+        let token = cancel.token();
+        worker.cancel();
         assert_eq!(cancel.reason(), Some(CancelReason::Shutdown));
+        assert_eq!(cancel.cancelled().await, CancelReason::Shutdown);
+        token.cancelled().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_passed_deadline_fires_at_once_and_no_deadline_never() {
-        let late = Cancellation::default();
-        late.fire_before(Some(SystemTime::now()), Duration::from_secs(5))
-            .await;
+        let late = Cancellation::new(shutdown(), Some(SystemTime::now()), Duration::from_secs(5));
         assert_eq!(late.reason(), Some(CancelReason::Deadline));
 
-        let never = Cancellation::default();
+        let never = Cancellation::new(shutdown(), None, Duration::ZERO);
         tokio::select! {
-            () = never.fire_before(None, Duration::ZERO) => unreachable!("never returns"),
+            _ = never.cancelled() => unreachable!("nothing fires it"),
             () = tokio::time::sleep(Duration::from_secs(86_400)) => {}
         }
         assert_eq!(never.reason(), None);
+        assert_eq!(Cancellation::default().reason(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finishing_the_job_cancels_a_handed_out_token() {
+        let cancel = Cancellation::new(shutdown(), None, Duration::ZERO);
+        let token = cancel.token();
+        assert!(!token.is_cancelled());
+        cancel.finish();
+        assert!(token.is_cancelled());
+        assert_eq!(cancel.reason(), None, "the job itself was not cancelled");
     }
 }

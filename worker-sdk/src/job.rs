@@ -52,11 +52,6 @@ impl Job {
         self.cancel = cancel;
     }
 
-    /// The signal itself, for the worker's deadline watch.
-    pub(crate) fn cancellation(&self) -> &Cancellation {
-        &self.cancel
-    }
-
     /// The reservation deadline, if the gateway gave one.
     pub(crate) fn known_deadline(&self) -> Option<SystemTime> {
         (self.reservation_deadline > UNIX_EPOCH).then_some(self.reservation_deadline)
@@ -164,7 +159,7 @@ impl Job {
     /// says which). Stopping is up to the handler: return `Ok` if the work
     /// is done or safe to drop, or an error to have Faktory retry the job.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.token().is_cancelled()
+        self.cancel.reason().is_some()
     }
 
     /// Why the job was cancelled, if it was.
@@ -178,10 +173,11 @@ impl Job {
         self.cancel.cancelled().await
     }
 
-    /// The cancellation as a token, to hand to tasks the handler starts.
-    /// Cancelling it yourself cancels only this job's signal.
+    /// The cancellation as a token, to hand to tasks the handler starts:
+    /// cancelled when the job is, and at the latest when its handler
+    /// returns. Cancelling it yourself cancels only the token.
     pub fn cancellation_token(&self) -> CancellationToken {
-        self.cancel.token().clone()
+        self.cancel.token()
     }
 
     /// The job's W3C trace context (`custom.traceparent`), if it carries a

@@ -70,8 +70,9 @@ pub(crate) struct WorkerState {
     pub(crate) outcomes_rx: mpsc::Receiver<Outcome>,
     pub(crate) results: Results,
     pub(crate) flow: FlowControl,
-    /// Cancelled when the caller's shutdown signal fires.
-    pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the caller's shutdown signal fires; shared with every
+    /// running job's cancellation.
+    pub(crate) shutdown: Arc<CancellationToken>,
     /// Set when shutdown is first noticed: running handlers have until then.
     pub(crate) shutdown_deadline: Option<Instant>,
 }
@@ -105,7 +106,7 @@ impl WorkerState {
             carried: HashMap::new(),
             outcomes_tx,
             outcomes_rx,
-            shutdown,
+            shutdown: Arc::new(shutdown),
             shutdown_deadline: None,
         }
     }
@@ -173,10 +174,12 @@ impl WorkerState {
             return false;
         };
         let span = trace::job_span(&job);
-        job.set_cancellation(Cancellation::new(self.shutdown.child_token()));
-        let cancel = job.cancellation().clone();
-        let deadline = job.known_deadline();
-        let margin = self.settings.deadline_margin;
+        let cancel = Cancellation::new(
+            self.shutdown.clone(),
+            job.known_deadline(),
+            self.settings.deadline_margin,
+        );
+        job.set_cancellation(cancel.clone());
         let chain = self.parts.middleware.clone();
         let jid = job.jid().to_owned();
         let task_jid = jid.clone();
@@ -185,14 +188,8 @@ impl WorkerState {
         let task = tokio::spawn(
             async move {
                 let started = Instant::now();
-                let run = middleware::run(chain, handler, job);
-                tokio::pin!(run);
-                // The deadline watch only fires the job's cancellation; the
-                // handler always runs to its end.
-                let result = tokio::select! {
-                    result = &mut run => result,
-                    () = cancel.fire_before(deadline, margin) => run.await,
-                };
+                let result = middleware::run(chain, handler, job).await;
+                cancel.finish();
                 match &result {
                     Ok(()) => debug!(elapsed = ?started.elapsed(), "job done"),
                     Err(error) => warn!(
