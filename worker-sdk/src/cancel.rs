@@ -3,9 +3,10 @@
 //! Cancellation is cooperative: the handler decides what to do, and the
 //! worker's shutdown timeout still ends handlers that ignore it.
 //!
-//! It costs nothing per job unless a handler asks: `is_cancelled` reads the
-//! worker's shutdown token and the clock, `cancelled` waits on both, and
-//! only a handler that asks for a token gets a small task that fires it.
+//! No timer, task or token is made per job unless a handler asks (one small
+//! allocation is): `is_cancelled` reads the worker's shutdown token and the
+//! clock, `cancelled` waits on both, and only a handler that asks for a
+//! token gets a small task that fires it.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
