@@ -1,92 +1,110 @@
-//! Pushes N `add` jobs (args `[{"a": i, "b": i}]`) through the gateway's
-//! `Push` RPC in batches, printing progress.
+//! Pushes N `add` jobs (args `[{"a": i, "b": i}]`) with the SDK's producer
+//! [`Client`], one `Push` call per batch, printing progress.
 //!
 //! ```text
 //! cargo run -p faktory-gateway-worker --example add_producer -- --jobs 100000 --batch 500
 //! ```
-//! Flags fall back to `GATEWAY_URL` and `PRODUCER_TOKEN`.
+//! Without flags the SDK's variables apply: `GATEWAY_URL` (the first URL of
+//! a list is tried first), `GATEWAY_PRODUCER_TOKEN`, `GATEWAY_TLS_CA`,
+//! `GATEWAY_TLS_DOMAIN`. `worker-sdk/tests/client.rs` runs this program's
+//! [`run`] end to end.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use faktory_gateway_worker::proto::{Job, PushRequest, PushStatus, gateway_client::GatewayClient};
-use tonic::metadata::MetadataValue;
+use faktory_gateway_worker::{Client, NewJob};
+use serde::Serialize;
 
+/// The command line.
 #[derive(Debug, Parser)]
-struct Args {
-    /// Gateway URL.
-    #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:7421")]
-    gateway: String,
+pub struct Args {
+    /// Gateway URL (default: `GATEWAY_URL`, else http://127.0.0.1:7421).
+    #[arg(long)]
+    pub gateway: Option<String>,
     /// How many jobs to push.
     #[arg(long, default_value_t = 10_000)]
-    jobs: usize,
+    pub jobs: usize,
     /// Jobs per `Push` call.
     #[arg(long, default_value_t = 500)]
-    batch: usize,
+    pub batch: usize,
     /// Target queue.
     #[arg(long, default_value = "default")]
-    queue: String,
-    /// Bearer token, if the gateway requires one for producers.
-    #[arg(long, env = "PRODUCER_TOKEN")]
-    token: Option<String>,
+    pub queue: String,
+    /// Producer token, if the gateway requires one (default:
+    /// `GATEWAY_PRODUCER_TOKEN`).
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let mut client = GatewayClient::connect(args.gateway.clone())
-        .await
-        .with_context(|| format!("connecting to {}", args.gateway))?
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20);
+/// The `add` job's single argument.
+#[derive(Debug, Serialize)]
+struct Add {
+    a: usize,
+    b: usize,
+}
+
+/// How a run went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Jobs Faktory holds.
+    pub accepted: usize,
+    /// Jobs refused (invalid, rejected, unavailable).
+    pub refused: usize,
+}
+
+/// Pushes the jobs `args` asks for.
+///
+/// Fails when the client cannot be built or a call fails as a whole.
+pub async fn run(args: Args) -> anyhow::Result<Summary> {
+    let mut client = Client::builder();
+    if let Some(gateway) = &args.gateway {
+        client = client.gateway(gateway);
+    }
+    if let Some(token) = &args.token {
+        client = client.token(token);
+    }
+    let client = client.build().context("producer client")?;
     let started = Instant::now();
-    let (mut accepted, mut refused) = (0usize, 0usize);
+    let mut summary = Summary {
+        accepted: 0,
+        refused: 0,
+    };
     let batch = args.batch.max(1);
     for first in (0..args.jobs).step_by(batch) {
         let jobs = (first..(first + batch).min(args.jobs))
-            .map(|i| Job {
-                jobtype: "add".into(),
-                queue: args.queue.clone(),
-                args: format!(r#"[{{"a": {i}, "b": {i}}}]"#).into(),
-                ..Job::default()
-            })
-            .collect();
-        let mut request = tonic::Request::new(PushRequest { jobs });
-        if let Some(token) = &args.token {
-            request.metadata_mut().insert(
-                "authorization",
-                MetadataValue::try_from(format!("Bearer {token}"))?,
-            );
-        }
-        let response = client.push(request).await.context("push")?.into_inner();
-        for result in response.results {
-            if result.status() == PushStatus::Accepted {
-                accepted += 1;
-            } else {
-                refused += 1;
-                if refused <= 5 {
-                    eprintln!(
-                        "job {} not accepted: {:?} {}",
-                        result.jid,
-                        result.status(),
-                        result.reason
-                    );
-                }
+            .map(|i| Ok(NewJob::new("add", (Add { a: i, b: i },))?.queue(&args.queue)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let receipts = client.push_many(jobs).await.context("push")?;
+        for receipt in receipts {
+            if receipt.is_accepted() {
+                summary.accepted += 1;
+                continue;
+            }
+            summary.refused += 1;
+            if summary.refused <= 5 {
+                eprintln!("job {} not accepted: {:?}", receipt.jid, receipt.outcome);
             }
         }
-        let done = accepted + refused;
-        if (done / batch) % 10 == 0 || done == args.jobs {
+        let done = summary.accepted + summary.refused;
+        if (done / batch).is_multiple_of(10) || done == args.jobs {
             let rate = done as f64 / started.elapsed().as_secs_f64();
             println!(
-                "pushed {done}/{} ({refused} refused), {rate:.0} jobs/s",
-                args.jobs
+                "pushed {done}/{} ({} refused), {rate:.0} jobs/s",
+                args.jobs, summary.refused
             );
         }
     }
     println!(
-        "done: {accepted} accepted, {refused} refused in {:.2?}",
+        "done: {} accepted, {} refused in {:.2?}",
+        summary.accepted,
+        summary.refused,
         started.elapsed()
     );
-    Ok(())
+    Ok(summary)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    run(Args::parse()).await.map(|_| ())
 }

@@ -3,8 +3,11 @@
 //! ```text
 //! cargo run -p faktory-gateway-worker --example add_worker -- --gateway http://127.0.0.1:7421 --concurrency 50
 //! ```
-//! Flags fall back to `GATEWAY_URL`, `WORKER_CONCURRENCY`, `WORKER_QUEUES`,
-//! `WORKER_TOKEN`. Ctrl-C drains: running jobs finish, prefetched ones go back.
+//! Without flags the SDK's variables apply (`GATEWAY_URL`,
+//! `GATEWAY_WORKER_TOKEN`, `GATEWAY_TLS_CA`, `GATEWAY_TLS_DOMAIN`,
+//! `WORKER_CONCURRENCY`, `WORKER_QUEUES`, `WORKER_LABELS`,
+//! `WORKER_MAX_PREFETCH`, `WORKER_ID`; see the worker-sdk README). Ctrl-C
+//! drains: running jobs finish, prefetched ones go back.
 
 use std::time::Duration;
 
@@ -13,33 +16,24 @@ use faktory_gateway_worker::{Job, JobError, Worker};
 use serde::Deserialize;
 use tracing::info;
 
+/// The command line; every flag overrides its environment variable.
 #[derive(Debug, Parser)]
 struct Args {
     /// Gateway URLs (comma separated; the worker spreads over them and fails
     /// over from one to the next).
-    #[arg(
-        long,
-        env = "GATEWAY_URL",
-        default_value = "http://127.0.0.1:7421",
-        value_delimiter = ','
-    )]
-    gateway: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    gateway: Option<Vec<String>>,
     /// Handlers running at once.
-    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10)]
-    concurrency: usize,
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Most jobs prefetched beyond `concurrency` (0 = off).
-    #[arg(long, env = "WORKER_MAX_PREFETCH", default_value_t = 20_000)]
-    max_prefetch: u32,
+    #[arg(long)]
+    max_prefetch: Option<u32>,
     /// Queues, highest priority first (comma separated).
-    #[arg(
-        long,
-        env = "WORKER_QUEUES",
-        default_value = "default",
-        value_delimiter = ','
-    )]
-    queues: Vec<String>,
-    /// Bearer token, if the gateway requires one.
-    #[arg(long, env = "WORKER_TOKEN")]
+    #[arg(long, value_delimiter = ',')]
+    queues: Option<Vec<String>>,
+    /// Worker token, if the gateway requires one.
+    #[arg(long)]
     token: Option<String>,
     /// Seconds running jobs get to finish on Ctrl-C.
     #[arg(long, default_value_t = 30)]
@@ -71,15 +65,23 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let mut builder = Worker::builder()
-        .gateways(args.gateway)
-        .concurrency(args.concurrency)
-        .max_prefetch(args.max_prefetch)
-        .queues(args.queues)
         .shutdown_timeout(Duration::from_secs(args.shutdown_timeout))
         .register("add", add)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         });
+    if let Some(gateways) = args.gateway {
+        builder = builder.gateways(gateways);
+    }
+    if let Some(n) = args.concurrency {
+        builder = builder.concurrency(n);
+    }
+    if let Some(n) = args.max_prefetch {
+        builder = builder.max_prefetch(n);
+    }
+    if let Some(queues) = args.queues {
+        builder = builder.queues(queues);
+    }
     if let Some(token) = args.token {
         builder = builder.token(token);
     }

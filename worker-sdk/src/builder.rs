@@ -1,4 +1,6 @@
-//! [`WorkerBuilder`]: options, handler registration and validation.
+//! [`WorkerBuilder`]: options, handler, middleware and hook registration,
+//! and validation; what the builder leaves unset comes from the environment
+//! (`settings.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,9 +9,13 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use crate::client;
 use crate::gateways::Gateways;
 use crate::handler::{self, Handlers};
-use crate::settings::{self, Settings};
+use crate::hooks::{Event, Hooks};
+use crate::middleware::{self, Middleware, Next};
+use crate::settings::{self, Env, Settings, vars};
+use crate::state::Parts;
 use crate::{Error, Job, JobError, StatsHandle, Worker};
 
 /// Configures a [`Worker`]; start with [`Worker::builder`].
@@ -17,19 +23,23 @@ use crate::{Error, Job, JobError, StatsHandle, Worker};
 pub struct WorkerBuilder {
     gateways: Option<Vec<String>>,
     token: Option<String>,
+    producer_token: Option<String>,
     tls_ca_pem: Option<Vec<u8>>,
     tls_domain: Option<String>,
     worker_id: Option<String>,
-    labels: Vec<String>,
-    queues: Vec<String>,
+    labels: Option<Vec<String>>,
+    queues: Option<Vec<String>>,
     concurrency: Option<usize>,
-    max_prefetch: u32,
+    max_prefetch: Option<u32>,
     shutdown_timeout: Duration,
+    deadline_margin: Duration,
     flush_count: usize,
     flush_delay: Duration,
     heartbeat_interval: Duration,
     reconnect: (Duration, Duration),
     handlers: Handlers,
+    middleware: Vec<Middleware>,
+    hooks: Hooks,
     shutdown: Option<BoxFuture<'static, ()>>,
 }
 
@@ -40,6 +50,7 @@ impl std::fmt::Debug for WorkerBuilder {
             .field("queues", &self.queues)
             .field("concurrency", &self.concurrency)
             .field("jobtypes", &self.handlers.keys().collect::<Vec<_>>())
+            .field("middleware", &self.middleware.len())
             .finish_non_exhaustive()
     }
 }
@@ -49,19 +60,23 @@ impl Default for WorkerBuilder {
         WorkerBuilder {
             gateways: None,
             token: None,
+            producer_token: None,
             tls_ca_pem: None,
             tls_domain: None,
             worker_id: None,
-            labels: Vec::new(),
-            queues: Vec::new(),
+            labels: None,
+            queues: None,
             concurrency: None,
-            max_prefetch: settings::DEFAULT_MAX_PREFETCH,
+            max_prefetch: None,
             shutdown_timeout: settings::DEFAULT_SHUTDOWN_TIMEOUT,
+            deadline_margin: settings::DEFAULT_DEADLINE_MARGIN,
             flush_count: 100,
             flush_delay: Duration::from_millis(5),
             heartbeat_interval: Duration::from_secs(5),
             reconnect: (Duration::from_millis(50), Duration::from_secs(5)),
             handlers: Handlers::new(),
+            middleware: Vec::new(),
+            hooks: Hooks::default(),
             shutdown: None,
         }
     }
@@ -91,52 +106,63 @@ impl WorkerBuilder {
         self
     }
 
-    /// A bearer token sent as `authorization: Bearer <token>`.
+    /// The worker token, sent as `authorization: Bearer <token>` when
+    /// opening the `Work` stream. Default: `GATEWAY_WORKER_TOKEN`.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// The producer token of the worker's client ([`Job::client`]), for
+    /// follow-up jobs. Default: `GATEWAY_PRODUCER_TOKEN`.
+    pub fn producer_token(mut self, token: impl Into<String>) -> Self {
+        self.producer_token = Some(token.into());
         self
     }
 
     /// Trusts this CA (PEM), instead of the bundled public (web PKI) roots,
     /// for the gateway's TLS certificate; enables TLS. Needed only for
     /// private or self-signed certificates: an `https://` gateway with a
-    /// publicly trusted certificate works without it.
+    /// publicly trusted certificate works without it. Default: the file
+    /// `GATEWAY_TLS_CA` names.
     pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_ca_pem = Some(pem.into());
         self
     }
 
     /// The name to verify the gateway's certificate against, when it differs
-    /// from the URL's host.
+    /// from the URL's host. Default: `GATEWAY_TLS_DOMAIN`.
     pub fn tls_domain(mut self, domain: impl Into<String>) -> Self {
         self.tls_domain = Some(domain.into());
         self
     }
 
-    /// This process's id in the gateway's logs and metrics. Default: host
-    /// name, pid and a random suffix.
+    /// This process's id in the gateway's logs and metrics. Default:
+    /// `WORKER_ID`, else host name, pid and a random suffix.
     pub fn worker_id(mut self, id: impl Into<String>) -> Self {
         self.worker_id = Some(id.into());
         self
     }
 
-    /// Free-form labels for the gateway's logs and metrics.
+    /// Free-form labels for the gateway's logs and metrics. Default:
+    /// `WORKER_LABELS` (comma-separated), else none.
     pub fn labels<I, S>(mut self, labels: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.labels = labels.into_iter().map(Into::into).collect();
+        self.labels = Some(labels.into_iter().map(Into::into).collect());
         self
     }
 
-    /// Queues to take jobs from, highest priority first. Default: `default`.
+    /// Queues to take jobs from, highest priority first. Default:
+    /// `WORKER_QUEUES` (comma-separated), else `default`.
     pub fn queues<I, S>(mut self, queues: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queues = queues.into_iter().map(Into::into).collect();
+        self.queues = Some(queues.into_iter().map(Into::into).collect());
         self
     }
 
@@ -148,18 +174,28 @@ impl WorkerBuilder {
 
     /// The most jobs held beyond `concurrency` to hide network latency; the
     /// worker prefetches less when the measured bandwidth-delay product is
-    /// smaller. 0 turns prefetch off (window = concurrency). Default: 20,000
-    /// (the gateway's default largest window; it caps the window too).
+    /// smaller. 0 turns prefetch off (window = concurrency). Default:
+    /// `WORKER_MAX_PREFETCH`, else 20,000 (the gateway's default largest
+    /// window; it caps the window too).
     pub fn max_prefetch(mut self, n: u32) -> Self {
-        self.max_prefetch = n;
+        self.max_prefetch = Some(n);
         self
     }
 
-    /// How long running handlers may take to finish after shutdown begins;
-    /// jobs still running then are reported failed with errtype
+    /// How long running handlers may take to finish after shutdown begins
+    /// (their [`Job::is_cancelled`] turns true when it begins); jobs still
+    /// running then are reported failed with errtype
     /// `WorkerShutdownTimeout`. Default: 30 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long before a running job's reservation deadline its
+    /// cancellation fires ([`Job::cancel_reason`] is then
+    /// [`Deadline`](crate::CancelReason::Deadline)). Default: 5 s.
+    pub fn deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
         self
     }
 
@@ -211,6 +247,54 @@ impl WorkerBuilder {
         self
     }
 
+    /// Wraps every handler run in `middleware` (for tracing, metrics, error
+    /// reporting): it gets the job and the rest of the chain, and calls
+    /// [`Next::run`] to go on. The first registered is the outermost: it
+    /// runs first before the handler and last after it. A panic in the
+    /// handler reaches middleware as an error with errtype `panic`.
+    ///
+    /// ```
+    /// use faktory_gateway_worker::{Job, Next, Worker};
+    ///
+    /// let builder = Worker::builder()
+    ///     .middleware(|job: Job, next: Next| async move {
+    ///         let started = std::time::Instant::now();
+    ///         let result = next.run(job).await;
+    ///         tracing::info!(elapsed = ?started.elapsed(), ok = result.is_ok(), "job ran");
+    ///         result
+    ///     })
+    ///     .register("noop", |_job: Job| async { Ok(()) });
+    /// # let _ = builder;
+    /// ```
+    pub fn middleware<F, Fut>(mut self, middleware: F) -> Self
+    where
+        F: Fn(Job, Next) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        self.middleware.push(middleware::from_fn(middleware));
+        self
+    }
+
+    /// Calls `hook` when [`Worker::run`] starts, before it connects.
+    pub fn on_start(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.hooks.add(Event::Start, hook);
+        self
+    }
+
+    /// Calls `hook` when shutdown begins (the shutdown signal fired): no new
+    /// job starts, running jobs' cancellation has fired, they have the
+    /// shutdown timeout to finish.
+    pub fn on_quiet(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.hooks.add(Event::Quiet, hook);
+        self
+    }
+
+    /// Calls `hook` just before [`Worker::run`] returns, whatever the reason.
+    pub fn on_stop(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.hooks.add(Event::Stop, hook);
+        self
+    }
+
     /// Shuts the worker down gracefully when `signal` resolves (e.g.
     /// `tokio::signal::ctrl_c()`).
     pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
@@ -228,13 +312,21 @@ impl WorkerBuilder {
         self.build()?.run().await
     }
 
-    /// Validates the options and builds the worker.
+    /// Validates the options and builds the worker; what the builder does
+    /// not set comes from the environment (the crate README lists the
+    /// variables).
     ///
-    /// Fails when no handler is registered, `concurrency` is 0,
-    /// `WORKER_CONCURRENCY` is not a positive integer, no gateway URL is
-    /// given (an empty [`gateways`](Self::gateways), or a `GATEWAY_URL` of
-    /// only commas), or a gateway URL or the TLS options are invalid.
+    /// Fails when no handler is registered, `concurrency` is 0, an
+    /// environment variable has an unusable value (the error names it; e.g.
+    /// `WORKER_CONCURRENCY` not a positive integer, `GATEWAY_TLS_CA` naming
+    /// a file that cannot be read), no gateway URL is given (an empty
+    /// [`gateways`](Self::gateways)), or a gateway URL, token or the TLS
+    /// options are invalid.
     pub fn build(self) -> Result<Worker, Error> {
+        self.build_with(&Env::process())
+    }
+
+    fn build_with(self, env: &Env<'_>) -> Result<Worker, Error> {
         if self.handlers.is_empty() {
             return Err(Error::NoHandlers);
         }
@@ -246,33 +338,54 @@ impl WorkerBuilder {
                 });
             }
             Some(n) => n,
-            None => settings::concurrency_from_env()?.unwrap_or(settings::DEFAULT_CONCURRENCY),
+            None => env
+                .positive(vars::WORKER_CONCURRENCY)?
+                .unwrap_or(settings::DEFAULT_CONCURRENCY),
+        };
+        let max_prefetch = match self.max_prefetch {
+            Some(n) => n,
+            None => env
+                .number(vars::WORKER_MAX_PREFETCH)?
+                .unwrap_or(settings::DEFAULT_MAX_PREFETCH),
         };
         let hostname = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
-        let gateways = match self.gateways {
-            Some(urls) => urls,
-            None => settings::gateways_from_env()?,
+        let gateways = env.gateways(self.gateways)?;
+        let token = env.token(self.token, "token", vars::GATEWAY_WORKER_TOKEN)?;
+        let producer_token = env.token(
+            self.producer_token,
+            "producer_token",
+            vars::GATEWAY_PRODUCER_TOKEN,
+        )?;
+        let queues = match self.queues {
+            Some(queues) => queues,
+            None => env.list(vars::WORKER_QUEUES)?.unwrap_or_default(),
         };
+        let labels = match self.labels {
+            Some(labels) => labels,
+            None => env.list(vars::WORKER_LABELS)?.unwrap_or_default(),
+        };
+        let worker_id = self
+            .worker_id
+            .or_else(|| env.get(vars::WORKER_ID))
+            .unwrap_or_else(|| settings::generate_worker_id(&hostname));
         let settings = Settings {
             gateways,
-            token: self.token,
-            tls_ca_pem: self.tls_ca_pem,
-            tls_domain: self.tls_domain,
-            worker_id: self
-                .worker_id
-                .unwrap_or_else(|| settings::generate_worker_id(&hostname)),
+            token,
+            tls: env.tls(self.tls_ca_pem, self.tls_domain)?,
+            worker_id,
             hostname,
-            labels: self.labels,
-            queues: if self.queues.is_empty() {
+            labels,
+            queues: if queues.is_empty() {
                 vec!["default".into()]
             } else {
-                self.queues
+                queues
             },
             concurrency,
-            max_prefetch: self.max_prefetch,
+            max_prefetch,
             shutdown_timeout: self.shutdown_timeout,
+            deadline_margin: self.deadline_margin,
             max_message_bytes: settings::DEFAULT_MAX_MESSAGE_BYTES,
             flush_count: self.flush_count,
             flush_delay: self.flush_delay,
@@ -282,12 +395,106 @@ impl WorkerBuilder {
         };
         let settings = Arc::new(settings);
         let gateways = Gateways::new(settings.clone())?;
+        let live = client::LiveChannel::default();
+        let client = client::for_worker(
+            &settings.gateways,
+            &settings.tls,
+            producer_token,
+            live.clone(),
+        )?;
+        let parts = Parts {
+            handlers: self.handlers,
+            middleware: self.middleware.into(),
+            hooks: self.hooks,
+            client,
+            live,
+        };
         Ok(Worker::new(
             settings,
             gateways,
-            self.handlers,
+            parts,
             self.shutdown,
             StatsHandle::default(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn noop() -> WorkerBuilder {
+        Worker::builder().register("noop", |_job: Job| async { Ok(()) })
+    }
+
+    const ENV: [(&str, &str); 8] = [
+        ("GATEWAY_URL", "http://env-a:7421,http://env-b:7421"),
+        ("GATEWAY_WORKER_TOKEN", "env-token"),
+        ("GATEWAY_TLS_DOMAIN", "env.domain"),
+        ("WORKER_CONCURRENCY", "7"),
+        ("WORKER_QUEUES", "critical, default"),
+        ("WORKER_LABELS", "blue,eu"),
+        ("WORKER_MAX_PREFETCH", "0"),
+        ("WORKER_ID", "env-worker"),
+    ];
+
+    #[test]
+    fn unset_options_come_from_the_environment() {
+        let vars = HashMap::from(ENV);
+        let lookup = |name: &str| vars.get(name).map(|v| (*v).to_owned());
+        let worker = noop().build_with(&Env::from_fn(&lookup)).unwrap();
+        let s = worker.settings();
+        assert_eq!(s.gateways, ["http://env-a:7421", "http://env-b:7421"]);
+        assert!(s.token.is_some());
+        assert_eq!(s.tls.domain.as_deref(), Some("env.domain"));
+        assert_eq!((s.concurrency, s.max_prefetch), (7, 0));
+        assert_eq!(s.queues, ["critical", "default"]);
+        assert_eq!(s.labels, ["blue", "eu"]);
+        assert_eq!(s.worker_id, "env-worker");
+    }
+
+    #[test]
+    fn builder_values_win_over_the_environment() {
+        let vars = HashMap::from(ENV);
+        let lookup = |name: &str| vars.get(name).map(|v| (*v).to_owned());
+        let worker = noop()
+            .gateway("http://mine:7421")
+            .tls_domain("my.domain")
+            .concurrency(3)
+            .queues(["mine"])
+            .labels(["me"])
+            .max_prefetch(50)
+            .worker_id("my-worker")
+            .build_with(&Env::from_fn(&lookup))
+            .unwrap();
+        let s = worker.settings();
+        assert_eq!(s.gateways, ["http://mine:7421"]);
+        assert_eq!(s.tls.domain.as_deref(), Some("my.domain"));
+        assert_eq!((s.concurrency, s.max_prefetch), (3, 50));
+        assert_eq!(
+            (s.queues.as_slice(), s.labels.as_slice()),
+            (&["mine".to_owned()][..], &["me".to_owned()][..])
+        );
+        assert_eq!(s.worker_id, "my-worker");
+    }
+
+    #[test]
+    fn a_bad_variable_is_named_in_the_error() {
+        for (name, value) in [
+            ("WORKER_CONCURRENCY", "many"),
+            ("WORKER_MAX_PREFETCH", "-1"),
+            ("WORKER_QUEUES", " , "),
+            ("GATEWAY_PRODUCER_TOKEN", "new\nline"),
+        ] {
+            let lookup = |n: &str| (n == name).then(|| value.to_owned());
+            let error = noop().build_with(&Env::from_fn(&lookup)).unwrap_err();
+            assert!(
+                matches!(error, Error::InvalidSetting { name: named, .. } if named == name),
+                "{name}: {error}"
+            );
+            assert!(error.to_string().contains(name), "{error}");
+        }
     }
 }

@@ -1,8 +1,9 @@
-//! Opening the `Work` stream to one gateway: endpoint options (TLS, HTTP/2
-//! keepalive and flow-control windows sized for slow links, dialling a
-//! resolved address under the URL's name), the bearer token and the
-//! `Hello`/`Welcome` handshake. Which gateway is chosen lives in
-//! `gateways.rs`.
+//! Reaching one gateway: endpoint options (TLS, HTTP/2 keepalive and
+//! flow-control windows sized for slow links, dialling a resolved address
+//! under the URL's name), the bearer token, and opening the `Work` stream
+//! with its `Hello`/`Welcome` handshake. The worker and the producer client
+//! (`client.rs`) build their endpoints here; which gateway the worker chooses
+//! lives in `gateways.rs`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::http::Uri;
-use tonic::metadata::MetadataValue;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::Error;
@@ -34,8 +35,54 @@ const OUTBOUND_CAPACITY: usize = 256;
 const H2_STREAM_WINDOW: u32 = 64 << 20;
 const H2_CONNECTION_WINDOW: u32 = 64 << 20;
 
+/// How to verify the gateway's TLS certificate.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tls {
+    /// A CA (PEM) trusted instead of the public roots; also turns TLS on
+    /// for `http://` URLs.
+    pub(crate) ca_pem: Option<Vec<u8>>,
+    /// The name to verify the certificate against, if not the URL's host.
+    pub(crate) domain: Option<String>,
+}
+
+/// A bearer token, checked once to be valid in an HTTP header; its `Debug`
+/// does not show it.
+#[derive(Clone)]
+pub(crate) struct Bearer(MetadataValue<Ascii>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(..)")
+    }
+}
+
+impl Bearer {
+    /// The `authorization` value for `token`; `name` is the setting it came
+    /// from, for the error.
+    ///
+    /// Fails when the token cannot be sent in an HTTP header.
+    pub(crate) fn new(token: &str, name: &'static str) -> Result<Bearer, Error> {
+        MetadataValue::try_from(format!("Bearer {token}"))
+            .map(Bearer)
+            .map_err(|_| Error::InvalidSetting {
+                name,
+                reason: "not valid in an HTTP header".into(),
+            })
+    }
+
+    /// Adds `authorization: Bearer <token>` to `request`.
+    pub(crate) fn authorize<T>(&self, request: &mut tonic::Request<T>) {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+    }
+}
+
 /// An open stream after a successful handshake.
 pub(crate) struct Stream {
+    /// The connection the stream runs on (the worker's producer client uses
+    /// it too).
+    pub(crate) channel: Channel,
     pub(crate) outbound: mpsc::Sender<v1::WorkerMessage>,
     pub(crate) inbound: tonic::Streaming<v1::GatewayMessage>,
     pub(crate) welcome: v1::Welcome,
@@ -57,7 +104,7 @@ pub(crate) enum ConnectError {
 ///
 /// Fails when the transport rejects the URL or the TLS options.
 pub(crate) fn endpoint(
-    settings: &Settings,
+    tls: &Tls,
     url: &str,
     dial: Option<(SocketAddr, &str)>,
 ) -> Result<Endpoint, Error> {
@@ -66,7 +113,7 @@ pub(crate) fn endpoint(
         source,
     };
     let mut endpoint = Endpoint::from_shared(url.to_owned()).map_err(invalid)?;
-    let mut tls_name = settings.tls_domain.clone();
+    let mut tls_name = tls.domain.clone();
     if let Some((addr, host)) = dial {
         let origin = endpoint.uri().clone();
         let mut parts = origin.clone().into_parts();
@@ -90,17 +137,17 @@ pub(crate) fn endpoint(
         .keep_alive_while_idle(true)
         .initial_stream_window_size(H2_STREAM_WINDOW)
         .initial_connection_window_size(H2_CONNECTION_WINDOW);
-    if url.starts_with("https://") || settings.tls_ca_pem.is_some() {
+    if url.starts_with("https://") || tls.ca_pem.is_some() {
         // A caller's CA replaces the public roots: a private CA is the whole
         // trust story, and a public certificate then needs no option at all.
-        let mut tls = match &settings.tls_ca_pem {
+        let mut config = match &tls.ca_pem {
             Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
             None => ClientTlsConfig::new().with_webpki_roots(),
         };
         if let Some(domain) = tls_name {
-            tls = tls.domain_name(domain);
+            config = config.domain_name(domain);
         }
-        endpoint = endpoint.tls_config(tls).map_err(invalid)?;
+        endpoint = endpoint.tls_config(config).map_err(invalid)?;
     }
     Ok(endpoint)
 }
@@ -116,7 +163,7 @@ pub(crate) async fn open(
         .await
         .map_err(|e| ConnectError::Transient(format!("connect: {e}")))?;
     let max = settings.max_message_bytes as usize;
-    let mut client = GatewayClient::new(channel)
+    let mut client = GatewayClient::new(channel.clone())
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
@@ -132,13 +179,7 @@ pub(crate) async fn open(
         .map_err(|_| ConnectError::Transient("outbound closed".into()))?;
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     if let Some(token) = &settings.token {
-        let value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
-            ConnectError::Fatal(Error::InvalidSetting {
-                name: "token",
-                reason: "not valid in an HTTP header".into(),
-            })
-        })?;
-        request.metadata_mut().insert("authorization", value);
+        token.authorize(&mut request);
     }
     let response = tokio::time::timeout(WELCOME_TIMEOUT, client.work(request))
         .await
@@ -152,6 +193,7 @@ pub(crate) async fn open(
         Some(Ok(v1::GatewayMessage {
             kind: Some(gateway_message::Kind::Welcome(welcome)),
         })) => Ok(Stream {
+            channel,
             outbound,
             inbound,
             welcome,

@@ -225,7 +225,7 @@ impl Gateways {
             };
             debug!(gateway = %gateway.url, ?addrs, "resolved");
             for addr in addrs {
-                match connect::endpoint(&self.settings, &gateway.url, Some((addr, host))) {
+                match connect::endpoint(&self.settings.tls, &gateway.url, Some((addr, host))) {
                     Ok(endpoint) => targets.push(Target {
                         url_index,
                         url: gateway.url.clone(),
@@ -266,7 +266,7 @@ fn parse(settings: &Settings, url: &str) -> Result<GatewayUrl, Error> {
         .host()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| invalid("no host"))?;
-    let endpoint = connect::endpoint(settings, url, None)?;
+    let endpoint = connect::endpoint(&settings.tls, url, None)?;
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     let lookup = if literal.parse::<IpAddr>().is_ok() {
         None

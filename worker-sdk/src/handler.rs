@@ -51,10 +51,15 @@ where
 /// Runs `handler` on `job`, turning a panic (in the call or in the future)
 /// into a failure so the worker keeps running.
 pub(crate) async fn run(handler: Handler, job: Job) -> Result<(), JobError> {
-    let outcome = AssertUnwindSafe(async move { handler(job).await })
-        .catch_unwind()
-        .await;
-    match outcome {
+    catch_panic(async move { handler(job).await }).await
+}
+
+/// Awaits `run`, turning a panic into a failure with errtype `panic`.
+pub(crate) async fn catch_panic<F>(run: F) -> Result<(), JobError>
+where
+    F: Future<Output = Result<(), JobError>>,
+{
+    match AssertUnwindSafe(run).catch_unwind().await {
         Ok(result) => result,
         Err(payload) => Err(JobError::from_panic(payload.as_ref())),
     }
@@ -63,14 +68,9 @@ pub(crate) async fn run(handler: Handler, job: Job) -> Result<(), JobError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faktory_gateway_proto::v1;
 
     fn job() -> Job {
-        Job::from_delivery(v1::Delivery {
-            job: Some(v1::Job::default()),
-            ..Default::default()
-        })
-        .unwrap()
+        crate::job::tests::job("[]", None)
     }
 
     #[tokio::test]

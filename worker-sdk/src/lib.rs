@@ -21,9 +21,24 @@
 //! comma-separated `GATEWAY_URL`, or a host name with several addresses) it
 //! spreads over them and fails over from one to the next.
 //!
+//! Handlers get context on their [`Job`]: a cancellation signal
+//! ([`Job::cancelled`], [`Job::is_cancelled`]) that fires when shutdown
+//! begins and ahead of the reservation deadline, the job's W3C trace context
+//! ([`Job::traceparent`], recorded on the handler's span), and the worker's
+//! producer [`Client`] ([`Job::client`]) for follow-up jobs. Middleware
+//! ([`WorkerBuilder::middleware`]) wraps every handler; hooks
+//! ([`WorkerBuilder::on_start`], `on_quiet`, `on_stop`) mark the worker's
+//! life. Producers push with [`Client`] and [`NewJob`].
+//!
+//! What a builder does not set comes from the environment: `GATEWAY_URL`,
+//! `GATEWAY_WORKER_TOKEN`, `GATEWAY_PRODUCER_TOKEN`, `GATEWAY_TLS_CA`,
+//! `GATEWAY_TLS_DOMAIN`, `WORKER_CONCURRENCY`, `WORKER_QUEUES`,
+//! `WORKER_LABELS`, `WORKER_MAX_PREFETCH`, `WORKER_ID` (the crate README has
+//! the table).
+//!
 //! # Example
 //! ```no_run
-//! use faktory_gateway_worker::{Job, JobError, Worker};
+//! use faktory_gateway_worker::{Job, JobError, NewJob, Next, Worker};
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Add {
@@ -37,11 +52,22 @@
 //!         .gateway("http://127.0.0.1:7421") // default: GATEWAY_URL
 //!         .queues(["critical", "default"])
 //!         .concurrency(20) // default: WORKER_CONCURRENCY, else 10
+//!         .middleware(|job: Job, next: Next| async move {
+//!             let result = next.run(job).await; // outermost: registered first
+//!             if let Err(error) = &result {
+//!                 eprintln!("job failed: {error}");
+//!             }
+//!             result
+//!         })
 //!         .register("add", |job: Job| async move {
 //!             let (Add { a, b },) = job.args()?;
-//!             if a.checked_add(b).is_none() {
+//!             let Some(sum) = a.checked_add(b) else {
 //!                 return Err(JobError::new("Overflow", format!("{a} + {b} overflows")));
-//!             }
+//!             };
+//!             // A follow-up job over the worker's own connection, continuing
+//!             // this job's trace.
+//!             let report = NewJob::new("report", (sum,))?;
+//!             job.client().push(report).await?;
 //!             Ok(())
 //!         })
 //!         .register_blocking("resize", |job: Job| {
@@ -64,7 +90,14 @@
 //! - [`builder`](WorkerBuilder): options and handler registration (`builder.rs`).
 //! - [`Worker`] and [`StopReason`]: the reconnect loop (`worker.rs`).
 //!   Several gateways: [`WorkerBuilder::gateways`].
-//! - [`Job`]: what a handler receives (`job.rs`).
+//! - [`Job`]: what a handler receives, with its context (`job.rs`);
+//!   [`CancelReason`] and the cancellation signal (`cancel.rs`); W3C trace
+//!   context and the handler span (`trace.rs`).
+//! - [`Next`]: middleware around handlers (`middleware.rs`); start, quiet
+//!   and stop hooks (`hooks.rs`).
+//! - [`Client`] / [`ClientBuilder`]: the producer client (`client.rs`);
+//!   [`NewJob`]: a job to push (`new_job.rs`); [`PushReceipt`] /
+//!   [`PushOutcome`]: one answer per pushed job (`push.rs`).
 //! - [`JobError`]: how failures and panics are reported (`failure.rs`).
 //! - [`StatsHandle`] / [`Stats`]: counters (`stats.rs`).
 //! - [`Error`]: build and fatal errors (`error.rs`).
@@ -74,29 +107,41 @@
 //!   batching and confirmation), `handler.rs` (async/blocking handlers, panic
 //!   capture), `gateways.rs` (which gateway next: several URLs, host names
 //!   resolved to each address, spread by worker id, fail-over, stickiness),
-//!   `connect.rs` (endpoint for one gateway, handshake), `backoff.rs`,
-//!   `settings.rs` (defaults and environment variables).
+//!   `connect.rs` (endpoint for one gateway, token, TLS, handshake),
+//!   `backoff.rs`, `settings.rs` (defaults and environment variables).
 
 mod backoff;
 mod builder;
+mod cancel;
+mod client;
 mod connect;
 mod error;
 mod failure;
 mod flow;
 mod gateways;
 mod handler;
+mod hooks;
 mod job;
+mod middleware;
+mod new_job;
+mod push;
 mod results;
 mod session;
 mod settings;
 mod state;
 mod stats;
+mod trace;
 mod worker;
 
 pub use builder::WorkerBuilder;
+pub use cancel::CancelReason;
+pub use client::{Client, ClientBuilder};
 pub use error::Error;
 pub use failure::JobError;
 pub use job::{ArgsError, Job};
+pub use middleware::Next;
+pub use new_job::NewJob;
+pub use push::{PushOutcome, PushReceipt};
 pub use stats::{Stats, StatsHandle};
 pub use worker::{StopReason, Worker};
 

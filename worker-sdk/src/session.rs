@@ -114,6 +114,9 @@ pub(crate) async fn run(state: &mut WorkerState, stream: Stream) -> SessionEnd {
         "work stream open"
     );
     state.drop_expired_buffered();
+    // Handlers' producer clients push over this stream's connection while
+    // it is open.
+    *state.parts.live.write() = Some(stream.channel);
     let mut session = Session {
         outbound: Some(stream.outbound),
         inbound: stream.inbound,
@@ -131,6 +134,7 @@ pub(crate) async fn run(state: &mut WorkerState, stream: Stream) -> SessionEnd {
         Ok(never) => match never {},
         Err(end) => end,
     };
+    *state.parts.live.write() = None;
     // Jobs of this stream that finish from now on belong to an earlier one.
     state.stream_seq += 1;
     end
@@ -261,7 +265,7 @@ impl Session {
         let mut release = Vec::new();
         let now = Instant::now();
         for delivery in deliveries {
-            let Some(job) = Job::from_delivery(delivery) else {
+            let Some(job) = Job::from_delivery(delivery, &state.parts.client) else {
                 continue;
             };
             if state.running.contains_key(job.jid()) {
@@ -272,7 +276,7 @@ impl Session {
                 // Finished here, delivered on an earlier stream: repeat the
                 // result instead of running the job twice.
                 state.results.push(report, now);
-            } else if self.drain.is_some() || !state.handlers.contains_key(job.jobtype()) {
+            } else if self.drain.is_some() || !state.handles(job.jobtype()) {
                 release.push(job.jid().to_owned());
             } else {
                 state.buffered.push_back((job, now));

@@ -11,14 +11,18 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, warn};
 
+use crate::cancel::Cancellation;
+use crate::client::LiveChannel;
 use crate::flow::FlowControl;
-use crate::handler::{self, Handlers};
+use crate::handler::Handlers;
+use crate::hooks::{Event, Hooks};
+use crate::middleware::{self, Chain};
 use crate::results::{Report, Results};
 use crate::settings::Settings;
 use crate::stats::{Counter, Gauge};
-use crate::{Job, JobError, StatsHandle};
+use crate::{Client, Job, JobError, StatsHandle, trace};
 
 /// Errtype of jobs still running when the shutdown timeout ran out.
 pub(crate) const SHUTDOWN_TIMEOUT_ERRTYPE: &str = "WorkerShutdownTimeout";
@@ -34,10 +38,20 @@ pub(crate) struct Outcome {
     backtrace_lines: usize,
 }
 
+/// What runs jobs and what hands them context: handlers, middleware, hooks,
+/// and the producer client with the stream connection it prefers.
+pub(crate) struct Parts {
+    pub(crate) handlers: Handlers,
+    pub(crate) middleware: Chain,
+    pub(crate) hooks: Hooks,
+    pub(crate) client: Client,
+    pub(crate) live: LiveChannel,
+}
+
 /// State shared by consecutive streams of one worker.
 pub(crate) struct WorkerState {
     pub(crate) settings: Arc<Settings>,
-    pub(crate) handlers: Arc<Handlers>,
+    pub(crate) parts: Arc<Parts>,
     pub(crate) stats: StatsHandle,
     /// Running handlers by jid, with the stream that delivered them.
     pub(crate) running: HashMap<String, (AbortHandle, u64)>,
@@ -56,8 +70,9 @@ pub(crate) struct WorkerState {
     pub(crate) outcomes_rx: mpsc::Receiver<Outcome>,
     pub(crate) results: Results,
     pub(crate) flow: FlowControl,
-    /// Cancelled when the caller's shutdown signal fires.
-    pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the caller's shutdown signal fires; shared with every
+    /// running job's cancellation.
+    pub(crate) shutdown: Arc<CancellationToken>,
     /// Set when shutdown is first noticed: running handlers have until then.
     pub(crate) shutdown_deadline: Option<Instant>,
 }
@@ -65,7 +80,7 @@ pub(crate) struct WorkerState {
 impl WorkerState {
     pub(crate) fn new(
         settings: Arc<Settings>,
-        handlers: Arc<Handlers>,
+        parts: Arc<Parts>,
         stats: StatsHandle,
         shutdown: CancellationToken,
     ) -> WorkerState {
@@ -83,7 +98,7 @@ impl WorkerState {
                 Instant::now(),
             ),
             settings,
-            handlers,
+            parts,
             stats,
             running: HashMap::new(),
             buffered: VecDeque::new(),
@@ -91,19 +106,20 @@ impl WorkerState {
             carried: HashMap::new(),
             outcomes_tx,
             outcomes_rx,
-            shutdown,
+            shutdown: Arc::new(shutdown),
             shutdown_deadline: None,
         }
     }
 
-    /// Whether shutdown was requested; starts the shutdown clock the first
-    /// time it is seen.
+    /// Whether shutdown was requested; starts the shutdown clock (and calls
+    /// the quiet hooks) the first time it is seen.
     pub(crate) fn shutting_down(&mut self) -> bool {
         if !self.shutdown.is_cancelled() {
             return false;
         }
         if self.shutdown_deadline.is_none() {
             self.shutdown_deadline = Some(Instant::now() + self.settings.shutdown_timeout);
+            self.parts.hooks.fire(Event::Quiet);
         }
         true
     }
@@ -143,20 +159,28 @@ impl WorkerState {
         self.running.len() < self.settings.concurrency
     }
 
-    /// Starts `job`'s handler on its own task, in a span carrying its jid,
-    /// jobtype and attempt. Returns `false` (and starts nothing) if no handler
+    /// Whether a handler is registered for `jobtype`.
+    pub(crate) fn handles(&self, jobtype: &str) -> bool {
+        self.parts.handlers.contains_key(jobtype)
+    }
+
+    /// Starts `job`'s handler, inside the middleware, on its own task, in a
+    /// span carrying its jid, jobtype, attempt and trace context. Its
+    /// cancellation fires on shutdown and the deadline margin before its
+    /// reservation ends. Returns `false` (and starts nothing) if no handler
     /// is registered for the jobtype.
-    pub(crate) fn start(&mut self, job: Job) -> bool {
-        let Some(handler) = self.handlers.get(job.jobtype()).cloned() else {
+    pub(crate) fn start(&mut self, mut job: Job) -> bool {
+        let Some(handler) = self.parts.handlers.get(job.jobtype()).cloned() else {
             return false;
         };
-        let span = info_span!(
-            "job",
-            jid = %job.jid(),
-            jobtype = %job.jobtype(),
-            queue = %job.queue(),
-            attempt = job.attempt(),
+        let span = trace::job_span(&job);
+        let cancel = Cancellation::new(
+            self.shutdown.clone(),
+            job.known_deadline(),
+            self.settings.deadline_margin,
         );
+        job.set_cancellation(cancel.clone());
+        let chain = self.parts.middleware.clone();
         let jid = job.jid().to_owned();
         let task_jid = jid.clone();
         let backtrace_lines = job.backtrace_lines();
@@ -164,7 +188,8 @@ impl WorkerState {
         let task = tokio::spawn(
             async move {
                 let started = Instant::now();
-                let result = handler::run(handler, job).await;
+                let result = middleware::run(chain, handler, job).await;
+                cancel.finish();
                 match &result {
                     Ok(()) => debug!(elapsed = ?started.elapsed(), "job done"),
                     Err(error) => warn!(

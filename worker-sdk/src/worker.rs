@@ -12,10 +12,10 @@ use tracing::{info, warn};
 
 use crate::connect::{self, ConnectError};
 use crate::gateways::Gateways;
-use crate::handler::Handlers;
+use crate::hooks::Event;
 use crate::session::{self, SessionEnd};
 use crate::settings::Settings;
-use crate::state::WorkerState;
+use crate::state::{Parts, WorkerState};
 use crate::{Error, StatsHandle, WorkerBuilder};
 
 /// A worker process's connection to a Faktory Gateway; build one with
@@ -23,7 +23,7 @@ use crate::{Error, StatsHandle, WorkerBuilder};
 pub struct Worker {
     settings: Arc<Settings>,
     gateways: Gateways,
-    handlers: Arc<Handlers>,
+    parts: Arc<Parts>,
     shutdown: Option<BoxFuture<'static, ()>>,
     stats: StatsHandle,
 }
@@ -65,14 +65,14 @@ impl Worker {
     pub(crate) fn new(
         settings: Arc<Settings>,
         gateways: Gateways,
-        handlers: Handlers,
+        parts: Parts,
         shutdown: Option<BoxFuture<'static, ()>>,
         stats: StatsHandle,
     ) -> Worker {
         Worker {
             settings,
             gateways,
-            handlers: Arc::new(handlers),
+            parts: Arc::new(parts),
             shutdown,
             stats,
         }
@@ -81,6 +81,19 @@ impl Worker {
     /// The worker's counters; keep the handle to read them while it runs.
     pub fn stats(&self) -> StatsHandle {
         self.stats.clone()
+    }
+
+    /// The worker's producer client (the one handlers get from
+    /// [`Job::client`](crate::Job::client)): it pushes over the worker's
+    /// open stream connection, with the producer token.
+    pub fn client(&self) -> crate::Client {
+        self.parts.client.clone()
+    }
+
+    /// The resolved settings (tests).
+    #[cfg(test)]
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// This worker's id as sent to the gateway.
@@ -92,9 +105,21 @@ impl Worker {
     /// reconnecting with backoff whenever the stream breaks, to the next
     /// gateway when there are several (see [`WorkerBuilder::gateways`]).
     ///
+    /// Calls the [`on_start`](WorkerBuilder::on_start) hooks first, the
+    /// [`on_quiet`](WorkerBuilder::on_quiet) ones when shutdown begins, and
+    /// the [`on_stop`](WorkerBuilder::on_stop) ones just before returning.
+    ///
     /// Fails only when the gateway refuses the worker in a way retrying cannot
     /// fix (bad token, invalid hello).
     pub async fn run(self) -> Result<StopReason, Error> {
+        let parts = self.parts.clone();
+        parts.hooks.fire(Event::Start);
+        let stopped = self.run_until_stopped().await;
+        parts.hooks.fire(Event::Stop);
+        stopped
+    }
+
+    async fn run_until_stopped(self) -> Result<StopReason, Error> {
         let shutdown = CancellationToken::new();
         let _signal = self.shutdown.map(|signal| {
             let shutdown = shutdown.clone();
@@ -105,7 +130,7 @@ impl Worker {
         });
         let mut state = WorkerState::new(
             self.settings.clone(),
-            self.handlers.clone(),
+            self.parts.clone(),
             self.stats,
             shutdown,
         );
@@ -120,7 +145,7 @@ impl Worker {
             if let Some(reason) = stopped_while_disconnected(&mut state) {
                 return Ok(reason);
             }
-            let hello = hello(&mut state, &self.handlers);
+            let hello = hello(&mut state);
             // Both arms are cancellation-safe: an interrupted resolution or
             // connection attempt is simply made again.
             let (gateway, opened) = tokio::select! {
@@ -170,14 +195,14 @@ impl Worker {
 
 /// The `Hello` for the next stream; while shutting down the window is the
 /// minimum, since the stream is only opened to deliver results.
-fn hello(state: &mut WorkerState, handlers: &Handlers) -> v1::Hello {
+fn hello(state: &mut WorkerState) -> v1::Hello {
     let window = if state.shutting_down() {
         1
     } else {
         state.flow.window()
     };
     let settings = &state.settings;
-    let mut jobtypes: Vec<String> = handlers.keys().cloned().collect();
+    let mut jobtypes: Vec<String> = state.parts.handlers.keys().cloned().collect();
     jobtypes.sort();
     v1::Hello {
         worker_id: settings.worker_id.clone(),

@@ -6,8 +6,7 @@ fn settings(urls: &[&str], worker_id: &str) -> Arc<Settings> {
     Arc::new(Settings {
         gateways: urls.iter().map(|u| u.to_string()).collect(),
         token: None,
-        tls_ca_pem: None,
-        tls_domain: None,
+        tls: Default::default(),
         worker_id: worker_id.into(),
         hostname: "test".into(),
         labels: Vec::new(),
@@ -15,6 +14,7 @@ fn settings(urls: &[&str], worker_id: &str) -> Arc<Settings> {
         concurrency: 1,
         max_prefetch: 0,
         shutdown_timeout: Duration::from_secs(1),
+        deadline_margin: Duration::from_secs(1),
         max_message_bytes: 1 << 20,
         flush_count: 1,
         flush_delay: Duration::from_millis(1),

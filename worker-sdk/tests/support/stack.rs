@@ -268,3 +268,35 @@ pub async fn within(limit: Duration, what: &str, mut condition: impl FnMut() -> 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A worker for `gateway` that takes jobs from `queue` only.
+pub fn worker_on(gateway: &Gateway, queue: &str) -> faktory_gateway_worker::WorkerBuilder {
+    faktory_gateway_worker::Worker::builder()
+        .gateway(gateway.url())
+        .queues([queue])
+}
+
+/// The Faktory a test that also runs against a real one talks to:
+/// `FAKTORY_URL` when set (such tests then keep to queues of their own, see
+/// [`unique_queue`]), else a fresh test server, kept alive by the returned
+/// handle.
+pub async fn faktory_url() -> (String, Option<TestServer>) {
+    super::init_tracing();
+    match std::env::var("FAKTORY_URL") {
+        Ok(url) if !url.trim().is_empty() => (url, None),
+        _ => {
+            let server = TestServer::start().await.expect("test server");
+            (server.url(), Some(server))
+        }
+    }
+}
+
+/// A queue name no other run uses, so runs against a shared real Faktory do
+/// not take each other's jobs.
+pub fn unique_queue(tag: &str) -> String {
+    format!(
+        "sdk-{tag}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
