@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "examples"))
 import faktory_info  # noqa: E402  (the checks' Faktory INFO helper)
+from ports import free_port, wait_port  # noqa: E402,F401  (also used by the tests)
 
 
 def _binary(variable: str, name: str) -> Path:
@@ -39,24 +39,6 @@ def _binary(variable: str, name: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on 127.0.0.1:{port}") from None
-            time.sleep(0.05)
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.05):

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from conftest import Process, wait_for
+from ports import free_port
 from faktory_gateway import Client, Worker, WorkerRefused, current_job
 
 
@@ -85,8 +86,6 @@ def test_a_bad_token_is_fatal_and_the_right_one_from_the_environment_works(
 
 
 def test_fails_over_to_the_next_gateway(faktory, gateway, run_worker):
-    from conftest import free_port
-
     dead = f"http://127.0.0.1:{free_port()}"
     # Whichever the worker id picks first, the dead one is tried at some point or not at all;
     # both orders must end on the live gateway.
