@@ -47,7 +47,15 @@ ensure_node_modules "$EXAMPLES/node"
 
 # 0. The package: a fresh venv, `pip install ./clients/python`, its tests.
 log "python3 -m venv; pip install ./clients/python pytest -r examples/python/requirements.txt"
-python3 -m venv "$WORK/venv"
+# Debian's python3 has venv (ensurepip) in a separate package.
+if ! python3 -m venv "$WORK/venv" >/dev/null 2>&1; then
+    rm -rf "$WORK/venv"
+    if command -v apt-get >/dev/null; then
+        log "apt-get install python3-venv"
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    fi
+    python3 -m venv "$WORK/venv"
+fi
 VPY="$WORK/venv/bin/python"
 "$VPY" -m pip install --quiet --disable-pip-version-check "$PACKAGE" pytest -r "$PY/requirements.txt"
 python3 -m venv "$WORK/stubs-venv"

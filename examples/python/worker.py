@@ -15,7 +15,7 @@ p.add_argument("--record")
 p.add_argument("--work-ms", type=float, default=0)
 args = p.parse_args()
 logging.basicConfig(level=logging.INFO, format="[worker] %(message)s")
-record, lock = open(args.record, "a") if args.record else None, threading.Lock()
+record, lock = open(args.record, "a", buffering=1) if args.record else None, threading.Lock()
 worker = Worker()
 
 
