@@ -129,6 +129,10 @@ class Gateway:
                                self.tmp / f"gateway-{self.port}.log", env=env)
         wait_port(self.port)
 
+    def freeze(self) -> None:
+        """Stops the gateway process (SIGSTOP): its sockets stay open, it answers nothing."""
+        self.process.kill(signal.SIGSTOP)
+
     def restart(self, pause: float = 0.5) -> None:
         self.process.kill(signal.SIGKILL)
         self.process.wait(10)

@@ -123,6 +123,47 @@ def test_gateway_killed_and_restarted_under_the_worker_loses_no_job(faktory, gat
     assert stats["sessions"] >= 2 and stats["unconfirmed"] == 0
 
 
+def test_results_unconfirmed_when_the_gateway_dies_are_sent_again(faktory, gateway, run_worker):
+    done: list[str] = []
+    worker = Worker(gateway=gateway.url, concurrency=4, max_prefetch=0)
+
+    @worker.register("slow")
+    def slow(payload):
+        time.sleep(0.5)
+        done.append(current_job().jid)
+
+    with Client(gateway.url) as client:
+        jids = push_adds(client, 8, "slow")
+    running = run_worker(worker)
+    wait_for(lambda: worker.stats().get("started", 0) >= 4, 20, "four jobs to start")
+    # Frozen, the gateway reads none of the acks the four jobs send when they finish, and
+    # settles none; then it dies. The worker must send them again to the next gateway.
+    gateway.freeze()
+    wait_for(lambda: worker.stats()["succeeded"] >= 4, 20, "the four jobs to finish")
+    time.sleep(0.2)
+    gateway.restart(pause=0.2)
+    faktory.settled(8)
+    assert running.stop().clean
+    stats = worker.stats()
+    assert stats["resent"] >= 4, stats
+    assert stats["settled"] == 8 and sorted(done) == sorted(jids)
+
+
+def test_heartbeats_keep_an_idle_stream_open(faktory, start_gateway, run_worker):
+    gw = start_gateway("--heartbeat-interval-ms", "200", "--heartbeat-timeout-ms", "1000")
+    worker = Worker(gateway=gw.url, concurrency=2)
+    worker.register("add", lambda payload: None)
+    running = run_worker(worker)
+    wait_for(lambda: worker.stats().get("sessions") == 1, 20, "the stream to open")
+    time.sleep(3)  # three heartbeat timeouts with no job
+    with Client(gw.url) as client:
+        push_adds(client, 5)
+    faktory.settled(5)
+    assert running.stop().clean
+    assert worker.stats()["sessions"] == 1, "the gateway never found the stream silent"
+    assert worker.stats()["rtt_ms"] is not None, "pings were answered"
+
+
 WORKER_SCRIPT = textwrap.dedent("""
     import sys, time
     from faktory_gateway import Worker, current_job
