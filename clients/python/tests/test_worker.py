@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import Process, wait_for
-from ports import free_port
+from ports import CuttableProxy, free_port
 from faktory_gateway import Client, Worker, WorkerRefused, current_job
 
 
@@ -121,6 +121,41 @@ def test_gateway_killed_and_restarted_under_the_worker_loses_no_job(faktory, gat
     assert sorted(done) == sorted(jids), "every job ran exactly once"
     stats = worker.stats()
     assert stats["sessions"] >= 2 and stats["unconfirmed"] == 0
+
+
+def test_jobs_held_across_a_broken_stream_stay_with_the_worker(faktory, gateway, run_worker):
+    """After a cut the worker's hello lists what it holds: the gateway keeps those jobs for it
+    instead of redelivering them to the other worker waiting for jobs."""
+    runs: list[tuple[str, str]] = []
+    proxy = CuttableProxy(gateway.port)
+
+    def worker_named(name: str, url: str) -> Worker:
+        worker = Worker(gateway=url, concurrency=4, max_prefetch=4, worker_id=name)
+
+        @worker.register("slow")
+        def slow(payload):
+            time.sleep(1.2)  # two rounds of these outlast the gateway's reconnect grace (1 s)
+            runs.append((name, current_job().jid))
+
+        return worker
+
+    try:
+        far = worker_named("far", f"http://127.0.0.1:{proxy.port}")
+        with Client(gateway.url) as client:
+            jids = push_adds(client, 8, "slow")
+        running_far = run_worker(far)
+        wait_for(lambda: far.stats().get("delivered", 0) >= 8, 20, "all jobs at the far worker")
+        near = worker_named("near", gateway.url)
+        running_near = run_worker(near)
+        wait_for(lambda: near.stats().get("sessions") == 1, 20, "the near worker's stream")
+        proxy.cut()
+        faktory.settled(8)
+        assert running_far.stop().clean and running_near.stop().clean
+    finally:
+        proxy.close()
+    assert sorted(jid for _, jid in runs) == sorted(jids), "every job ran exactly once"
+    assert {name for name, _ in runs} == {"far"}, "nothing held by the far worker moved"
+    assert far.stats()["sessions"] >= 2
 
 
 def test_results_unconfirmed_when_the_gateway_dies_are_sent_again(faktory, gateway, run_worker):
