@@ -49,10 +49,10 @@ def _urls(given: Urls, env: Mapping[str, str]) -> list[str]:
     return urls
 
 
-def _positive_int(given: Optional[int], name: str, env: Mapping[str, str], default: int,
-                  allow_zero: bool = False) -> int:
+def _positive_int(given: Optional[int], argument: str, name: str, env: Mapping[str, str],
+                  default: int, allow_zero: bool = False) -> int:
     if given is not None:
-        value, source = given, name.lower()
+        value, source = given, argument
     elif env.get(name, "").strip():
         source = name
         try:
@@ -147,8 +147,9 @@ def worker_settings(*, gateway: Urls = None, queues: Optional[Sequence[str]] = N
         hostname=hostname,
         labels=list(labels),
         queues=list(queues),
-        concurrency=_positive_int(concurrency, "WORKER_CONCURRENCY", env, DEFAULT_CONCURRENCY),
-        max_prefetch=_positive_int(max_prefetch, "WORKER_MAX_PREFETCH", env,
+        concurrency=_positive_int(concurrency, "concurrency", "WORKER_CONCURRENCY", env,
+                                  DEFAULT_CONCURRENCY),
+        max_prefetch=_positive_int(max_prefetch, "max_prefetch", "WORKER_MAX_PREFETCH", env,
                                    DEFAULT_MAX_PREFETCH, allow_zero=True),
         shutdown_timeout=shutdown_timeout,
         flush_count=max(1, result_batch_size),

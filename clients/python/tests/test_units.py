@@ -51,6 +51,12 @@ def test_bad_values_name_the_variable(env, variable):
     assert error.value.name == variable
 
 
+def test_bad_arguments_name_the_argument():
+    with pytest.raises(ConfigError) as error:
+        worker_settings(concurrency=0, env={"WORKER_CONCURRENCY": "5"})
+    assert error.value.name == "concurrency"
+
+
 def test_bad_urls_are_refused_by_the_worker():
     from faktory_gateway import Worker
 
