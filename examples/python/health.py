@@ -16,21 +16,23 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-import gateway_stubs
+from faktory_gateway import connect
+from faktory_gateway.settings import connection
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    gateway_stubs.add_connection_args(p, "GATEWAY_WORKER_TOKEN")
+    p.add_argument("--gateway", help="gateway URL (default: GATEWAY_URL)")
     p.add_argument("--service", default="", help='service name; "" means the whole server')
     p.add_argument("--wait", type=float, default=0.0, help="keep asking for this many seconds")
     args = p.parse_args()
-    stub = health_pb2_grpc.HealthStub(gateway_stubs.channel(args.gateway))
+    conn = connection(args.gateway, None, "GATEWAY_WORKER_TOKEN", None, None)
+    stub = health_pb2_grpc.HealthStub(connect.sync_channel(conn, conn.gateways[0]))
     deadline = time.monotonic() + args.wait
     while True:
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=args.service), timeout=5,
-                                  metadata=gateway_stubs.auth_metadata(args.token))
+                                  metadata=connect.metadata(conn.token))
             status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         except grpc.RpcError as error:
             status = f"{error.code().name}: {error.details()}"
