@@ -144,7 +144,7 @@ impl Session {
     async fn run(&mut self, state: &mut WorkerState) -> Result<Infallible, SessionEnd> {
         // First ping at once: the RTT measurement feeds the window.
         self.ping().await?;
-        if state.shutting_down() {
+        if state.note_shutdown() {
             self.start_drain(state, DrainKind::Local).await?;
         }
         let mut heartbeat = tokio::time::interval_at(
@@ -183,7 +183,7 @@ impl Session {
                 _ = heartbeat.tick() => self.on_heartbeat_tick().await?,
                 _ = flow_tick.tick() => self.on_flow_tick(state).await?,
                 _ = state.shutdown.cancelled(), if !local_draining => {
-                    state.shutting_down();
+                    state.note_shutdown();
                     self.start_drain(state, DrainKind::Local).await?;
                 }
                 _ = sleep_until(timeout_at), if timeout_at.is_some() => {

@@ -111,9 +111,10 @@ impl WorkerState {
         }
     }
 
-    /// Whether shutdown was requested; starts the shutdown clock (and calls
-    /// the quiet hooks) the first time it is seen.
-    pub(crate) fn shutting_down(&mut self) -> bool {
+    /// Notes a requested shutdown: the first time it is seen, starts the
+    /// shutdown clock and calls the quiet hooks. Returns whether there is
+    /// one.
+    pub(crate) fn note_shutdown(&mut self) -> bool {
         if !self.shutdown.is_cancelled() {
             return false;
         }

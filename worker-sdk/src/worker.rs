@@ -196,7 +196,7 @@ impl Worker {
 /// The `Hello` for the next stream; while shutting down the window is the
 /// minimum, since the stream is only opened to deliver results.
 fn hello(state: &mut WorkerState) -> v1::Hello {
-    let window = if state.shutting_down() {
+    let window = if state.note_shutdown() {
         1
     } else {
         state.flow.window()
@@ -219,7 +219,7 @@ fn hello(state: &mut WorkerState) -> v1::Hello {
 /// While no stream is open: stop when a shutdown has nothing left to report,
 /// or when its time is up.
 fn stopped_while_disconnected(state: &mut WorkerState) -> Option<StopReason> {
-    if !state.shutting_down() {
+    if !state.note_shutdown() {
         return None;
     }
     if state.running.is_empty() && state.results.is_settled() {
@@ -237,12 +237,15 @@ fn stopped_while_disconnected(state: &mut WorkerState) -> Option<StopReason> {
 }
 
 /// Waits `delay` before reconnecting, collecting finished handlers' results;
-/// cut short when shutdown starts or a shutdown has nothing left to wait for.
+/// cut short when a shutdown has nothing left to wait for (nothing running,
+/// every result confirmed). Results still unconfirmed keep the wait: they
+/// need a gateway, and retrying one that is down without a pause would spin
+/// until the shutdown timeout.
 async fn pause(state: &mut WorkerState, delay: Duration) {
     let until = Instant::now() + delay;
     loop {
-        let was_shutting_down = state.shutting_down();
-        if was_shutting_down && state.running.is_empty() {
+        let was_shutting_down = state.note_shutdown();
+        if was_shutting_down && state.running.is_empty() && state.results.is_settled() {
             return;
         }
         // `recv` and `cancelled` are cancellation-safe; the sleep is re-armed.
@@ -260,7 +263,7 @@ async fn pause(state: &mut WorkerState, delay: Duration) {
 async fn absorb_until_deadline(state: &mut WorkerState) {
     loop {
         let deadline = state
-            .shutting_down()
+            .note_shutdown()
             .then_some(state.shutdown_deadline)
             .flatten();
         tokio::select! {
@@ -277,5 +280,48 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Report;
+
+    fn state(shutdown: &CancellationToken) -> WorkerState {
+        let worker = Worker::builder()
+            .gateway("http://127.0.0.1:1")
+            .register("noop", |_job: crate::Job| async { Ok(()) })
+            .build()
+            .expect("valid worker");
+        WorkerState::new(
+            worker.settings.clone(),
+            worker.parts.clone(),
+            worker.stats.clone(),
+            shutdown.clone(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_with_unconfirmed_results_still_pauses_between_attempts() {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let mut state = state(&shutdown);
+        state
+            .results
+            .push(Report::Ack("jid-unconfirmed".into()), Instant::now());
+        let started = Instant::now();
+        pause(&mut state, Duration::from_millis(300)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_with_nothing_left_does_not_pause() {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let mut state = state(&shutdown);
+        let started = Instant::now();
+        pause(&mut state, Duration::from_millis(300)).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }
