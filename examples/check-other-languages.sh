@@ -37,8 +37,8 @@ NODE_JOBS="${NODE_JOBS:-1000}"
 RUST_TO_PY_JOBS="${RUST_TO_PY_JOBS:-20000}"
 PY="$EXAMPLES/python"
 PACKAGE="$ROOT/clients/python"
-# Both names of each token variable are set wherever a check passes a token (the Rust examples
-# are moving from PRODUCER_TOKEN/WORKER_TOKEN to the GATEWAY_* names); no check needs one now.
+# No check passes a token; the Rust examples' GATEWAY_*_TOKEN variables are emptied so that a
+# caller's environment cannot add one.
 
 build_binaries faktory-test-server faktory-gateway
 log "cargo build -p faktory-gateway-worker --example add_producer --example add_worker"
@@ -230,7 +230,7 @@ faktory_failures() {
 failures_before="$(faktory_failures)"
 WORKER_CONCURRENCY=50 start_py_worker rust-to-python
 started=$SECONDS
-if timeout 300 env GATEWAY_PRODUCER_TOKEN= PRODUCER_TOKEN= "$TARGET_DIR/debug/examples/add_producer" \
+if timeout 300 env GATEWAY_PRODUCER_TOKEN= "$TARGET_DIR/debug/examples/add_producer" \
     --gateway "$GATEWAY_URL" --jobs "$RUST_TO_PY_JOBS" --batch 500 >"$WORK/add_producer.log" 2>&1; then
     pass "Rust add_producer pushed $RUST_TO_PY_JOBS jobs ($(tail -n 1 "$WORK/add_producer.log"))"
 else
@@ -261,7 +261,7 @@ else
 fi
 
 RUST_JOBS="${RUST_JOBS:-1000}"
-start_bg add_worker env WORKER_CONCURRENCY=8 GATEWAY_WORKER_TOKEN= WORKER_TOKEN= \
+start_bg add_worker env WORKER_CONCURRENCY=8 GATEWAY_WORKER_TOKEN= \
     "$TARGET_DIR/debug/examples/add_worker" --gateway "$GATEWAY_URL"
 add_worker_pid="${BG_PIDS[-1]}"
 if timeout 60 "$VPY" "$PY/producer.py" --gateway "$GATEWAY_URL" --count "$RUST_JOBS" \
