@@ -243,3 +243,45 @@ class RejectedResult(_message.Message):
     jid: str
     reason: str
     def __init__(self, jid: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...
+
+class WorkerInfo(_message.Message):
+    __slots__ = ("session_id", "worker_id", "hostname", "labels", "queues", "jobtypes", "window", "in_flight", "jobs_done", "jobs_failed", "jobs_per_second", "heartbeat_rtt_us", "connected_unix_ms", "draining")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    JOBTYPES_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    JOBS_DONE_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    JOBS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_RTT_US_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    worker_id: str
+    hostname: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    queues: _containers.RepeatedScalarFieldContainer[str]
+    jobtypes: _containers.RepeatedScalarFieldContainer[str]
+    window: int
+    in_flight: int
+    jobs_done: int
+    jobs_failed: int
+    jobs_per_second: float
+    heartbeat_rtt_us: int
+    connected_unix_ms: int
+    draining: bool
+    def __init__(self, session_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., hostname: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., queues: _Optional[_Iterable[str]] = ..., jobtypes: _Optional[_Iterable[str]] = ..., window: _Optional[int] = ..., in_flight: _Optional[int] = ..., jobs_done: _Optional[int] = ..., jobs_failed: _Optional[int] = ..., jobs_per_second: _Optional[float] = ..., heartbeat_rtt_us: _Optional[int] = ..., connected_unix_ms: _Optional[int] = ..., draining: bool = ...) -> None: ...

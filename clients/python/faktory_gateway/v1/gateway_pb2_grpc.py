@@ -192,3 +192,97 @@ class Gateway(object):
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AdminStub(object):
+    """What operators ask a gateway about itself. Served on the same port as
+    `Gateway`. The HTTP/JSON API answers the same question as
+    `GET /v1/workers`, with the same field names.
+
+    Token: the admin token (`--admin-token`) when one is configured;
+    otherwise the producer or the worker token, when either is; otherwise the
+    service is open. Errors: UNAUTHENTICATED as for `Push`.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListWorkers = channel.unary_unary(
+                '/faktory_gateway.v1.Admin/ListWorkers',
+                request_serializer=faktory__gateway_dot_v1_dot_gateway__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=faktory__gateway_dot_v1_dot_gateway__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
+
+
+class AdminServicer(object):
+    """What operators ask a gateway about itself. Served on the same port as
+    `Gateway`. The HTTP/JSON API answers the same question as
+    `GET /v1/workers`, with the same field names.
+
+    Token: the admin token (`--admin-token`) when one is configured;
+    otherwise the producer or the worker token, when either is; otherwise the
+    service is open. Errors: UNAUTHENTICATED as for `Push`.
+    """
+
+    def ListWorkers(self, request, context):
+        """Lists every open `Work` session of this gateway, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=faktory__gateway_dot_v1_dot_gateway__pb2.ListWorkersRequest.FromString,
+                    response_serializer=faktory__gateway_dot_v1_dot_gateway__pb2.ListWorkersResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'faktory_gateway.v1.Admin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('faktory_gateway.v1.Admin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Admin(object):
+    """What operators ask a gateway about itself. Served on the same port as
+    `Gateway`. The HTTP/JSON API answers the same question as
+    `GET /v1/workers`, with the same field names.
+
+    Token: the admin token (`--admin-token`) when one is configured;
+    otherwise the producer or the worker token, when either is; otherwise the
+    service is open. Errors: UNAUTHENTICATED as for `Push`.
+    """
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faktory_gateway.v1.Admin/ListWorkers',
+            faktory__gateway_dot_v1_dot_gateway__pb2.ListWorkersRequest.SerializeToString,
+            faktory__gateway_dot_v1_dot_gateway__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
