@@ -136,9 +136,10 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
         .await
         .context("poll faktory's INFO")?;
     let before = poller.latest().counts;
-    let mut gateways = Vec::with_capacity(options.gateways.max(1));
-    let mut links = Vec::with_capacity(gateways.capacity());
-    for _ in 0..gateways.capacity() {
+    let count = options.gateways.max(1);
+    let mut gateways = Vec::with_capacity(count);
+    let mut links = Vec::with_capacity(count);
+    for _ in 0..count {
         let gateway = Gateway::start(url.clone(), Vec::new()).await?;
         links.push(LinkEmulator::start(gateway.addr(), options.rtt / 2).await?);
         gateways.push(gateway);
@@ -198,11 +199,12 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
     let before_kill = stats.snapshot();
     let killed_at = Instant::now();
     gateways[on].kill().await?;
-    let failover = if gateways.len() == 1 {
+    let killed_stays_down = gateways.len() > 1;
+    let failover = if killed_stays_down {
+        watch_failover(&stats, before_kill, killed_at, give_up).await
+    } else {
         gateways[on].restart().await?;
         Failover::default()
-    } else {
-        watch_failover(&stats, before_kill, killed_at, give_up).await
     };
 
     let ended = wait_for_the_end(&record, &stats, &mut window_peak, options.jobs, give_up).await;
@@ -217,7 +219,7 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
     }
     let worker_stats = stats.snapshot();
     for (index, gateway) in gateways.iter_mut().enumerate() {
-        if index == on && options.gateways > 1 {
+        if index == on && killed_stays_down {
             continue;
         }
         if let Err(e) = gateway.stop().await {

@@ -64,8 +64,12 @@ impl Next {
 }
 
 /// Runs `job` through `chain` and `handler`; a panicking middleware fails
-/// the job like a panicking handler.
+/// the job like a panicking handler. Without middleware the handler runs
+/// as it is (no boxed chain, one panic catch).
 pub(crate) async fn run(chain: Chain, handler: Handler, job: Job) -> Result<(), JobError> {
+    if chain.is_empty() {
+        return handler::run(handler, job).await;
+    }
     let next = Next {
         chain,
         index: 0,

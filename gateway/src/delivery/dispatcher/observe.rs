@@ -44,8 +44,11 @@ impl Dispatcher {
     /// The queue of each job in `jids` that the gateway holds a lease of
     /// and is not settling yet, in order (jobs of other gateways, or
     /// already settling, are left out).
-    pub(crate) fn queues_of<'a>(&'a self, jids: &'a [String]) -> impl Iterator<Item = &'a str> {
-        jids.iter().filter_map(|jid| {
+    pub(crate) fn queues_of<'a>(
+        &'a self,
+        jids: impl IntoIterator<Item = &'a str>,
+    ) -> impl Iterator<Item = &'a str> {
+        jids.into_iter().filter_map(|jid| {
             self.leases
                 .get(jid)
                 .filter(|lease| lease.holder != Holder::Settling)

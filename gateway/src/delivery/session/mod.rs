@@ -330,21 +330,22 @@ impl Session {
                 self.stats.record_results(acks.jids.len() as u64, 0);
                 let mut d = self.shared.dispatcher.lock();
                 let queues = &self.shared.metrics.queues;
-                queues.add_each(d.queues_of(&acks.jids), QueueEvent::Acked);
+                queues.add_each(
+                    d.queues_of(acks.jids.iter().map(String::as_str)),
+                    QueueEvent::Acked,
+                );
                 d.ack(self.id, acks.jids);
                 Vec::new()
             }
             Some(Kind::Fails(fails)) => {
-                let jids: Vec<String> = fails
-                    .failures
-                    .iter()
-                    .filter(|f| !f.errtype.is_empty())
-                    .map(|f| f.jid.clone())
-                    .collect();
-                self.stats.record_results(0, jids.len() as u64);
+                let failed = fails.failures.iter().filter(|f| !f.errtype.is_empty());
+                self.stats.record_results(0, failed.clone().count() as u64);
                 let mut d = self.shared.dispatcher.lock();
                 let queues = &self.shared.metrics.queues;
-                queues.add_each(d.queues_of(&jids), QueueEvent::Failed);
+                queues.add_each(
+                    d.queues_of(failed.map(|f| f.jid.as_str())),
+                    QueueEvent::Failed,
+                );
                 d.fail(self.id, fails.failures)
             }
             Some(Kind::Releases(releases)) => self
