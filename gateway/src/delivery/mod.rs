@@ -163,6 +163,7 @@ impl Settings {
                 reconnect_grace: config.reconnect_grace(),
                 max_window: config.max_window.max(1),
                 max_fetch_depth: config.fetch_max_depth.max(1) as usize,
+                max_fetches_in_flight: config.fetch_max_in_flight.max(1) as usize,
                 max_settle_backlog: config.max_settle_backlog.max(1) as usize,
             },
         }

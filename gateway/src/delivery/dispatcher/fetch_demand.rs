@@ -8,6 +8,8 @@ use std::collections::HashMap;
 #[derive(Debug, Default)]
 pub(super) struct FetchDemand {
     in_flight: HashMap<Vec<String>, usize>,
+    /// The sum of `in_flight`.
+    total: usize,
     depth: HashMap<Vec<String>, usize>,
 }
 
@@ -22,9 +24,24 @@ impl FetchDemand {
         !self.in_flight.is_empty()
     }
 
+    /// FETCHes claimed and not yet answered, for all queue lists.
+    pub(super) fn total_in_flight(&self) -> usize {
+        self.total
+    }
+
     /// Claims a pipeline for `queues` of the current depth, at most
-    /// `demand` and `max_depth` (at least 1); returns its depth.
-    pub(super) fn claim(&mut self, queues: &[String], demand: usize, max_depth: usize) -> usize {
+    /// `demand` and `max_depth` (at least 1), and returns its depth; `None`
+    /// when only `room` FETCHes may still be sent and that is less. Waiting
+    /// for room for a whole pipeline keeps pipelines deep (one write and
+    /// few wakeups for several jobs) rather than filling every freed slot
+    /// with a FETCH of its own.
+    pub(super) fn claim(
+        &mut self,
+        queues: &[String],
+        demand: usize,
+        max_depth: usize,
+        room: usize,
+    ) -> Option<usize> {
         let depth = self
             .depth
             .get(queues)
@@ -33,8 +50,12 @@ impl FetchDemand {
             .min(demand)
             .min(max_depth)
             .max(1);
+        if depth > room {
+            return None;
+        }
         *self.in_flight.entry(queues.to_vec()).or_default() += depth;
-        depth
+        self.total += depth;
+        Some(depth)
     }
 
     /// `n` FETCHes for `queues` are over; `true` when none is left for them.
@@ -42,7 +63,9 @@ impl FetchDemand {
         let Some(left) = self.in_flight.get_mut(queues) else {
             return false;
         };
-        *left = left.saturating_sub(n);
+        let ended = n.min(*left);
+        self.total -= ended;
+        *left -= ended;
         if *left > 0 {
             return false;
         }
