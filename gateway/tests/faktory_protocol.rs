@@ -608,3 +608,98 @@ async fn huge_batches_do_not_deadlock() {
     })
     .await;
 }
+
+/// A scripted server for one connection: greets, takes HELLO, then answers each command line
+/// it reads with the next of `replies`, one write per reply, `gap` apart (as real Faktory
+/// answers a pipeline one reply at a time).
+async fn trickling_server(replies: Vec<&'static str>, gap: Duration) -> FaktoryUrl {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = FaktoryUrl::parse(&format!("tcp://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"+HI {\"v\":2}\r\n").await.unwrap();
+        let hello = lines.next_line().await.unwrap().unwrap();
+        assert!(hello.starts_with("HELLO"), "{hello}");
+        write.write_all(b"+OK\r\n").await.unwrap();
+        for reply in replies {
+            let Ok(Some(_command)) = lines.next_line().await else {
+                return;
+            };
+            tokio::time::sleep(gap).await;
+            write.write_all(reply.as_bytes()).await.unwrap();
+        }
+        // Hold the connection open until the client goes.
+        let _ = lines.next_line().await;
+    });
+    url
+}
+
+#[tokio::test]
+async fn paced_reads_take_replies_trickling_in_one_by_one() {
+    // Paced connections wait for the bytes the replies still due must bring at least; the
+    // shortest replies there are (3 bytes) arriving one by one must never leave them waiting
+    // for bytes that cannot come (the io timeout would end the exchange).
+    let options = ConnectOptions {
+        pace_reads: true,
+        io_timeout: Duration::from_secs(5),
+        fetch_block: Duration::ZERO,
+        ..ConnectOptions::default()
+    };
+    let queue = ["q".to_owned()];
+    let gap = Duration::from_millis(15);
+    let shortest = vec!["-\r\n"; 8];
+    let url = trickling_server(shortest.clone(), gap).await;
+    let mut conn = Connection::connect_with(&url, None, &options)
+        .await
+        .unwrap();
+    // Twice: the second exchange is paced by what the first took.
+    for _ in 0..2 {
+        let err = conn.fetch(&queue, 4).await.unwrap_err();
+        assert!(matches!(err, Error::Server(_)), "{err:?}");
+    }
+    let url = trickling_server(
+        vec![
+            "$-1\r\n",
+            "$2\r\n{}\r\n",
+            "+OK\r\n",
+            "+OK\r\n",
+            "-ERR Job not found\r\n",
+            "+OK\r\n",
+        ],
+        gap,
+    )
+    .await;
+    let mut conn = Connection::connect_with(&url, None, &options)
+        .await
+        .unwrap();
+    let jobs = conn.fetch(&queue, 2).await.unwrap();
+    assert_eq!(jobs, vec![Bytes::from_static(b"{}")]);
+    let jids: Vec<String> = (0..4).map(|i| format!("j{i}")).collect();
+    let results = conn.ack_many(&jids).await.unwrap();
+    assert_eq!(
+        results.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        [true, true, false, true]
+    );
+    assert!(!conn.is_broken());
+}
+
+#[tokio::test]
+async fn paced_huge_batches_do_not_deadlock() {
+    // As `huge_batches_do_not_deadlock`, on a connection that paces its reads.
+    against_all(|t| async move {
+        let options = ConnectOptions {
+            io_timeout: Duration::from_secs(20),
+            pace_reads: true,
+            ..ConnectOptions::default()
+        };
+        let mut conn = Connection::connect_with(&t.url, None, &options)
+            .await
+            .unwrap();
+        huge_batches(&mut conn).await;
+        huge_batches(&mut conn).await;
+    })
+    .await;
+}

@@ -61,6 +61,16 @@ pub struct ConnectOptions {
 /// Longest wait before reading the replies of a paced batch.
 pub(crate) const MAX_READ_PACE: Duration = Duration::from_millis(20);
 
+/// The read low-water mark while a paced batch waits out its pace: replies arriving meanwhile
+/// do not wake the process (one wakeup per reply otherwise, each Faktory reply arriving on its
+/// own). Small enough not to make the kernel grow the socket's receive buffer for it; more
+/// arriving than this only ends the quiet early.
+const HOLD_READS: usize = 32 * 1024;
+
+/// The fewest bytes any RESP reply takes (`+\r\n`): replies still to come bring at least this
+/// many bytes each, so waiting for that many is never waiting for bytes that cannot come.
+const MIN_REPLY_BYTES: usize = 3;
+
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
@@ -110,6 +120,11 @@ pub struct Connection {
     pace_reads: bool,
     /// Time per reply of the last paced exchange, at most [`MAX_READ_PACE`].
     reply_interval: Duration,
+    /// Whether paced exchanges set the socket's read low-water mark (paced reads on plain TCP
+    /// on Linux, see [`Transport::set_read_low_water`]).
+    low_water_on: bool,
+    /// The read low-water mark the socket has now (1: the kernel's default).
+    low_water: usize,
     /// Set while an exchange is in progress and left set if it does not finish cleanly.
     broken: bool,
     endpoint: String,
@@ -153,6 +168,7 @@ impl Connection {
     ) -> Result<Connection, Error> {
         let connect = async {
             let transport = Transport::open(url, options.tls_ca.as_deref()).await?;
+            let low_water_on = options.pace_reads && transport.has_read_low_water();
             let mut conn = Connection {
                 transport,
                 read_buf: BytesMut::with_capacity(BUFFER_CHUNK),
@@ -162,6 +178,8 @@ impl Connection {
                 fetch_block: options.fetch_block,
                 pace_reads: options.pace_reads,
                 reply_interval: Duration::ZERO,
+                low_water_on,
+                low_water: 1,
                 broken: true,
                 endpoint: url.to_string(),
             };
@@ -480,10 +498,12 @@ impl Connection {
         let result = with_deadline(command, limit, async {
             self.send().await?;
             if !pace.is_zero() {
+                // Replies arriving during the pace need not wake anyone: they are read after it.
+                self.set_low_water(HOLD_READS)?;
                 tokio::time::sleep(pace).await;
             }
-            for _ in 0..count {
-                on_reply(self.read_reply().await?);
+            for read in 0..count {
+                on_reply(self.read_reply_of(count - read).await?);
             }
             Ok(())
         })
@@ -507,27 +527,22 @@ impl Connection {
     /// buffer: Faktory answers pipelined commands as it reads them and stops reading while its
     /// replies back up, so a batch larger than the socket buffers would otherwise deadlock.
     async fn send(&mut self) -> Result<(), Error> {
-        let Connection {
-            transport,
-            write_buf,
-            read_buf,
-            ..
-        } = self;
         let mut written = 0;
         std::future::poll_fn(|cx| {
-            while written < write_buf.len() {
-                match Pin::new(&mut *transport).poll_write(cx, &write_buf[written..]) {
+            while written < self.write_buf.len() {
+                let unwritten = &self.write_buf[written..];
+                match Pin::new(&mut self.transport).poll_write(cx, unwritten) {
                     Poll::Ready(Ok(0)) => {
                         return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
                     }
                     Poll::Ready(Ok(n)) => written += n,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                    Poll::Pending => return poll_drain_readable(transport, read_buf, cx),
+                    Poll::Pending => return self.poll_drain_readable(cx),
                 }
             }
-            match Pin::new(&mut *transport).poll_flush(cx) {
+            match Pin::new(&mut self.transport).poll_flush(cx) {
                 Poll::Ready(result) => Poll::Ready(result.map_err(Error::from)),
-                Poll::Pending => poll_drain_readable(transport, read_buf, cx),
+                Poll::Pending => self.poll_drain_readable(cx),
             }
         })
         .await?;
@@ -537,10 +552,21 @@ impl Connection {
 
     /// Reads until one complete reply is buffered and takes it off.
     async fn read_reply(&mut self) -> Result<Reply, Error> {
+        self.read_reply_of(1).await
+    }
+
+    /// Like [`Connection::read_reply`], with `replies` (at least 1) still to be read in this
+    /// exchange, this one included: with the low-water mark on, the socket is waited on until
+    /// the bytes those replies must still bring at least have arrived (the first of them is
+    /// incomplete, so at least one byte; each later one at least [`MIN_REPLY_BYTES`]), so that
+    /// a batch of replies arriving one by one wakes the reader once for several of them, and
+    /// never for fewer bytes than can come.
+    async fn read_reply_of(&mut self, replies: usize) -> Result<Reply, Error> {
         loop {
             if let Some(reply) = self.parser.parse(&mut self.read_buf)? {
                 return Ok(reply);
             }
+            self.set_low_water(1 + MIN_REPLY_BYTES * replies.saturating_sub(1))?;
             if self.read_buf.capacity() - self.read_buf.len() < BUFFER_CHUNK / 4 {
                 self.read_buf.reserve(BUFFER_CHUNK);
             }
@@ -549,25 +575,50 @@ impl Connection {
             }
         }
     }
-}
 
-/// Reads everything available now into `read_buf`; `Pending` once nothing more is readable
-/// (the caller is woken by either readiness), an error if the peer closed or failed.
-fn poll_drain_readable(
-    transport: &mut Transport,
-    read_buf: &mut BytesMut,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), Error>> {
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let mut chunk_buf = ReadBuf::new(&mut chunk);
-        match Pin::new(&mut *transport).poll_read(cx, &mut chunk_buf) {
-            Poll::Ready(Ok(())) if chunk_buf.filled().is_empty() => {
-                return Poll::Ready(Err(Error::Closed));
+    /// Sets the socket's read low-water mark to `bytes` when the connection uses one (see
+    /// [`Transport::set_read_low_water`]) and it differs from the mark in force.
+    ///
+    /// # Errors
+    /// When lowering the mark fails: the socket might otherwise never be reported readable
+    /// for the bytes that can still come. A failure to raise it only turns the mark off.
+    fn set_low_water(&mut self, bytes: usize) -> Result<(), Error> {
+        if !self.low_water_on || bytes == self.low_water {
+            return Ok(());
+        }
+        match self.transport.set_read_low_water(bytes) {
+            Ok(()) => {
+                self.low_water = bytes;
+                Ok(())
             }
-            Poll::Ready(Ok(())) => read_buf.extend_from_slice(chunk_buf.filled()),
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-            Poll::Pending => return Poll::Pending,
+            Err(e) if bytes > self.low_water => {
+                tracing::debug!(endpoint = %self.endpoint, error = %e, "cannot set the read low-water mark; reading without it");
+                self.low_water_on = false;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads everything available now into the read buffer; `Pending` once nothing more is
+    /// readable (the caller is woken by either readiness), an error if the peer closed or
+    /// failed. Any byte is worth reading here (the low-water mark goes back to 1): the peer may
+    /// be waiting for room to write more.
+    fn poll_drain_readable(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if let Err(e) = self.set_low_water(1) {
+            return Poll::Ready(Err(e));
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let mut chunk_buf = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut self.transport).poll_read(cx, &mut chunk_buf) {
+                Poll::Ready(Ok(())) if chunk_buf.filled().is_empty() => {
+                    return Poll::Ready(Err(Error::Closed));
+                }
+                Poll::Ready(Ok(())) => self.read_buf.extend_from_slice(chunk_buf.filled()),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }

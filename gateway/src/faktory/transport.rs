@@ -52,6 +52,51 @@ impl Transport {
     pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Transport::Tls(_))
     }
+
+    /// Whether [`Transport::set_read_low_water`] has any effect: plain TCP on Linux. Under TLS
+    /// the bytes the kernel holds are not the bytes a reader waits for (rustls may already
+    /// hold most of a record), so no byte count could be promised there.
+    pub(crate) fn has_read_low_water(&self) -> bool {
+        cfg!(target_os = "linux") && matches!(self, Transport::Tcp(_))
+    }
+
+    /// Sets the socket's `SO_RCVLOWAT`: the kernel reports the socket readable (and wakes the
+    /// runtime's poller) only once `bytes` are unread, or the peer closed. Reads themselves are
+    /// unaffected: a non-blocking read returns whatever has arrived. Lowering it signals
+    /// readiness at once when enough is unread already. A no-op where
+    /// [`Transport::has_read_low_water`] is false.
+    pub(crate) fn set_read_low_water(&self, bytes: usize) -> io::Result<()> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Transport::Tcp(tcp) => set_rcvlowat(tcp, bytes),
+            _ => {
+                let _ = bytes;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_rcvlowat(tcp: &TcpStream, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes.max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the descriptor is the open socket `tcp` owns (borrowed for the call), and the
+    // option value is a live `c_int` whose size is passed along, as setsockopt(2) requires.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            std::ptr::from_ref(&value).cast(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).expect("c_int size fits"),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The client TLS configuration: webpki roots plus every certificate in `tls_ca`.
