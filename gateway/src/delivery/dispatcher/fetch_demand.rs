@@ -8,8 +8,6 @@ use std::collections::HashMap;
 #[derive(Debug, Default)]
 pub(super) struct FetchDemand {
     in_flight: HashMap<Vec<String>, usize>,
-    /// The sum of `in_flight`.
-    total: usize,
     depth: HashMap<Vec<String>, usize>,
 }
 
@@ -26,7 +24,8 @@ impl FetchDemand {
 
     /// FETCHes claimed and not yet answered, for all queue lists.
     pub(super) fn total_in_flight(&self) -> usize {
-        self.total
+        // One entry per queue list with FETCHes out: a handful.
+        self.in_flight.values().sum()
     }
 
     /// Claims a pipeline for `queues` of the current depth, at most
@@ -54,7 +53,6 @@ impl FetchDemand {
             return None;
         }
         *self.in_flight.entry(queues.to_vec()).or_default() += depth;
-        self.total += depth;
         Some(depth)
     }
 
@@ -63,9 +61,7 @@ impl FetchDemand {
         let Some(left) = self.in_flight.get_mut(queues) else {
             return false;
         };
-        let ended = n.min(*left);
-        self.total -= ended;
-        *left -= ended;
+        *left = left.saturating_sub(n);
         if *left > 0 {
             return false;
         }
