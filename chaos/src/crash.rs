@@ -352,8 +352,8 @@ fn worker(
             let record = record.clone();
             async move {
                 let errtype = job.failure().map(|f| f.errtype.clone());
-                record.start(job.jid(), errtype.as_deref());
-                record.succeeded(job.jid());
+                record.start(job.jid(), errtype.as_deref(), 1);
+                record.succeeded(job.jid(), 1);
                 Ok::<(), JobError>(())
             }
         })

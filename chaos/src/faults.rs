@@ -124,13 +124,24 @@ impl FaultLog {
         self.events[..end].last().map(|(_, fault)| *fault)
     }
 
-    /// The first fault among `kinds` after `from`.
-    pub(crate) fn first_of_after(&self, kinds: &[Fault], from: Instant) -> Option<Fault> {
+    /// The first fault among `kinds` after `from`, and when it struck.
+    pub(crate) fn first_of_after(
+        &self,
+        kinds: &[Fault],
+        from: Instant,
+    ) -> Option<(Instant, Fault)> {
         let start = self.events.partition_point(|(at, _)| *at <= from);
         self.events[start..]
             .iter()
-            .map(|(_, fault)| *fault)
-            .find(|fault| kinds.contains(fault))
+            .copied()
+            .find(|(_, fault)| kinds.contains(fault))
+    }
+
+    /// The faults that struck after `from` and no later than `until`.
+    pub(crate) fn between(&self, from: Instant, until: Instant) -> &[(Instant, Fault)] {
+        let start = self.events.partition_point(|(at, _)| *at <= from);
+        let end = self.events.partition_point(|(at, _)| *at <= until);
+        &self.events[start..end.max(start)]
     }
 }
 
@@ -174,8 +185,10 @@ mod tests {
         assert_eq!(log.first_between(at(20), None), None);
         assert_eq!(
             log.first_of_after(&[Fault::KillGateway], at(0)),
-            Some(Fault::KillGateway)
+            Some((at(20), Fault::KillGateway))
         );
+        assert_eq!(log.between(at(5), at(20)).len(), 2);
+        assert_eq!(log.between(at(10), at(19)).len(), 0);
         assert_eq!(log.first_of_after(&[Fault::RestartGateway], at(0)), None);
         assert_eq!(log.last_before(at(5)), None);
         assert_eq!(log.last_before(at(15)), Some(Fault::AbortWorker));

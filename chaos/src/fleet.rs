@@ -23,6 +23,8 @@ const SLOW_HANDLER: Duration = Duration::from_millis(5);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct Slot {
+    /// The worker's number in the [`Record`].
+    worker: u64,
     slow: bool,
     gateway: usize,
     stop: CancellationToken,
@@ -68,20 +70,24 @@ impl Fleet {
 
     fn spawn(&mut self, slow: bool, gateway: usize) -> anyhow::Result<Slot> {
         self.started += 1;
+        let number = self.started;
         let record = self.record.clone();
         let stop = CancellationToken::new();
         let worker = Worker::builder()
             .gateway(self.gateway_urls[gateway].clone())
-            .worker_id(format!("chaos-worker-{}", self.started))
+            .worker_id(format!("chaos-worker-{number}"))
             .queues([self.queue.clone()])
             .concurrency(CONCURRENCY)
             .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
             .shutdown_timeout(SHUTDOWN_TIMEOUT)
-            .register(JOBTYPE, move |job: Job| handle(job, record.clone(), slow))
+            .register(JOBTYPE, move |job: Job| {
+                handle(job, record.clone(), slow, number)
+            })
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .build()
             .context("build a worker")?;
         Ok(Slot {
+            worker: number,
             slow,
             gateway,
             stop,
@@ -92,8 +98,14 @@ impl Fleet {
     /// Aborts the worker in slot `index` (no graceful shutdown) and starts a
     /// fresh one there.
     pub(crate) fn abort_and_replace(&mut self, index: usize) -> anyhow::Result<()> {
-        let Slot { slow, gateway, .. } = self.slots[index];
+        let Slot {
+            worker,
+            slow,
+            gateway,
+            ..
+        } = self.slots[index];
         self.slots[index].task.abort();
+        self.record.worker_aborted(worker);
         self.slots[index] = self.spawn(slow, gateway)?;
         Ok(())
     }
@@ -118,17 +130,17 @@ impl Fleet {
 
 /// The handler: records the run, waits if slow, fails by injection where the
 /// plan says so, otherwise succeeds.
-async fn handle(job: Job, record: Arc<Record>, slow: bool) -> Result<(), JobError> {
+async fn handle(job: Job, record: Arc<Record>, slow: bool, worker: u64) -> Result<(), JobError> {
     let jid = job.jid().to_owned();
     let errtype = job.failure().map(|f| f.errtype.clone());
-    let inject = record.start(&jid, errtype.as_deref());
+    let inject = record.start(&jid, errtype.as_deref(), worker);
     if slow {
         tokio::time::sleep(SLOW_HANDLER).await;
     }
     if inject {
-        record.injected(&jid);
+        record.injected(&jid, worker);
         return Err(JobError::new(INJECTED, "chaos: injected failure"));
     }
-    record.succeeded(&jid);
+    record.succeeded(&jid, worker);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! [`Record`]: what the handlers saw, per jid: runs (and when each
-//! started), successes (and when the first one finished), injected
+//! started, and on which worker), successes (and when the first one finished), injected
 //! failures, and failure records left by anything other than the injection
-//! (a retry consumed by a gateway- or network-side event).
+//! (a retry consumed by a gateway- or network-side event); and when each
+//! aborted worker was aborted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,10 +25,14 @@ pub(crate) struct JidRecord {
     pub(crate) foreign_errtypes: Vec<String>,
     /// When each run started, in order.
     pub(crate) run_starts: Vec<Instant>,
+    /// Which worker (see [`Record::worker_aborted`]) made each run, in order.
+    pub(crate) run_workers: Vec<u64>,
     /// When the job was finished: its first successful run ended, or (for
     /// a job bound for the dead set) its injected failure was returned. Any
     /// run starting later is a re-run of a finished job.
     pub(crate) finished_at: Option<Instant>,
+    /// The worker that finished it.
+    pub(crate) finished_by: Option<u64>,
     /// When a run first found `ReservationExpired` in the job's failure
     /// record (the job had been left to the expiry before that run).
     pub(crate) expiry_seen_at: Option<Instant>,
@@ -62,18 +67,22 @@ pub(crate) struct Record {
     runs: AtomicU64,
     /// Jids with at least one successful run.
     finished: AtomicU64,
+    /// When each aborted worker was aborted, by worker number.
+    pub(crate) aborted: Mutex<HashMap<u64, Instant>>,
 }
 
 impl Record {
-    /// A handler starts `jid`; `errtype` is the job's failure record's.
-    /// Returns whether to fail it by injection.
-    pub(crate) fn start(&self, jid: &str, errtype: Option<&str>) -> bool {
+    /// A handler of `worker` (a number unique to one worker of the run)
+    /// starts `jid`; `errtype` is the job's failure record's. Returns whether
+    /// to fail it by injection.
+    pub(crate) fn start(&self, jid: &str, errtype: Option<&str>, worker: u64) -> bool {
         self.runs.fetch_add(1, Ordering::Relaxed);
         let mut jids = self.jids.lock();
         let entry = jids.entry(jid.to_owned()).or_default();
         entry.runs += 1;
         let now = Instant::now();
         entry.run_starts.push(now);
+        entry.run_workers.push(worker);
         if errtype == Some(RESERVATION_EXPIRED) {
             entry.expiry_seen_at.get_or_insert(now);
         }
@@ -85,27 +94,42 @@ impl Record {
         class_of(jid).injects(errtype)
     }
 
-    /// The handler failed `jid` by injection.
-    pub(crate) fn injected(&self, jid: &str) {
+    /// A handler of `worker` failed `jid` by injection.
+    pub(crate) fn injected(&self, jid: &str, worker: u64) {
         let mut jids = self.jids.lock();
         let entry = jids.entry(jid.to_owned()).or_default();
         entry.injected += 1;
         if class_of(jid) == Class::FailToDead && entry.injected == 1 {
             entry.finished_at = Some(Instant::now());
+            entry.finished_by = Some(worker);
             self.resolved.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// The handler finished `jid` successfully.
-    pub(crate) fn succeeded(&self, jid: &str) {
+    /// A handler of `worker` finished `jid` successfully.
+    pub(crate) fn succeeded(&self, jid: &str, worker: u64) {
         let mut jids = self.jids.lock();
         let entry = jids.entry(jid.to_owned()).or_default();
         entry.successes += 1;
         if entry.successes == 1 {
-            entry.finished_at.get_or_insert_with(Instant::now);
+            if entry.finished_at.is_none() {
+                entry.finished_at = Some(Instant::now());
+                entry.finished_by = Some(worker);
+            }
             self.finished.fetch_add(1, Ordering::Relaxed);
             self.resolved.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// `worker` was aborted just now: results it held and had not yet sent
+    /// are gone with it.
+    pub(crate) fn worker_aborted(&self, worker: u64) {
+        self.aborted.lock().insert(worker, Instant::now());
+    }
+
+    /// When `worker` was aborted, if it was.
+    pub(crate) fn aborted_at(&self, worker: u64) -> Option<Instant> {
+        self.aborted.lock().get(&worker).copied()
     }
 
     /// Jids resolved so far (see [`Record::resolved`]'s field).

@@ -308,6 +308,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
         blocked_fetches_cut: stranded.blocked_fetches_cut,
         faktory_expired_counter: stack.target.handle().map(|h| h.counters().expired),
         notes,
+        started,
         faults_done,
         elapsed: started.elapsed(),
     };

@@ -45,7 +45,11 @@
 //! alive or not; a reply in flight is lost with the connection). A job a
 //! handler finished survives a gateway kill: the worker keeps the result
 //! until Faktory has it and sends it to the next gateway, which settles it
-//! by jid.
+//! by jid. Unless that worker was aborted too, after it finished the job and
+//! before the kill's failover was over ([`FAILOVER`]): then the result died
+//! with the worker, the job went back to the gateway to be delivered again,
+//! and the kill stranded it there; such jobs are counted apart and allowed,
+//! like re-runs after a worker abort.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -89,6 +93,8 @@ pub(crate) struct Evidence<'a> {
     pub(crate) blocked_fetches_cut: u64,
     pub(crate) faktory_expired_counter: Option<u64>,
     pub(crate) notes: Vec<String>,
+    /// When the run started (timelines are told from here).
+    pub(crate) started: Instant,
     pub(crate) faults_done: Duration,
     pub(crate) elapsed: Duration,
 }
@@ -139,10 +145,15 @@ pub(crate) struct Summary {
     left_to_expiry: u64,
     expired_stranded: u64,
     finished_stranded_by_kill: u64,
+    /// Stranded by a kill after a handler finished them, on a worker
+    /// aborted before the kill's failover was over (the result died with it).
+    finished_lost_with_worker: u64,
     expired_after_cuts: u64,
     blocked_fetches_cut: u64,
     stranded: u64,
     faktory_expired_counter: Option<u64>,
+    /// The histories of the first problem jids (see [`timeline`]).
+    timelines: Vec<String>,
     notes: Vec<String>,
     faults_done: Duration,
     elapsed: Duration,
@@ -167,6 +178,74 @@ fn last_fine(seen: &JidRecord, accepted: Option<Instant>) -> Option<Instant> {
         .max()
 }
 
+/// How long after a gateway kill a worker may still hold results for the
+/// killed gateway: it takes that long at most to open a stream to the next
+/// one and hand them over (the failover bound).
+const FAILOVER: Duration = Duration::from_secs(2);
+
+/// Whether the worker that finished `seen` was aborted after that and no
+/// later than [`FAILOVER`] after the first gateway kill that followed: the
+/// result it held (unsent, or sent to the gateway that was then killed
+/// before it reached Faktory) died with it, and the job stayed with the
+/// killed gateway.
+fn result_died_with_worker(seen: &JidRecord, record: &Record, log: &FaultLog) -> bool {
+    let (Some(finished), Some(worker)) = (seen.finished_at, seen.finished_by) else {
+        return false;
+    };
+    let Some(aborted) = record.aborted_at(worker) else {
+        return false;
+    };
+    let kill = log
+        .first_of_after(&[Fault::KillGateway], finished)
+        .map(|(at, _)| at);
+    aborted > finished && kill.is_some_and(|kill| aborted <= kill + FAILOVER)
+}
+
+/// One problem jid's history for the report: its runs (when, on which
+/// worker), when it was finished and by which worker (and when that worker
+/// was aborted), and the faults from its first run to [`FAILOVER`] after
+/// its last event; times are seconds since `started`.
+fn timeline(
+    jid: &str,
+    seen: &JidRecord,
+    record: &Record,
+    log: &FaultLog,
+    started: Instant,
+) -> String {
+    let secs = |at: Instant| format!("{:.3}", at.duration_since(started).as_secs_f64());
+    let runs: Vec<String> = seen
+        .run_starts
+        .iter()
+        .zip(&seen.run_workers)
+        .map(|(at, worker)| format!("{} w{worker}", secs(*at)))
+        .collect();
+    let finished = match (seen.finished_at, seen.finished_by) {
+        (Some(at), Some(worker)) => {
+            let aborted = record
+                .aborted_at(worker)
+                .map_or("not aborted".to_owned(), |a| format!("aborted {}", secs(a)));
+            format!("finished {} by w{worker} ({aborted})", secs(at))
+        }
+        _ => "not finished".to_owned(),
+    };
+    let from = seen.run_starts.first().copied().unwrap_or(started);
+    let until = [seen.finished_at, seen.run_starts.last().copied()]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(from);
+    let faults: Vec<String> = log
+        .between(from - Duration::from_millis(1), until + FAILOVER)
+        .iter()
+        .map(|(at, fault)| format!("{} {fault}", secs(*at)))
+        .collect();
+    format!(
+        "{jid}: runs [{}]; {finished}; faults [{}]",
+        runs.join(", "),
+        faults.join(", ")
+    )
+}
+
 /// Checks every jid of the run.
 pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
     let Evidence {
@@ -183,6 +262,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         blocked_fetches_cut,
         faktory_expired_counter,
         notes,
+        started,
         faults_done,
         elapsed,
     } = evidence;
@@ -213,10 +293,12 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         left_to_expiry: 0,
         expired_stranded: 0,
         finished_stranded_by_kill: 0,
+        finished_lost_with_worker: 0,
         expired_after_cuts: 0,
         blocked_fetches_cut,
         stranded: stranded.len() as u64,
         faktory_expired_counter,
+        timelines: Vec::new(),
         notes,
         faults_done,
         elapsed,
@@ -261,6 +343,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
                 kinds
                     .clone()
                     .find_map(|kinds| log.first_of_after(kinds, from))
+                    .map(|(_, fault)| fault)
                     .or_else(|| log.first_between(from, None))
             })
         } else {
@@ -271,7 +354,9 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
             summary.by_cause.entry(cause).or_default().left_to_expiry += 1;
         }
         let by_kill = left && cause == Some(Fault::KillGateway);
-        let finished_by_kill = by_kill && seen.finished_before_expiry();
+        let finished = by_kill && seen.finished_before_expiry();
+        let with_worker = finished && result_died_with_worker(&seen, record, &log);
+        let finished_by_kill = finished && !with_worker;
         let after_cuts = left
             && matches!(
                 cause,
@@ -279,14 +364,21 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
             );
         summary.expired_stranded += u64::from(by_kill);
         summary.finished_stranded_by_kill += u64::from(finished_by_kill);
+        summary.finished_lost_with_worker += u64::from(with_worker);
         summary.expired_after_cuts += u64::from(after_cuts);
         let excused = (by_kill && !finished_by_kill) || after_cuts;
+        let problem = errtypes.iter().any(|e| e != RESERVATION_EXPIRED) || (left && !excused);
+        if problem && summary.timelines.len() < EXAMPLES {
+            summary
+                .timelines
+                .push(timeline(&jid, &seen, record, &log, started));
+        }
         // Only the expiry of a job a killed gateway had not delivered to a
         // handler, or a cut Faktory connection stranded, is beyond the
         // gateway's reach (a worker keeps the results Faktory has not
         // confirmed and sends them to the next gateway); every other
         // foreign failure used a retry that nothing should have cost.
-        if errtypes.iter().any(|e| e != RESERVATION_EXPIRED) || (left && !excused) {
+        if problem {
             if reserved {
                 errtypes.push("still reserved".to_owned());
             }
@@ -553,6 +645,11 @@ impl fmt::Display for Summary {
         )?;
         row(
             f,
+            "    finished, then their worker aborted (allowed)",
+            self.finished_lost_with_worker.to_string(),
+        )?;
+        row(
+            f,
             "  after faktory connection cuts (allowed)",
             self.expired_after_cuts.to_string(),
         )?;
@@ -606,9 +703,48 @@ impl fmt::Display for Summary {
         if !self.gateway_side.is_empty() {
             writeln!(f, "gateway-side retries: {}", examples(&self.gateway_side))?;
         }
+        for timeline in &self.timelines {
+            writeln!(f, "history of {timeline}")?;
+        }
         for note in &self.notes {
             writeln!(f, "note: {note}")?;
         }
         writeln!(f, "result: {}", if self.passed() { "PASS" } else { "FAIL" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_dies_with_its_worker_only_if_aborted_before_the_failover() {
+        let record = Record::default();
+        record.start("j", None, 7);
+        record.succeeded("j", 7);
+        let seen = record.get("j");
+        let finished = seen.finished_at.unwrap();
+        let mut log = FaultLog::default();
+        log.push(finished + Duration::from_secs(1), Fault::KillGateway);
+        // Not aborted: its result must have reached a gateway.
+        assert!(!result_died_with_worker(&seen, &record, &log));
+        // Aborted before the kill's failover was over.
+        record
+            .aborted
+            .lock()
+            .insert(7, finished + Duration::from_millis(2500));
+        assert!(result_died_with_worker(&seen, &record, &log));
+        // Aborted long after the kill: it had handed the result over by then.
+        record
+            .aborted
+            .lock()
+            .insert(7, finished + Duration::from_secs(4));
+        assert!(!result_died_with_worker(&seen, &record, &log));
+        // Aborted before it finished: another worker's abort.
+        record
+            .aborted
+            .lock()
+            .insert(7, finished - Duration::from_millis(1));
+        assert!(!result_died_with_worker(&seen, &record, &log));
     }
 }
