@@ -2,13 +2,13 @@
 //! answered and the pipeline depth the next claim may use. What the open
 //! windows ask for is worked out in `fetching.rs`; this keeps the counts.
 
-use std::collections::HashMap;
+use crate::fast_hash::Map;
 
 /// FETCHes in flight and adaptive depth, by queue list.
 #[derive(Debug, Default)]
 pub(super) struct FetchDemand {
-    in_flight: HashMap<Vec<String>, usize>,
-    depth: HashMap<Vec<String>, usize>,
+    in_flight: Map<Vec<String>, usize>,
+    depth: Map<Vec<String>, usize>,
 }
 
 impl FetchDemand {

@@ -11,7 +11,7 @@ impl Dispatcher {
         if !self.fetching || self.settle_backlog() >= self.rules.max_settle_backlog {
             return None;
         }
-        let mut open: HashMap<&Vec<String>, usize> = HashMap::new();
+        let mut open: Map<&Vec<String>, usize> = Map::default();
         for slot in self.sessions.values() {
             let o = slot.open();
             if o > 0 {
