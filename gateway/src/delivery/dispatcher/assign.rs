@@ -63,10 +63,10 @@ impl Dispatcher {
                     lease.holder = Holder::Session(id);
                     self.assignments += 1;
                     slot.last_assigned = self.assignments;
-                    slot.unfinished.insert(jid.clone());
-                    slot.outbox.push(jid.clone());
-                    slot.wake.notify_one();
                     self.avoid.remove(&jid);
+                    slot.outbox.push(jid.clone());
+                    slot.unfinished.insert(jid);
+                    slot.wake.notify_one();
                     open_total -= 1;
                 }
                 Pick::Wait => self.pending.push_back(jid),

@@ -33,7 +33,13 @@ impl FetchDemand {
             .min(demand)
             .min(max_depth)
             .max(1);
-        *self.in_flight.entry(queues.to_vec()).or_default() += depth;
+        // Looked up by slice first: the list is copied only the first time it is claimed.
+        match self.in_flight.get_mut(queues) {
+            Some(n) => *n += depth,
+            None => {
+                self.in_flight.insert(queues.to_vec(), depth);
+            }
+        }
         depth
     }
 
@@ -60,12 +66,18 @@ impl FetchDemand {
         got: usize,
         max_depth: usize,
     ) {
-        let depth = self.depth.entry(queues.to_vec()).or_insert(1);
-        *depth = if got >= claimed {
-            (*depth).max(claimed * 2).min(max_depth)
+        let depth = self.depth.get(queues).copied().unwrap_or(1);
+        let depth = if got >= claimed {
+            depth.max(claimed * 2).min(max_depth)
         } else {
             got.max(1)
         };
+        match self.depth.get_mut(queues) {
+            Some(d) => *d = depth,
+            None => {
+                self.depth.insert(queues.to_vec(), depth);
+            }
+        }
     }
 
     /// Back to depth 1 for `queues` (after a failed fetch).
