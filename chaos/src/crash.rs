@@ -86,6 +86,8 @@ struct AtKill {
     finished: u64,
     window: u64,
     reserved_server_wide: u64,
+    /// Jobs the worker had received (`Stats::delivered`).
+    delivered: u64,
 }
 
 /// What the experiment found; printed as a table.
@@ -185,11 +187,13 @@ pub(crate) async fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let reading = poller.latest().counts;
+    let worker_at_kill = stats.snapshot();
     let at_kill = AtKill {
         processed: processed_since(reading),
         finished: record.finished(),
-        window: stats.snapshot().window,
+        window: worker_at_kill.window,
         reserved_server_wide: reading.reserved,
+        delivered: worker_at_kill.delivered,
     };
     // The worker's stream is the only connection through the links.
     let on = links
@@ -453,6 +457,11 @@ impl fmt::Display for CrashReport {
             f,
             "at the kill: worker window",
             self.at_kill.window.to_string(),
+        )?;
+        row(
+            f,
+            "at the kill: received by the worker",
+            self.at_kill.delivered.to_string(),
         )?;
         row(
             f,

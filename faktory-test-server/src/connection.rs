@@ -136,7 +136,7 @@ where
         .config
         .cost
         .as_ref()
-        .map(|model| Pacer::new(model, &shared.in_service));
+        .map(|model| Pacer::new(model, &shared.capacity_free_at));
     loop {
         while let Some(line) = input.take_line() {
             if let Some(wake) = pacer.as_mut().and_then(Pacer::next_command) {
@@ -156,9 +156,6 @@ where
                 }
                 Step::WaitForJob { id, receive } => {
                     flush(stream, &mut out).await?;
-                    if let Some(pacer) = pacer.as_mut() {
-                        pacer.idle();
-                    }
                     wait_for_job(shared, id, receive, &mut out, close).await?;
                     if let Some(pacer) = pacer.as_mut() {
                         pacer.resume();
@@ -166,9 +163,6 @@ where
                 }
                 Step::SleepThenNothing => {
                     flush(stream, &mut out).await?;
-                    if let Some(pacer) = pacer.as_mut() {
-                        pacer.idle();
-                    }
                     tokio::select! {
                         _ = close.cancelled() => return Err(Closed),
                         _ = tokio::time::sleep(shared.config.fetch_block) => resp::null(&mut out),
@@ -194,7 +188,7 @@ where
         if let Some(pacer) = pacer.as_mut() {
             pacer.replied();
         }
-        let (read, waited) = read_input(stream, input, pacer.as_mut(), close).await?;
+        let (read, waited) = read_input(stream, input, close).await?;
         if let Some(pacer) = pacer.as_mut() {
             pacer.read(waited);
         }
@@ -205,12 +199,10 @@ where
     }
 }
 
-/// Reads more input, and says whether the read had to wait for the client. While it waits,
-/// the connection leaves service when its timeline runs out.
+/// Reads more input, and says whether the read had to wait for the client.
 async fn read_input<S>(
     stream: &mut S,
     input: &mut Input,
-    mut pacer: Option<&mut Pacer<'_>>,
     close: &CancellationToken,
 ) -> Result<(std::io::Result<usize>, bool), Closed>
 where
@@ -218,34 +210,17 @@ where
 {
     let mut bytes = std::pin::pin!(input.read_from(stream));
     let mut waited = false;
-    let mut read = std::pin::pin!(std::future::poll_fn(move |cx| {
-        match bytes.as_mut().poll(cx) {
-            Poll::Pending => {
-                waited = true;
-                Poll::Pending
-            }
-            Poll::Ready(read) => Poll::Ready((read, waited)),
+    let read = std::future::poll_fn(move |cx| match bytes.as_mut().poll(cx) {
+        Poll::Pending => {
+            waited = true;
+            Poll::Pending
         }
-    }));
-    let mut leaves = pacer.as_ref().and_then(|p| p.leaves_service());
-    loop {
-        let leave = async {
-            match leaves {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            // Cancellation-safe: read_buf either read bytes into `input` or did nothing.
-            _ = close.cancelled() => return Err(Closed),
-            read = &mut read => return Ok(read),
-            () = leave => {
-                if let Some(pacer) = pacer.as_mut() {
-                    pacer.idle();
-                }
-                leaves = None;
-            }
-        }
+        Poll::Ready(read) => Poll::Ready((read, waited)),
+    });
+    tokio::select! {
+        // Cancellation-safe: read_buf either read bytes into `input` or did nothing.
+        _ = close.cancelled() => Err(Closed),
+        read = read => Ok(read),
     }
 }
 

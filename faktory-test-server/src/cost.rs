@@ -7,15 +7,14 @@
 //!   another, each waiting on its Redis round trips, so pipelining saves network round trips
 //!   but not service time.
 //! - **Turnaround.** A command that arrives after the connection sat waiting for its client
-//!   costs [`CostModel::turnaround`] more (waking the connection's goroutine, the read and
-//!   write system calls); pipelined commands already in the buffer do not. This is why depth 16
-//!   beats depth 1 by ~1.7x.
-//! - **Processor sharing.** Redis and Faktory share two cores among all connections: a command
-//!   that starts while `others` other connections are in service takes
-//!   `base * (1 + others / sharing) * (1 + others / crowding)`: total throughput grows with
-//!   connections, levels off near `sharing / base`, and sinks a little with hundreds of
-//!   connections (Faktory 1.10.0 did 0.7-1.2x, on average ~0.9x, with 200 connections of what
-//!   it did with 50).
+//!   starts [`CostModel::turnaround`] later (waking the connection's goroutine, the read and
+//!   write system calls); pipelined commands already in the buffer do not. This is why depth 8
+//!   beats depth 1 by ~1.5x on one connection.
+//! - **A server-wide capacity.** Redis and Faktory share two cores among all connections: at
+//!   most [`CostModel::capacity`] commands' worth of work is done at once. Total throughput
+//!   grows with connections until the server is busy, then stays there (Faktory 1.10.0 did
+//!   about the same with 50 and with 200 connections); a connection whose client is slow to
+//!   answer uses less of it.
 //!
 //! How the server applies the model over time is `pacer.rs`.
 
@@ -45,15 +44,12 @@ pub struct CostModel {
     pub info: Duration,
     /// Any other command (`QUEUE`, `FLUSH`, unknown verbs).
     pub other: Duration,
-    /// Added to the first command read after the connection waited for its client.
+    /// How much later the first command read after the connection waited for its client
+    /// starts (latency only: it does not use the server's capacity).
     pub turnaround: Duration,
-    /// How many connections the server serves at full speed at once (dimensionless, > 0): a
-    /// command starting while `others` other connections are in service costs
-    /// `base * (1 + others / sharing) * (1 + others / crowding)`.
-    pub sharing: f64,
-    /// Connections in service (dimensionless, > 0) at which contention doubles service times
-    /// once more; `f64::INFINITY` for plain processor sharing.
-    pub crowding: f64,
+    /// How many commands' worth of work the server does at once (dimensionless, > 0): with
+    /// every connection busy it serves `capacity / service time` commands per second.
+    pub capacity: f64,
 }
 
 impl CostModel {
@@ -72,15 +68,14 @@ impl CostModel {
             beat: Duration::from_micros(20),
             info: Duration::from_micros(200),
             other: Duration::from_micros(20),
-            turnaround: Duration::from_micros(30),
-            sharing: 1.45,
-            crowding: 1000.0,
+            turnaround: Duration::from_micros(40),
+            capacity: 1.3,
         }
     }
 
-    /// Service time of `work` starting while `others` other connections are in service.
-    pub(crate) fn service_time(&self, work: Work, others: usize) -> Duration {
-        let base = match work {
+    /// Service time of `work` on an otherwise idle server.
+    pub(crate) fn service_time(&self, work: Work) -> Duration {
+        match work {
             Work::Fetch => self.fetch,
             Work::Ack => self.ack,
             Work::Fail => self.fail,
@@ -91,11 +86,7 @@ impl CostModel {
             Work::Beat => self.beat,
             Work::Info => self.info,
             Work::Other => self.other,
-        };
-        let others = others as f64;
-        let sharing = 1.0 + others / self.sharing.max(f64::MIN_POSITIVE);
-        let crowding = 1.0 + others / self.crowding.max(f64::MIN_POSITIVE);
-        base.mul_f64(sharing * crowding)
+        }
     }
 }
 
@@ -120,19 +111,8 @@ mod tests {
     fn batches_cost_per_command_and_per_job() {
         let model = CostModel::faktory_1_10();
         assert_eq!(
-            model.service_time(Work::PushBatch { jobs: 100 }, 0),
+            model.service_time(Work::PushBatch { jobs: 100 }),
             model.push_batch + model.push_batch_job * 100
         );
-    }
-
-    #[test]
-    fn load_stretches_service_time() {
-        let model = CostModel {
-            sharing: 2.0,
-            crowding: f64::INFINITY,
-            ..CostModel::faktory_1_10()
-        };
-        assert_eq!(model.service_time(Work::Fetch, 0), model.fetch);
-        assert_eq!(model.service_time(Work::Fetch, 4), model.fetch * 3);
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //! - `config.rs`: [`ServerConfig`], [`TlsIdentity`].
-//! - `cost.rs`: [`CostModel`]: Faktory's service times, turnaround and processor sharing.
+//! - `cost.rs`: [`CostModel`]: Faktory's service times, turnaround and server-wide capacity.
 //! - `pacer.rs`: one connection's service timeline under a cost model.
 //! - `server.rs`: [`TestServer`]: binding, accept loop, periodic ticker, stop/restart listener.
 //! - `handle.rs`: [`ServerHandle`]: inspection and control for tests (`advance_clock`, quiet...).

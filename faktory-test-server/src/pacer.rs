@@ -5,19 +5,23 @@
 //! connection executes a command at its start and writes its reply at its end, so a pipelined
 //! client sees replies trickle in.
 //!
+//! The server's capacity is one clock shared by every connection (`Shared::capacity_free_at`):
+//! each command adds its work divided by [`CostModel::capacity`] to it, and a command is done
+//! no earlier than its own service time after its start and no earlier than that clock. An
+//! idle server serves a command in its service time; a busy one is a queue that drains at
+//! `capacity` commands' worth of work at once, whatever the number of connections. Connections
+//! whose clients are slow to answer use less of it, as with a real server.
+//!
 //! Tokio's timers tick once a millisecond, far coarser than a 200 µs FETCH, so the pacer never
 //! sleeps for less than [`TIMER_SLACK`]: a reply due within it goes out at once and the
 //! timeline, not the wall clock, carries the debt. Replies may leave up to the slack early,
 //! or a timer tick late; a late reply's lateness is given back to the next command, so over
 //! any longer span the rate is the model's. One timer per wait, no spinning: the model
 //! costs little CPU.
-//!
-//! The server-wide count of connections in service (for processor sharing) counts a connection
-//! from the start of a command until its timeline runs out or it blocks in a FETCH.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::cost::{CostModel, Work};
@@ -31,10 +35,8 @@ const MAX_LATE: Duration = Duration::from_millis(2);
 #[derive(Debug)]
 pub(crate) struct Pacer<'a> {
     model: &'a CostModel,
-    /// Connections in service, server-wide.
-    in_service: &'a AtomicUsize,
-    /// Whether this connection is counted in `in_service`.
-    counted: bool,
+    /// When the server's shared capacity is free, server-wide.
+    capacity_free_at: &'a Mutex<Option<Instant>>,
     /// When the last command started is done.
     busy_until: Instant,
     /// When the command being started begins.
@@ -48,12 +50,14 @@ pub(crate) struct Pacer<'a> {
 }
 
 impl<'a> Pacer<'a> {
-    pub(crate) fn new(model: &'a CostModel, in_service: &'a AtomicUsize) -> Pacer<'a> {
+    pub(crate) fn new(
+        model: &'a CostModel,
+        capacity_free_at: &'a Mutex<Option<Instant>>,
+    ) -> Pacer<'a> {
         let now = Instant::now();
         Pacer {
             model,
-            in_service,
-            counted: false,
+            capacity_free_at,
             busy_until: now,
             start: now,
             arrived: now,
@@ -87,14 +91,20 @@ impl<'a> Pacer<'a> {
         if std::mem::take(&mut self.waited) {
             self.start += self.model.turnaround;
         }
-        self.count_in();
         wake_for(self.start, Instant::now())
     }
 
     /// The command scheduled by [`next_command`](Self::next_command) was executed as `work`.
     pub(crate) fn served(&mut self, work: Work) {
-        let others = self.in_service.load(Ordering::Relaxed).saturating_sub(1);
-        self.busy_until = self.start + self.model.service_time(work, others);
+        let service = self.model.service_time(work);
+        let share = service.div_f64(self.model.capacity.max(f64::MIN_POSITIVE));
+        let free_at = {
+            let mut free_at = self.capacity_free_at.lock();
+            let done = free_at.map_or(self.start, |at| at.max(self.start)) + share;
+            *free_at = Some(done);
+            done
+        };
+        self.busy_until = (self.start + service).max(free_at);
     }
 
     /// When to wake so that every executed command is done, or `None` if they are (within
@@ -103,34 +113,10 @@ impl<'a> Pacer<'a> {
         wake_for(self.busy_until, Instant::now())
     }
 
-    /// When this connection leaves service if nothing more arrives; `None` if it is out.
-    pub(crate) fn leaves_service(&self) -> Option<Instant> {
-        self.counted.then_some(self.busy_until)
-    }
-
-    /// The connection stops using the server: its timeline ran out, or a FETCH blocks.
-    pub(crate) fn idle(&mut self) {
-        if std::mem::take(&mut self.counted) {
-            self.in_service.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
     /// A blocked FETCH was answered now: the timeline resumes from here.
     pub(crate) fn resume(&mut self) {
         self.arrived = Instant::now();
         self.busy_until = self.busy_until.max(self.arrived);
-    }
-
-    fn count_in(&mut self) {
-        if !std::mem::replace(&mut self.counted, true) {
-            self.in_service.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Drop for Pacer<'_> {
-    fn drop(&mut self) {
-        self.idle();
     }
 }
 

@@ -37,8 +37,9 @@ pub(crate) struct Shared {
     /// Connections past HELLO (INFO's `connections`).
     pub(crate) connections: AtomicUsize,
     pub(crate) accepted: AtomicU64,
-    /// Connections with a command in service (the cost model's processor sharing).
-    pub(crate) in_service: AtomicUsize,
+    /// When the server's shared capacity has done the work of every command started so far
+    /// (the cost model's server-wide limit; `None` before the first command).
+    pub(crate) capacity_free_at: Mutex<Option<tokio::time::Instant>>,
     next_connection_id: AtomicU64,
     started: Nanos,
     last_runs: Mutex<LastRuns>,
@@ -64,7 +65,7 @@ impl Shared {
             open_sockets: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
-            in_service: AtomicUsize::new(0),
+            capacity_free_at: Mutex::new(None),
             next_connection_id: AtomicU64::new(1),
             started,
             last_runs: Mutex::new(LastRuns {

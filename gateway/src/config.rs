@@ -187,6 +187,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub fetch_max_depth: u32,
 
+    /// Most FETCHes sent to Faktory and not yet answered, over all fetch
+    /// connections. Faktory reserves a job for each FETCH it answers, so
+    /// what a killed gateway had in flight is left to Faktory's reservation
+    /// expiry (30 minutes by default); Faktory's throughput needs only
+    /// its rate × its answer time of them (a few dozen at 10,000 jobs/s).
+    /// Claims wait for room for a whole pipeline (see `--fetch-max-depth`).
+    #[arg(long, env = "GATEWAY_FETCH_MAX_IN_FLIGHT", value_name = "GATEWAY_FETCH_MAX_IN_FLIGHT", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub fetch_max_in_flight: u32,
+
     /// Most jobs in one coalesced PUSHB (also the size from which a Push call
     /// is sent on its own, without waiting).
     #[arg(long, env = "BATCH_MAX_SIZE", value_name = "BATCH_MAX_SIZE", default_value_t = 100,
@@ -517,6 +527,7 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("fetch_concurrency", &self.fetch_concurrency)
             .field("fetch_max_depth", &self.fetch_max_depth)
+            .field("fetch_max_in_flight", &self.fetch_max_in_flight)
             .field("batch_max_size", &self.batch_max_size)
             .field("batch_max_delay_ms", &self.batch_max_delay_ms)
             .field("batch_auto_enabled", &self.batch_auto_enabled)
@@ -574,6 +585,7 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:7421".parse().unwrap());
         assert_eq!(c.fetch_concurrency, 32);
         assert_eq!(c.fetch_max_depth, 8);
+        assert_eq!(c.fetch_max_in_flight, 64);
         assert_eq!(c.batch_max_size, 100);
         assert_eq!(c.batch_max_delay(), Duration::from_millis(5));
         assert!(c.batch_auto_enabled);

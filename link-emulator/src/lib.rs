@@ -222,7 +222,8 @@ async fn proxy(
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    // A failing direction aborts the whole connection, like a broken link.
+    // A peer's reset ends the whole connection once it crossed the link (see
+    // `pipe::run`); a cut aborts it at once, like a broken link.
     let failed = cut.child_token();
     let up = pipe::run(
         client_read,
@@ -316,6 +317,37 @@ mod tests {
         again.write_all(b"y").await.unwrap();
         again.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"y");
+    }
+
+    #[tokio::test]
+    async fn bytes_sent_before_a_reset_still_arrive() {
+        // An upstream that writes 100 kB and then resets the connection, as a
+        // process killed with unread input does.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut hello = [0u8; 5];
+            socket.read_exact(&mut hello).await.unwrap();
+            socket.write_all(&[7u8; 100_000]).await.unwrap();
+            // Unread input, then a zero linger: the close is a reset.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            socket.set_zero_linger().unwrap();
+            drop(socket);
+        });
+        let link = LinkEmulator::start(upstream, Duration::from_millis(100))
+            .await
+            .unwrap();
+        let mut stream = TcpStream::connect(link.addr()).await.unwrap();
+        stream.write_all(b"hello").await.unwrap();
+        stream.write_all(b"unread by the upstream").await.unwrap();
+        let mut received = Vec::new();
+        let ended = stream.read_to_end(&mut received).await;
+        assert_eq!(
+            received.len(),
+            100_000,
+            "bytes in flight were dropped ({ended:?})"
+        );
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@
 //! - **Sticky**: after a lost stream the worker retries the same gateway
 //!   once, so a brief cut does not move it; after a drain (the gateway is
 //!   shutting down) it moves on at once.
-//! - **Backoff** (`backoff.rs`): reset when a stream opens and when moving to
+//! - **Backoff** (`faktory_gateway_backoff::Backoff`, shared with the
+//!   gateway: exponential, each delay drawn from `[d/2, d]`): reset when a stream opens and when moving to
 //!   a gateway not tried since the last stream opened, so the delay stays
 //!   short while untried gateways remain; it grows only once every gateway
 //!   has failed.
@@ -25,12 +26,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use faktory_gateway_backoff::Backoff;
 use tonic::codegen::http::Uri;
 use tonic::transport::Endpoint;
 use tracing::{debug, warn};
 
 use crate::Error;
-use crate::backoff::Backoff;
 use crate::connect;
 use crate::settings::Settings;
 

@@ -108,9 +108,9 @@
 //!   capture), `gateways.rs` (which gateway next: several URLs, host names
 //!   resolved to each address, spread by worker id, fail-over, stickiness),
 //!   `connect.rs` (endpoint for one gateway, token, TLS, handshake),
-//!   `backoff.rs`, `settings.rs` (defaults and environment variables).
+//!   `settings.rs` (defaults and environment variables); the reconnect
+//!   backoff is the crate `faktory-gateway-backoff`, shared with the gateway.
 
-mod backoff;
 mod builder;
 mod cancel;
 mod client;

@@ -19,6 +19,8 @@
 //! - `relay`: ACK/FAIL/release batches on their own connections (up to
 //!   `GATEWAY_ACK_CONNECTIONS`).
 //! - `pool`: the elastic task pools fetcher and relay run in.
+//! - `wait`: waiting on a `Notify` for a condition without losing a wake
+//!   (a pool task waiting for work, the shutdown waiting for the dispatcher).
 //! - `presence`: the gateway's HELLO/BEAT as one Faktory process.
 //! - `hello`: validation of a worker's `Hello`.
 //! - `window`: a worker's window.
@@ -95,6 +97,7 @@ pub(crate) mod relay;
 pub(crate) mod session;
 pub(crate) mod session_stats;
 pub(crate) mod settle;
+pub(crate) mod wait;
 pub(crate) mod window;
 
 use dispatcher::{Dispatcher, Rules};
@@ -160,6 +163,7 @@ impl Settings {
                 reconnect_grace: config.reconnect_grace(),
                 max_window: config.max_window.max(1),
                 max_fetch_depth: config.fetch_max_depth.max(1) as usize,
+                max_fetches_in_flight: config.fetch_max_in_flight.max(1) as usize,
                 max_settle_backlog: config.max_settle_backlog.max(1) as usize,
             },
         }
@@ -364,19 +368,8 @@ impl DeliveryPath {
     /// Waits until `done` holds or `deadline` passes.
     async fn wait_until(&self, deadline: Instant, done: impl Fn(&Dispatcher) -> bool) {
         let changed = self.shared.dispatcher.lock().changed();
-        loop {
-            let notified = changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if done(&self.shared.dispatcher.lock()) {
-                return;
-            }
-            // Both arms are cancellation-safe.
-            tokio::select! {
-                () = notified => {}
-                () = tokio::time::sleep_until(deadline) => return,
-            }
-        }
+        let check = || done(&self.shared.dispatcher.lock()).then_some(());
+        wait::wait(&changed, None, check, || deadline).await;
     }
 }
 

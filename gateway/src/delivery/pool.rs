@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use tracing::debug;
 
+use super::wait::{Waited, wait};
 use crate::metrics::{Gauge, Metrics};
 
 /// How long a task beyond the minimum waits for work before it ends.
@@ -175,41 +176,40 @@ impl Member {
     /// idle.
     /// Returns [`Next::Stop`] once the pool stops and `take` finds nothing,
     /// [`Next::Retire`] after [`IDLE_TIMEOUT`] without work when the pool
-    /// has more than its minimum (the task must end then).
+    /// has more than its minimum (the task must end then). The waiting
+    /// itself is [`wait`]'s.
     pub(crate) async fn next<T>(
         &mut self,
         wake: &Notify,
         mut take: impl FnMut() -> Option<(T, bool)>,
     ) -> Next<T> {
-        let pool = self.pool.clone();
         loop {
-            let notified = wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some((work, more)) = take() {
-                self.set_idle(false);
-                if more {
-                    // Wakes reach one idle task at a time (a wake for every
-                    // task would make each of them look for work on every
-                    // fetched job and every result): pass it on, or grow.
-                    if pool.idle.load(Ordering::Relaxed) == 0 {
-                        pool.grow();
-                    } else {
-                        wake.notify_one();
+            // `take` first, then the stop, then idle until a wake, the stop
+            // or the idle deadline. The closures borrow the fields they
+            // need, so `self.pool.stop` can be borrowed meanwhile.
+            let waited = wait(wake, Some(&self.pool.stop), &mut take, || {
+                Self::set_idle(&self.pool, &mut self.idle_until, true);
+                self.idle_until.unwrap_or_else(Instant::now)
+            })
+            .await;
+            match waited {
+                Waited::Ready((work, more)) => {
+                    Self::set_idle(&self.pool, &mut self.idle_until, false);
+                    if more {
+                        // Wakes reach one idle task at a time (a wake for
+                        // every task would make each of them look for work
+                        // on every fetched job and every result): pass it
+                        // on, or grow.
+                        if self.pool.idle.load(Ordering::Relaxed) == 0 {
+                            self.pool.grow();
+                        } else {
+                            wake.notify_one();
+                        }
                     }
+                    return Next::Work(work);
                 }
-                return Next::Work(work);
-            }
-            if pool.stop.is_cancelled() {
-                return Next::Stop;
-            }
-            self.set_idle(true);
-            let deadline = self.idle_until.unwrap_or_else(Instant::now);
-            // All three arms are cancellation-safe.
-            tokio::select! {
-                () = notified => {}
-                () = pool.stop.cancelled() => {}
-                () = sleep_until(deadline) => {
+                Waited::Stopped => return Next::Stop,
+                Waited::Deadline => {
                     if self.try_retire() {
                         return Next::Retire;
                     }
@@ -220,15 +220,18 @@ impl Member {
         }
     }
 
-    fn set_idle(&mut self, idle: bool) {
-        match (self.idle_until.is_some(), idle) {
+    /// Counts the task idle or busy in `pool`; `idle_until` is set while
+    /// idle. Takes the fields rather than `self` so that [`Member::next`]
+    /// can call it while `self.pool.stop` is borrowed.
+    fn set_idle(pool: &Pool, idle_until: &mut Option<Instant>, idle: bool) {
+        match (idle_until.is_some(), idle) {
             (false, true) => {
-                self.pool.idle.fetch_add(1, Ordering::Relaxed);
-                self.idle_until = Some(Instant::now() + IDLE_TIMEOUT);
+                pool.idle.fetch_add(1, Ordering::Relaxed);
+                *idle_until = Some(Instant::now() + IDLE_TIMEOUT);
             }
             (true, false) => {
-                self.pool.idle.fetch_sub(1, Ordering::Relaxed);
-                self.idle_until = None;
+                pool.idle.fetch_sub(1, Ordering::Relaxed);
+                *idle_until = None;
             }
             _ => {}
         }
@@ -254,7 +257,7 @@ impl Member {
 
 impl Drop for Member {
     fn drop(&mut self) {
-        self.set_idle(false);
+        Self::set_idle(&self.pool, &mut self.idle_until, false);
         if self.counted {
             self.pool.running.fetch_sub(1, Ordering::Relaxed);
             self.pool.show_size();

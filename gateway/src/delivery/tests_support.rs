@@ -32,6 +32,7 @@ pub(crate) fn settings() -> Settings {
             reconnect_grace: Duration::from_secs(2),
             max_window: 100,
             max_fetch_depth: TEST_FETCH_DEPTH,
+            max_fetches_in_flight: 1024,
             max_settle_backlog: 500,
         },
     }

@@ -1,65 +1,18 @@
-//! [`Backoff`] (exponential with jitter) and [`connect_with_retry`], which keeps reconnecting
-//! to Faktory until it succeeds, hits an error that retrying cannot fix, or is cancelled.
+//! [`connect_with_retry`], which keeps reconnecting to Faktory until it succeeds, hits an error
+//! that retrying cannot fix, or is cancelled, waiting between attempts as a [`Backoff`] says.
+//!
+//! [`Backoff`] itself (exponential with equal jitter: the n-th delay uniform in `[d/2, d]`,
+//! `d = min(max, min * 2^n)`) lives in the crate `faktory-gateway-backoff`, which the worker SDK
+//! uses too; it is re-exported here as `faktory_gateway::faktory::Backoff`.
 
-use std::time::Duration;
-
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
+
+pub use faktory_gateway_backoff::Backoff;
 
 use super::connection::{ConnectOptions, Connection};
 use super::error::Error;
 use super::handshake::Identity;
 use super::url::FaktoryUrl;
-
-/// Exponential backoff with jitter: the n-th delay is drawn uniformly from `[d/2, d]` where
-/// `d = min(max, min * 2^n)`, so many clients that lost the same server spread out their
-/// reconnects.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Default for Backoff {
-    /// 100 ms doubling up to 10 s.
-    fn default() -> Self {
-        Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
-    }
-}
-
-impl Backoff {
-    /// A backoff starting at `min` and doubling up to `max` (`max` is raised to `min` if lower).
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max: max.max(min),
-            attempt: 0,
-        }
-    }
-
-    /// The delay before the next attempt; each call doubles the ceiling until `max`.
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self
-            .min
-            .saturating_mul(1u32.checked_shl(self.attempt).unwrap_or(u32::MAX))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let ceiling_nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        let floor_nanos = ceiling_nanos / 2;
-        Duration::from_nanos(rand::rng().random_range(floor_nanos..=ceiling_nanos))
-    }
-
-    /// Starts over from `min` (after a success).
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    /// How many delays have been handed out since the last reset.
-    pub fn attempts(&self) -> u32 {
-        self.attempt
-    }
-}
 
 /// [`connect_with_retry_using`] with [`ConnectOptions::default`].
 ///
@@ -118,41 +71,9 @@ pub async fn connect_with_retry_using(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-
-    #[test]
-    fn delays_grow_with_jitter_and_cap() {
-        let min = Duration::from_millis(100);
-        let max = Duration::from_secs(2);
-        let mut b = Backoff::new(min, max);
-        for n in 0..40u32 {
-            let ceiling = min.saturating_mul(2u32.saturating_pow(n)).min(max);
-            let d = b.next_delay();
-            assert!(
-                d >= ceiling / 2 && d <= ceiling,
-                "attempt {n}: {d:?} vs {ceiling:?}"
-            );
-        }
-        assert_eq!(b.attempts(), 40);
-        b.reset();
-        assert!(b.next_delay() <= min);
-    }
-
-    #[test]
-    fn jitter_spreads_delays() {
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..20 {
-            let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
-            seen.insert(b.next_delay());
-        }
-        assert!(seen.len() > 1, "20 draws from [0.5 s, 1 s] were all equal");
-    }
-
-    #[test]
-    fn max_below_min_is_raised() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_millis(1));
-        assert!(b.next_delay() >= Duration::from_millis(500));
-    }
 
     #[tokio::test(start_paused = true)]
     async fn cancel_stops_retrying() {

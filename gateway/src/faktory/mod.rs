@@ -10,7 +10,8 @@
 //! - `connection.rs`: [`Connection`] (one authenticated connection with pipelined batch
 //!   commands), [`ConnectOptions`], [`BeatState`].
 //! - `endpoint.rs`: [`Endpoint`], a server and how to connect to it.
-//! - `backoff.rs`: [`Backoff`] and [`connect_with_retry`].
+//! - `backoff.rs`: [`connect_with_retry`]; [`Backoff`], re-exported from the crate
+//!   `faktory-gateway-backoff` (shared with the worker SDK).
 //!
 //! Jobs are raw JSON bytes in both directions; the gateway parses what it needs itself.
 //! A [`Connection`] is owned by one task; run one per concurrent pipeline.

@@ -22,9 +22,25 @@ impl FetchDemand {
         !self.in_flight.is_empty()
     }
 
+    /// FETCHes claimed and not yet answered, for all queue lists.
+    pub(super) fn total_in_flight(&self) -> usize {
+        // One entry per queue list with FETCHes out: a handful.
+        self.in_flight.values().sum()
+    }
+
     /// Claims a pipeline for `queues` of the current depth, at most
-    /// `demand` and `max_depth` (at least 1); returns its depth.
-    pub(super) fn claim(&mut self, queues: &[String], demand: usize, max_depth: usize) -> usize {
+    /// `demand` and `max_depth` (at least 1), and returns its depth; `None`
+    /// when only `room` FETCHes may still be sent and that is less. Waiting
+    /// for room for a whole pipeline keeps pipelines deep (one write and
+    /// few wakeups for several jobs) rather than filling every freed slot
+    /// with a FETCH of its own.
+    pub(super) fn claim(
+        &mut self,
+        queues: &[String],
+        demand: usize,
+        max_depth: usize,
+        room: usize,
+    ) -> Option<usize> {
         let depth = self
             .depth
             .get(queues)
@@ -33,6 +49,9 @@ impl FetchDemand {
             .min(demand)
             .min(max_depth)
             .max(1);
+        if depth > room {
+            return None;
+        }
         // Looked up by slice first: the list is copied only the first time it is claimed.
         match self.in_flight.get_mut(queues) {
             Some(n) => *n += depth,
@@ -40,7 +59,7 @@ impl FetchDemand {
                 self.in_flight.insert(queues.to_vec(), depth);
             }
         }
-        depth
+        Some(depth)
     }
 
     /// `n` FETCHes for `queues` are over; `true` when none is left for them.

@@ -11,6 +11,13 @@ impl Dispatcher {
         if !self.fetching || self.settle_backlog() >= self.rules.max_settle_backlog {
             return None;
         }
+        let room = self
+            .rules
+            .max_fetches_in_flight
+            .saturating_sub(self.fetches.total_in_flight());
+        if room == 0 {
+            return None;
+        }
         let mut open: Map<&Vec<String>, usize> = Map::default();
         for slot in self.sessions.values() {
             let o = slot.open();
@@ -38,8 +45,9 @@ impl Dispatcher {
         let queues = queues.clone();
         let depth = self
             .fetches
-            .claim(&queues, demand, self.rules.max_fetch_depth);
-        let more = demand > depth || lists_with_demand > 1;
+            .claim(&queues, demand, self.rules.max_fetch_depth, room)?;
+        // More connections help only if another pipeline this deep fits.
+        let more = (demand > depth || lists_with_demand > 1) && room - depth >= depth;
         Some(FetchClaim {
             queues,
             depth,

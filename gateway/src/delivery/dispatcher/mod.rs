@@ -100,6 +100,8 @@ pub(crate) struct Rules {
     pub(crate) max_window: u32,
     /// Deepest FETCH pipeline on one connection.
     pub(crate) max_fetch_depth: usize,
+    /// Most FETCHes in flight over all fetch connections.
+    pub(crate) max_fetches_in_flight: usize,
     /// Settlements (queued, or sent and not yet answered by Faktory) at
     /// which fetching pauses: jobs workers finished stay reserved at Faktory
     /// until their ACK is answered, and fetching faster than Faktory takes

@@ -12,6 +12,7 @@ fn rules() -> Rules {
         reconnect_grace: Duration::from_secs(3),
         max_window: 1000,
         max_fetch_depth: 16,
+        max_fetches_in_flight: 1024,
         max_settle_backlog: 500,
     }
 }
@@ -76,6 +77,35 @@ async fn fetch_demand_follows_open_window() {
     // Empty return: back to depth 1.
     assert_eq!(d.claim_fetch().unwrap().depth, 1);
     assert_eq!(jids(&d.take_outgoing(s.id)), vec!["j1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetches_in_flight_stay_under_their_cap() {
+    let mut d = Dispatcher::new(Rules {
+        max_fetches_in_flight: 5,
+        ..rules()
+    });
+    let _a = d.register(spec(&["a"], &[], 100)).unwrap();
+    // Depth grows to 2, then 4.
+    let c = d.claim_fetch().unwrap();
+    d.fetched(&c, vec![raw("j1", "a", "t")], Instant::now(), 0);
+    let c = d.claim_fetch().unwrap();
+    assert_eq!(c.depth, 2);
+    assert!(c.more, "room for more pipelines");
+    d.fetched(
+        &c,
+        vec![raw("j2", "a", "t"), raw("j3", "a", "t")],
+        Instant::now(),
+        0,
+    );
+    let deep = d.claim_fetch().unwrap();
+    assert_eq!(deep.depth, 4);
+    assert!(!deep.more, "no room for another pipeline of 4");
+    // One more FETCH would fit, but not a pipeline of the current depth.
+    assert_eq!(d.claim_fetch(), None, "4 of 5 FETCHes in flight");
+    // Answers free room again.
+    d.fetched(&deep, vec![raw("j4", "a", "t")], Instant::now(), 0);
+    assert_eq!(d.claim_fetch().map(|c| c.depth), Some(1));
 }
 
 #[tokio::test(start_paused = true)]
