@@ -7,6 +7,8 @@
 //! - [`from_faktory_json`]: the raw bytes of a fetched job to a [`FetchedJob`]:
 //!   the proto job for delivery, the effective reservation length, and the
 //!   untouched raw bytes (which keep fields the gateway does not know about).
+//!   Jobs as Faktory writes them are read in one pass by `job/scan.rs`; serde
+//!   reads the rest and is the reference the scan is tested against.
 //! - [`release_copy_json`]: the raw job with `at` replaced, for releasing a
 //!   reserved job back to Faktory by pushing a copy (see docs/architecture.md,
 //!   "Why release is PUSH-copy + ACK").
@@ -21,6 +23,8 @@ use bytes::Bytes;
 use faktory_gateway_proto::v1::{Failure, Job};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+mod scan;
 
 /// Faktory's reservation length when a job sets none (or 0), in seconds.
 pub const DEFAULT_RESERVE_FOR_SECS: u64 = 1800;
@@ -225,8 +229,24 @@ fn number_to_i64(n: &serde_json::Number) -> i64 {
 }
 
 fn number_to_i32(n: &serde_json::Number) -> i32 {
-    let v = number_to_i64(n);
+    saturate_i32(number_to_i64(n))
+}
+
+fn saturate_i32(v: i64) -> i32 {
     i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
+}
+
+impl IncomingFailure {
+    fn into_proto(self) -> Failure {
+        Failure {
+            retry_count: self.retry_count.as_ref().map_or(0, number_to_i32),
+            retry_remaining: self.retry_remaining.as_ref().map_or(0, number_to_i32),
+            errtype: self.errtype.unwrap_or_default(),
+            message: self.message.unwrap_or_default(),
+            failed_at: self.failed_at.unwrap_or_default(),
+            backtrace: self.backtrace.unwrap_or_default(),
+        }
+    }
 }
 
 /// The reservation Faktory applies for a job's `reserve_for` value.
@@ -241,10 +261,11 @@ pub fn effective_reserve_for(reserve_for: i64) -> Duration {
     Duration::from_secs(secs)
 }
 
-/// A sub-slice of `raw` holding `value`'s text, without copying.
-fn share(raw: &Bytes, value: Option<&RawValue>) -> Bytes {
+/// A sub-slice of `raw` holding the JSON text `value` (a slice of `raw`), without copying;
+/// empty for `null`.
+fn share(raw: &Bytes, value: Option<&str>) -> Bytes {
     match value {
-        Some(v) if v.get() != "null" => raw.slice_ref(v.get().as_bytes()),
+        Some(v) if v != "null" => raw.slice_ref(v.as_bytes()),
         _ => Bytes::new(),
     }
 }
@@ -255,10 +276,55 @@ fn share(raw: &Bytes, value: Option<&RawValue>) -> Bytes {
 /// missing queue becomes `default`. The returned job's `args`/`custom` point
 /// into `raw`.
 ///
+/// Jobs as Faktory writes them take a fast path (`job/scan.rs`); whatever it does not handle
+/// is read with serde, which alone decides what is refused, so both read any input alike.
+///
 /// # Errors
 /// [`JobError::InvalidFetched`] when `raw` is not a JSON object of Faktory's
 /// job shape; [`JobError::MissingJid`] when it has no jid.
 pub fn from_faktory_json(raw: Bytes) -> Result<FetchedJob, JobError> {
+    if let Some(job) = scan::scan(&raw).and_then(|fields| from_fields(&raw, fields)) {
+        return Ok(job);
+    }
+    from_faktory_json_serde(raw)
+}
+
+/// The job the scanned `fields` of `raw` describe; `None` when its `failure` does not parse
+/// on its own (then the serde path reads the whole job).
+fn from_fields(raw: &Bytes, fields: scan::Fields<'_>) -> Option<FetchedJob> {
+    let failure = match fields.failure {
+        Some(text) => Some(serde_json::from_str::<IncomingFailure>(text).ok()?),
+        None => None,
+    };
+    let reserve_for_value = fields.reserve_for.unwrap_or(0);
+    let mut args = share(raw, fields.args);
+    if args.is_empty() {
+        args = Bytes::from_static(b"[]");
+    }
+    let text = |field: Option<&str>| field.unwrap_or_default().to_owned();
+    let job = Job {
+        jid: text(fields.jid),
+        jobtype: text(fields.jobtype),
+        queue: text(fields.queue.filter(|q| !q.is_empty()).or(Some("default"))),
+        args,
+        custom: share(raw, fields.custom),
+        retry: fields.retry.map(saturate_i32),
+        reserve_for: reserve_for_value,
+        at: text(fields.at),
+        backtrace: fields.backtrace.map_or(0, saturate_i32),
+        created_at: text(fields.created_at),
+        enqueued_at: text(fields.enqueued_at),
+        failure: failure.map(IncomingFailure::into_proto),
+    };
+    Some(FetchedJob {
+        job,
+        reserve_for: effective_reserve_for(reserve_for_value),
+        raw: raw.clone(),
+    })
+}
+
+/// [`from_faktory_json`] by serde alone: the reference the fast path agrees with.
+fn from_faktory_json_serde(raw: Bytes) -> Result<FetchedJob, JobError> {
     let incoming: IncomingJob<'_> =
         serde_json::from_slice(&raw).map_err(JobError::InvalidFetched)?;
     let jid = incoming
@@ -266,7 +332,7 @@ pub fn from_faktory_json(raw: Bytes) -> Result<FetchedJob, JobError> {
         .filter(|j| !j.is_empty())
         .ok_or(JobError::MissingJid)?;
     let reserve_for_value = incoming.reserve_for.as_ref().map_or(0, number_to_i64);
-    let mut args = share(&raw, incoming.args);
+    let mut args = share(&raw, incoming.args.map(RawValue::get));
     if args.is_empty() {
         args = Bytes::from_static(b"[]");
     }
@@ -278,21 +344,14 @@ pub fn from_faktory_json(raw: Bytes) -> Result<FetchedJob, JobError> {
             .filter(|q| !q.is_empty())
             .unwrap_or_else(|| "default".to_owned()),
         args,
-        custom: share(&raw, incoming.custom),
+        custom: share(&raw, incoming.custom.map(RawValue::get)),
         retry: incoming.retry.as_ref().map(number_to_i32),
         reserve_for: reserve_for_value,
         at: incoming.at.unwrap_or_default(),
         backtrace: incoming.backtrace.as_ref().map_or(0, number_to_i32),
         created_at: incoming.created_at.unwrap_or_default(),
         enqueued_at: incoming.enqueued_at.unwrap_or_default(),
-        failure: incoming.failure.map(|f| Failure {
-            retry_count: f.retry_count.as_ref().map_or(0, number_to_i32),
-            retry_remaining: f.retry_remaining.as_ref().map_or(0, number_to_i32),
-            errtype: f.errtype.unwrap_or_default(),
-            message: f.message.unwrap_or_default(),
-            failed_at: f.failed_at.unwrap_or_default(),
-            backtrace: f.backtrace.unwrap_or_default(),
-        }),
+        failure: incoming.failure.map(IncomingFailure::into_proto),
     };
     Ok(FetchedJob {
         job,
@@ -484,6 +543,47 @@ mod tests {
     }
 
     #[test]
+    fn jobs_as_faktory_writes_them_take_the_fast_path() {
+        let jobs: [&[u8]; 4] = [
+            br#"{"retry":25,"jid":"DtjKwtGBi8BNEA1abcdefghi","queue":"profcpu","jobtype":"add","args":[{"a":1,"b":1}],"created_at":"2026-12-01T19:17:15.123456789Z","enqueued_at":"2026-12-01T19:17:15.123456789Z"}"#,
+            br#"{"jid":"a","jobtype":"t","args":["say \"hi\"\n",null,true,-1.5e3],"custom":{"k":[{}]},"reserve_for":600,"at":"","backtrace":3}"#,
+            br#" { "jid" : "a" , "queue" : "" , "args" : null , "zz" : {"x":[1,2,{"y":"\u00e9"}]} } "#,
+            br#"{"jid":"a","retry":0,"failure":{"retry_count":1,"errtype":"E","backtrace":["b"]}}"#,
+        ];
+        for raw in jobs {
+            let raw = Bytes::from_static(raw);
+            let fast = scan::scan(&raw).and_then(|fields| from_fields(&raw, fields));
+            let fast = fast.unwrap_or_else(|| panic!("no fast path for {raw:?}"));
+            let slow = from_faktory_json_serde(raw.clone()).unwrap();
+            assert_eq!(fast.job, slow.job);
+            assert_eq!(fast.reserve_for, slow.reserve_for);
+        }
+    }
+
+    #[test]
+    fn the_fast_path_leaves_what_it_does_not_handle_to_serde() {
+        let cases: [&[u8]; 10] = [
+            br#"{"jid":"a\u0062"}"#,
+            br#"{"j\u0069d":"a"}"#,
+            br#"{"jid":"a","retry":1e2}"#,
+            br#"{"jid":"a","retry":9223372036854775807}"#,
+            br#"{"jid":"a","retry":12345678901234567890}"#,
+            br#"{"jid":"a","retry":-0}"#,
+            br#"{"jid":"a","jid":"b"}"#,
+            br#"{"jid":""}"#,
+            br#"["a"]"#,
+            br#"{"jid":"a","args":[1,]}"#,
+        ];
+        for raw in cases {
+            assert_eq!(scan::scan(raw), None, "{}", String::from_utf8_lossy(raw));
+        }
+        // And serde still reads the ones that are jobs.
+        let fetched = from_faktory_json(Bytes::from_static(br#"{"jid":"a\u0062","retry":1e2}"#));
+        let fetched = fetched.unwrap();
+        assert_eq!((fetched.jid(), fetched.job.retry), ("ab", Some(100)));
+    }
+
+    #[test]
     fn generated_jids_are_24_hex_chars_and_differ() {
         let a = generate_jid();
         assert_eq!(a.len(), GENERATED_JID_LEN);
@@ -504,7 +604,73 @@ mod tests {
                 .prop_map(String::into_bytes)
         }
 
+        /// Objects of known and unknown fields with values of every JSON kind, valid or not
+        /// (escapes, lone surrogates, odd numbers, nesting, whitespace, duplicates, trailing
+        /// junk).
+        fn json_objects() -> impl Strategy<Value = Vec<u8>> {
+            let key = prop_oneof![
+                Just("jid"),
+                Just("jobtype"),
+                Just("queue"),
+                Just("args"),
+                Just("custom"),
+                Just("retry"),
+                Just("reserve_for"),
+                Just("at"),
+                Just("backtrace"),
+                Just("created_at"),
+                Just("enqueued_at"),
+                Just("failure"),
+                Just("zz"),
+                Just("j\\u0069d"),
+            ];
+            let value = prop_oneof![
+                r#""([a-zA-Z0-9 :.-]|\\["\\/bfnrtx]|\\u[0-9a-fA-F]{4}|\\u[dD][89abAB][0-9a-f]{2}|é|\t){0,6}""#,
+                r"-?(0|[1-9][0-9]{0,20})(\.[0-9]{0,2})?([eE][+-]?[0-9]{0,3})?",
+                "(null|true|false|nul|tru)",
+                r#"\[( ?(1|"a"|\{\}|\[\]|null|-0.5) ?,?){0,3}\]"#,
+                r#"\{("[a-z_]{1,11}" ?: ?(1|"a"|\[\]|\{\}|null|\["x"\]|"\\u00e9") ?,?){0,3}\}"#,
+            ];
+            let member = (key, value, "[ \t\n]{0,1}");
+            (
+                prop::collection::vec(member, 0..8),
+                "(| |x|,)",
+                prop::bool::ANY,
+            )
+                .prop_map(|(members, tail, with_jid)| {
+                    let mut text = String::from("{");
+                    if with_jid {
+                        text.push_str(r#""jid":"j1""#);
+                    }
+                    for (i, (key, value, ws)) in members.iter().enumerate() {
+                        if with_jid || i > 0 {
+                            text.push(',');
+                        }
+                        text.push_str(&format!("{ws}\"{key}\"{ws}:{ws}{value}{ws}"));
+                    }
+                    text.push('}');
+                    text.push_str(&tail);
+                    text.into_bytes()
+                })
+        }
+
         proptest! {
+            /// The fast path answers only for what serde reads to the very same job.
+            #[test]
+            fn the_fast_path_agrees_with_serde(
+                raw in prop_oneof![any::<Vec<u8>>(), faktory_ish(), json_objects()]
+            ) {
+                let raw = Bytes::from(raw);
+                if let Some(fast) = scan::scan(&raw).and_then(|fields| from_fields(&raw, fields)) {
+                    let slow = from_faktory_json_serde(raw.clone());
+                    prop_assert!(slow.is_ok(), "serde refuses {:?}: {:?}", raw, slow.err());
+                    let slow = slow.unwrap();
+                    prop_assert_eq!(fast.job, slow.job);
+                    prop_assert_eq!(fast.reserve_for, slow.reserve_for);
+                    prop_assert_eq!(fast.raw, slow.raw);
+                }
+            }
+
             /// Whatever arrives as a fetched job, parsing never panics, and a
             /// parsed job has a jid and a reservation of at least 60 s.
             #[test]

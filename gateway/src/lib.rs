@@ -23,6 +23,7 @@
 //! - [`tls`]: TLS on the gRPC port.
 //! - [`metrics`]: Prometheus metrics (per-queue counters included).
 //! - [`error`]: the crate's [`Error`] and its gRPC status.
+//! - `fast_hash`: hash maps with foldhash's fast hasher for the per-job paths.
 //!
 //! # Example
 //! ```no_run
@@ -75,6 +76,9 @@ pub mod metrics;
 
 /// The HTTP/1.1 server: metrics and the HTTP/JSON API.
 mod http;
+
+/// Hash maps with a fast hasher, for the per-job paths.
+mod fast_hash;
 
 /// The `Admin` gRPC service.
 mod admin;

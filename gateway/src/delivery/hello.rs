@@ -1,7 +1,7 @@
 //! Validation of a worker's `Hello`: what a session is allowed to ask for.
 //! Every refusal names the offending field, for the INVALID_ARGUMENT status.
 
-use std::collections::HashSet;
+use crate::fast_hash::Set;
 
 use faktory_gateway_proto::v1::Hello;
 
@@ -39,7 +39,7 @@ pub(crate) struct SessionSpec {
     /// Queues in priority order (never empty).
     pub(crate) queues: Vec<String>,
     /// Job types it runs; empty means any.
-    pub(crate) jobtypes: HashSet<String>,
+    pub(crate) jobtypes: Set<String>,
     /// Requested window (at least 1, not yet clamped).
     pub(crate) window: u32,
     /// Largest gateway -> worker message, in bytes.

@@ -126,9 +126,8 @@ async fn send(shared: &Shared, conn: &mut Connection, batch: Vec<Settle>) -> Sen
     }
     let mut done = Vec::with_capacity(acks.len() + fails.len());
     if !acks.is_empty() {
-        let jids: Vec<String> = acks.iter().map(|s| s.jid.clone()).collect();
         let started = Instant::now();
-        match conn.ack_many(&jids).await {
+        match conn.ack_each(acks.iter().map(|s| s.jid.as_str())).await {
             Ok(results) => {
                 shared
                     .metrics

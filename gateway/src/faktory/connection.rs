@@ -325,11 +325,24 @@ impl Connection {
         &mut self,
         jids: &[String],
     ) -> Result<Vec<Result<(), ServerError>>, Error> {
+        self.ack_each(jids.iter().map(String::as_str)).await
+    }
+
+    /// Like [`Connection::ack_many`], for jids borrowed from wherever they are kept.
+    ///
+    /// # Errors
+    /// As [`Connection::ack_many`].
+    pub async fn ack_each<'a>(
+        &mut self,
+        jids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<Result<(), ServerError>>, Error> {
         self.begin()?;
+        let mut count = 0;
         for jid in jids {
             command::ack(&mut self.write_buf, jid);
+            count += 1;
         }
-        self.exchange_ok_many("ACK", jids.len()).await
+        self.exchange_ok_many("ACK", count).await
     }
 
     /// `FAIL`s every job in one pipelined batch; one result per job, in order (a FAIL of a jid

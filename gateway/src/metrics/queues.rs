@@ -6,7 +6,7 @@
 //! any later name are counted under `queue="_other"`. A gateway restart
 //! starts the list afresh.
 
-use std::collections::HashMap;
+use crate::fast_hash::Map;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -75,7 +75,7 @@ impl QueueCount {
 /// Per-queue job counters with a bounded label set (see the module docs).
 #[derive(Debug, Default)]
 pub struct QueueCounters {
-    queues: RwLock<HashMap<String, Arc<QueueCount>>>,
+    queues: RwLock<Map<String, Arc<QueueCount>>>,
     other: QueueCount,
 }
 

@@ -63,10 +63,10 @@ impl Dispatcher {
                     lease.holder = Holder::Session(id);
                     self.assignments += 1;
                     slot.last_assigned = self.assignments;
-                    slot.unfinished.insert(jid.clone());
-                    slot.outbox.push(jid.clone());
-                    slot.wake.notify_one();
                     self.avoid.remove(&jid);
+                    slot.outbox.push(jid.clone());
+                    slot.unfinished.insert(jid);
+                    slot.wake.notify_one();
                     open_total -= 1;
                 }
                 Pick::Wait => self.pending.push_back(jid),
@@ -95,7 +95,7 @@ impl Dispatcher {
 /// The session for `lease` (see the module docs for the rule): most open
 /// window first, then least recently assigned, then lowest id. One pass over
 /// the sessions.
-fn pick(sessions: &HashMap<u64, SessionSlot>, lease: &Lease, avoid: Option<u64>) -> Pick {
+fn pick(sessions: &Map<u64, SessionSlot>, lease: &Lease, avoid: Option<u64>) -> Pick {
     let (queue, jobtype) = (lease.job.queue(), lease.job.jobtype());
     let mut matched = false;
     let mut fits = false;

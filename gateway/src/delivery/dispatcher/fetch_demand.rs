@@ -2,13 +2,13 @@
 //! answered and the pipeline depth the next claim may use. What the open
 //! windows ask for is worked out in `fetching.rs`; this keeps the counts.
 
-use std::collections::HashMap;
+use crate::fast_hash::Map;
 
 /// FETCHes in flight and adaptive depth, by queue list.
 #[derive(Debug, Default)]
 pub(super) struct FetchDemand {
-    in_flight: HashMap<Vec<String>, usize>,
-    depth: HashMap<Vec<String>, usize>,
+    in_flight: Map<Vec<String>, usize>,
+    depth: Map<Vec<String>, usize>,
 }
 
 impl FetchDemand {
@@ -52,7 +52,13 @@ impl FetchDemand {
         if depth > room {
             return None;
         }
-        *self.in_flight.entry(queues.to_vec()).or_default() += depth;
+        // Looked up by slice first: the list is copied only the first time it is claimed.
+        match self.in_flight.get_mut(queues) {
+            Some(n) => *n += depth,
+            None => {
+                self.in_flight.insert(queues.to_vec(), depth);
+            }
+        }
         Some(depth)
     }
 
@@ -79,12 +85,18 @@ impl FetchDemand {
         got: usize,
         max_depth: usize,
     ) {
-        let depth = self.depth.entry(queues.to_vec()).or_insert(1);
-        *depth = if got >= claimed {
-            (*depth).max(claimed * 2).min(max_depth)
+        let depth = self.depth.get(queues).copied().unwrap_or(1);
+        let depth = if got >= claimed {
+            depth.max(claimed * 2).min(max_depth)
         } else {
             got.max(1)
         };
+        match self.depth.get_mut(queues) {
+            Some(d) => *d = depth,
+            None => {
+                self.depth.insert(queues.to_vec(), depth);
+            }
+        }
     }
 
     /// Back to depth 1 for `queues` (after a failed fetch).

@@ -18,7 +18,7 @@ impl Dispatcher {
         if room == 0 {
             return None;
         }
-        let mut open: HashMap<&Vec<String>, usize> = HashMap::new();
+        let mut open: Map<&Vec<String>, usize> = Map::default();
         for slot in self.sessions.values() {
             let o = slot.open();
             if o > 0 {

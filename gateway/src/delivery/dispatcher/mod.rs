@@ -41,7 +41,7 @@
 //!   After the grace, the rest are redelivered. A stream the worker closes
 //!   itself frees its jobs at once.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +57,7 @@ use super::lease::{Holder, Lease};
 use super::session_stats::SessionStats;
 use super::settle::{Answered, ERRTYPE_JOB_TOO_LARGE, ERRTYPE_NO_WORKER, Settle, SettleKind};
 use super::window::Window;
+use crate::fast_hash::{Map, Set};
 use crate::job::{FetchedJob, JobError};
 use fetch_demand::FetchDemand;
 use settle_queue::SettleQueue;
@@ -164,10 +165,10 @@ struct SessionSlot {
     spec: SessionSpec,
     window: Window,
     /// Jobs assigned to this session and not yet finished (sent or not).
-    unfinished: HashSet<String>,
+    unfinished: Set<String>,
     /// Jids the worker listed in its hello that the gateway holds no lease
     /// of, until their results come: they count against the window.
-    foreign: HashSet<String>,
+    foreign: Set<String>,
     /// Results from this worker on their way to Faktory, not yet answered.
     awaiting: usize,
     /// Results Faktory answered, to be confirmed to the worker.
@@ -204,9 +205,9 @@ impl SessionSlot {
 #[derive(Debug)]
 pub(crate) struct Dispatcher {
     rules: Rules,
-    sessions: HashMap<u64, SessionSlot>,
+    sessions: Map<u64, SessionSlot>,
     next_session: u64,
-    leases: HashMap<String, Lease>,
+    leases: Map<String, Lease>,
     next_seq: u64,
     /// Jids of leases held by nobody, oldest first; every entry's lease is
     /// `Holder::Pending`.
@@ -214,7 +215,7 @@ pub(crate) struct Dispatcher {
     /// Counts assignments; stamps `SessionSlot::last_assigned`.
     assignments: u64,
     /// Jobs the released-by session should not get back, by jid.
-    avoid: HashMap<String, u64>,
+    avoid: Map<String, u64>,
     /// Jids of broken streams' jobs, by when the stream broke, oldest first;
     /// those still `Holder::Away` with that time are redelivered once the
     /// reconnect grace has passed.
@@ -236,13 +237,13 @@ impl Dispatcher {
     pub(crate) fn new(rules: Rules) -> Dispatcher {
         Dispatcher {
             rules,
-            sessions: HashMap::new(),
+            sessions: Map::default(),
             next_session: 1,
-            leases: HashMap::new(),
+            leases: Map::default(),
             next_seq: 1,
             pending: VecDeque::new(),
             assignments: 0,
-            avoid: HashMap::new(),
+            avoid: Map::default(),
             away: VecDeque::new(),
             settles: SettleQueue::default(),
             fetching: true,
@@ -282,7 +283,7 @@ fn reject(jid: String, reason: &str) -> RejectedResult {
 
 /// Takes `jid` out of the unfinished jobs of the session `holder` names, if
 /// it names one (a free function: callers hold a borrow of the lease).
-fn leave_session(sessions: &mut HashMap<u64, SessionSlot>, holder: Holder, jid: &str) {
+fn leave_session(sessions: &mut Map<u64, SessionSlot>, holder: Holder, jid: &str) {
     if let Holder::Session(s) = holder
         && let Some(slot) = sessions.get_mut(&s)
     {

@@ -54,14 +54,10 @@ impl Dispatcher {
     /// leases of this gateway not already settling move to it (from a
     /// broken stream, the waiting queue or another session); jids without a
     /// lease are returned as foreign. Returns (unfinished, foreign).
-    pub(super) fn claim(
-        &mut self,
-        id: u64,
-        holding: &[String],
-    ) -> (HashSet<String>, HashSet<String>) {
-        let mut unfinished = HashSet::new();
-        let mut foreign = HashSet::new();
-        let mut unqueue = HashSet::new();
+    pub(super) fn claim(&mut self, id: u64, holding: &[String]) -> (Set<String>, Set<String>) {
+        let mut unfinished = Set::default();
+        let mut foreign = Set::default();
+        let mut unqueue = Set::default();
         for jid in holding {
             let Some(lease) = self.leases.get_mut(jid) else {
                 foreign.insert(jid.clone());
@@ -105,7 +101,7 @@ impl Dispatcher {
         };
         let now = Instant::now();
         let keep = end == StreamEnd::Broken && !self.rules.reconnect_grace.is_zero();
-        let unsent: HashSet<&String> = slot.outbox.iter().collect();
+        let unsent: Set<&String> = slot.outbox.iter().collect();
         let mut back = Vec::with_capacity(slot.unfinished.len());
         let mut away = Vec::new();
         // Unsent jobs first, in their order, then the delivered ones.

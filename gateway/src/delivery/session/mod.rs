@@ -255,7 +255,9 @@ impl Session {
                     Ok(permit) => permit.send(Ok(self.out.next_message(&self.shared.metrics))),
                     Err(_) => break End::Broken,
                 },
-                () = wake.notified() => {
+                // While a collection is due anyway, further wakes need not poll the
+                // session: one is kept by the `Notify` and taken after the collection.
+                () = wake.notified(), if !collect_due => {
                     if collected.elapsed() >= DELIVERY_LINGER {
                         self.collect();
                         collected = Instant::now();
