@@ -69,6 +69,9 @@ pub(crate) struct Record {
     finished: AtomicU64,
     /// When each aborted worker was aborted, by worker number.
     pub(crate) aborted: Mutex<HashMap<u64, Instant>>,
+    /// Handler runs that ended after their worker was aborted (neither a
+    /// success nor an injected failure: the result died with the worker).
+    after_abort: AtomicU64,
 }
 
 impl Record {
@@ -94,13 +97,31 @@ impl Record {
         class_of(jid).injects(errtype)
     }
 
+    /// The moment a handler of `worker` ends, or `None` when `worker` was
+    /// aborted already: then the handler ended after its worker (the SDK's
+    /// handler tasks outlive an aborted `Worker::run`, where a crashed
+    /// process would take them along) and its result cannot reach Faktory.
+    /// Read under the lock [`Record::worker_aborted`] takes, so a result
+    /// either counts and ends before the abort, or does not count.
+    fn ended(&self, worker: u64) -> Option<Instant> {
+        let aborted = self.aborted.lock();
+        if aborted.contains_key(&worker) {
+            self.after_abort.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Instant::now())
+    }
+
     /// A handler of `worker` failed `jid` by injection.
     pub(crate) fn injected(&self, jid: &str, worker: u64) {
+        let Some(now) = self.ended(worker) else {
+            return;
+        };
         let mut jids = self.jids.lock();
         let entry = jids.entry(jid.to_owned()).or_default();
         entry.injected += 1;
         if class_of(jid) == Class::FailToDead && entry.injected == 1 {
-            entry.finished_at = Some(Instant::now());
+            entry.finished_at = Some(now);
             entry.finished_by = Some(worker);
             self.resolved.fetch_add(1, Ordering::Relaxed);
         }
@@ -108,12 +129,15 @@ impl Record {
 
     /// A handler of `worker` finished `jid` successfully.
     pub(crate) fn succeeded(&self, jid: &str, worker: u64) {
+        let Some(now) = self.ended(worker) else {
+            return;
+        };
         let mut jids = self.jids.lock();
         let entry = jids.entry(jid.to_owned()).or_default();
         entry.successes += 1;
         if entry.successes == 1 {
             if entry.finished_at.is_none() {
-                entry.finished_at = Some(Instant::now());
+                entry.finished_at = Some(now);
                 entry.finished_by = Some(worker);
             }
             self.finished.fetch_add(1, Ordering::Relaxed);
@@ -140,6 +164,11 @@ impl Record {
     /// Jids finished (run successfully at least once) so far.
     pub(crate) fn finished(&self) -> u64 {
         self.finished.load(Ordering::Relaxed)
+    }
+
+    /// Handler runs that ended after their worker was aborted.
+    pub(crate) fn after_abort(&self) -> u64 {
+        self.after_abort.load(Ordering::Relaxed)
     }
 
     /// Handler runs so far.

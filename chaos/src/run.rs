@@ -28,15 +28,14 @@ use crate::verify::{self, Evidence, Summary};
 /// Steps that bring retries back while faults run: every 5 s the test
 /// server's clock moves on by 12 s (small enough that the gateway's BEAT,
 /// every 15 s, never looks 60 s old, so Faktory never reaps it); a real
-/// Faktory's retries of the run are requeued as often.
+/// Faktory's retries come back on its own schedule (see
+/// [`Target::bring_back_retries`]).
 const CLOCK_STEP_DURING_FAULTS: (Duration, Duration) =
     (Duration::from_secs(12), Duration::from_secs(5));
 /// The same during recovery (retry backoff is at most ~44 s for a first
 /// failure).
 const CLOCK_STEP_DURING_RECOVERY: (Duration, Duration) =
     (Duration::from_secs(45), Duration::from_secs(2));
-/// Recovery gives up when nothing resolves for this long.
-const STALL_LIMIT: Duration = Duration::from_secs(15);
 /// How long after a kill the test server's reservations are read: FETCHes
 /// Faktory answers a moment after the kill still reserve a job.
 const AFTER_KILL: Duration = Duration::from_millis(300);
@@ -185,14 +184,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let now = Instant::now();
         if now >= next_clock {
-            bring_back(
-                &mut stack.target,
-                &queue,
-                CLOCK_STEP_DURING_FAULTS.0,
-                &mut notes,
-            )
-            .await;
-            clock_steps += 1;
+            clock_steps += u64::from(stack.target.bring_back_retries(CLOCK_STEP_DURING_FAULTS.0));
             next_clock = now + CLOCK_STEP_DURING_FAULTS.1;
         }
         let planned_kill = kill_at.last().is_some_and(|&at| record.resolved() >= at);
@@ -226,15 +218,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
 
     // Phase 2: no more faults; let retries come back until all is resolved.
     let recovery_end = started + options.budget.mul_f64(0.85);
-    clock_steps += recover(
-        &record,
-        &mut stack.target,
-        &queue,
-        expected,
-        recovery_end,
-        &mut notes,
-    )
-    .await;
+    clock_steps += recover(&record, &stack.target, expected, recovery_end).await;
     let mut final_expiry = false;
     if let Some(handle) = stack.target.handle()
         && record.resolved() < expected
@@ -250,15 +234,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
         for gateway in &mut stack.gateways {
             gateway.restart().await?;
         }
-        clock_steps += recover(
-            &record,
-            &mut stack.target,
-            &queue,
-            expected,
-            deadline,
-            &mut notes,
-        )
-        .await;
+        clock_steps += recover(&record, &stack.target, expected, deadline).await;
     }
 
     // Phase 3: stop gracefully and collect the evidence.
@@ -319,14 +295,6 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// Brings retries back (see [`Target::bring_back_retries`]); notes a
-/// failure.
-async fn bring_back(target: &mut Target, queue: &str, step: Duration, notes: &mut Vec<String>) {
-    if let Err(e) = target.bring_back_retries(queue, step).await {
-        notes.push(format!("bringing retries back failed: {e:#}"));
-    }
-}
-
 /// Carries out one fault.
 async fn strike(
     fault: Fault,
@@ -385,15 +353,8 @@ async fn strike(
 }
 
 /// Brings retries back until every job is resolved, nothing resolves for
-/// [`STALL_LIMIT`], or `until`; returns how many steps it took.
-async fn recover(
-    record: &Record,
-    target: &mut Target,
-    queue: &str,
-    expected: u64,
-    until: Instant,
-    notes: &mut Vec<String>,
-) -> u64 {
+/// the target's stall limit, or `until`; returns how many steps it took.
+async fn recover(record: &Record, target: &Target, expected: u64, until: Instant) -> u64 {
     let mut steps = 0;
     let mut last = record.resolved();
     let mut last_change = Instant::now();
@@ -401,15 +362,14 @@ async fn recover(
     while record.resolved() < expected && Instant::now() < until {
         let now = Instant::now();
         if now >= next_clock {
-            bring_back(target, queue, CLOCK_STEP_DURING_RECOVERY.0, notes).await;
-            steps += 1;
+            steps += u64::from(target.bring_back_retries(CLOCK_STEP_DURING_RECOVERY.0));
             next_clock = now + CLOCK_STEP_DURING_RECOVERY.1;
         }
         let resolved = record.resolved();
         if resolved != last {
             last = resolved;
             last_change = now;
-        } else if now - last_change > STALL_LIMIT {
+        } else if now - last_change > target.stall_limit() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

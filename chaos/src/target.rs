@@ -99,22 +99,30 @@ impl Target {
     }
 
     /// Brings the run's retries back now: the test server's clock moves on
-    /// by `step`; a real Faktory requeues the retries of the run's `queue`.
-    ///
-    /// Fails when the `MUTATE` fails.
-    pub(crate) async fn bring_back_retries(
-        &mut self,
-        queue: &str,
-        step: Duration,
-    ) -> anyhow::Result<()> {
+    /// by `step`. A real Faktory is left to its own retry scheduler (a first
+    /// retry comes back within ~45 s): its `MUTATE requeue` pushes each
+    /// entry to the queue before removing it from the set, walks the set
+    /// with a `ZSCAN` that may return an entry twice, and races the
+    /// scheduler, so under load it can put one retry in the queue twice
+    /// (two runs of a finished job that no gateway caused). Returns whether
+    /// anything was done.
+    pub(crate) fn bring_back_retries(&self, step: Duration) -> bool {
         match self {
             Target::TestServer(server) => {
                 server.handle().advance_clock(step);
-                Ok(())
+                true
             }
-            Target::Real { connection, .. } => {
-                inventory::mutate(connection, "requeue", "retries", queue).await
-            }
+            Target::Real { .. } => false,
+        }
+    }
+
+    /// How long recovery waits for the next job to resolve before it gives
+    /// up: a real Faktory's retries come back on its own schedule (up to
+    /// ~45 s for a first failure), the test server's when its clock moves.
+    pub(crate) fn stall_limit(&self) -> Duration {
+        match self {
+            Target::TestServer(_) => Duration::from_secs(15),
+            Target::Real { .. } => Duration::from_secs(60),
         }
     }
 

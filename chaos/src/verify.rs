@@ -45,11 +45,15 @@
 //! alive or not; a reply in flight is lost with the connection). A job a
 //! handler finished survives a gateway kill: the worker keeps the result
 //! until Faktory has it and sends it to the next gateway, which settles it
-//! by jid. Unless that worker was aborted too, after it finished the job and
-//! before the kill's failover was over ([`FAILOVER`]): then the result died
+//! by jid. Unless that worker was aborted too, after it finished the job,
+//! shortly before the kill ([`AWAY_AT_KILL`]) or before the kill's failover
+//! was over ([`FAILOVER`]): then the result died
 //! with the worker, the job went back to the gateway to be delivered again,
 //! and the kill stranded it there; such jobs are counted apart and allowed,
-//! like re-runs after a worker abort.
+//! like re-runs after a worker abort. And unless its push had been sent again
+//! (see "extra runs of re-pushed jobs"): then Faktory may have held it twice,
+//! and the copy a killed gateway fetched after the other was acked is what
+//! stays reserved; counted apart and allowed.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -125,6 +129,8 @@ pub(crate) struct Summary {
     clock_steps: u64,
     final_expiry: bool,
     handler_runs: u64,
+    /// Handler runs that ended after their worker was aborted.
+    runs_after_abort: u64,
     injected: u64,
     expected_acked: u64,
     acked_ok: u64,
@@ -148,6 +154,9 @@ pub(crate) struct Summary {
     /// Stranded by a kill after a handler finished them, on a worker
     /// aborted before the kill's failover was over (the result died with it).
     finished_lost_with_worker: u64,
+    /// Stranded by a kill after a handler finished them, whose push had
+    /// been sent again: the stranded one is likely their second copy.
+    finished_second_copy: u64,
     expired_after_cuts: u64,
     blocked_fetches_cut: u64,
     stranded: u64,
@@ -183,11 +192,17 @@ fn last_fine(seen: &JidRecord, accepted: Option<Instant>) -> Option<Instant> {
 /// one and hand them over (the failover bound).
 const FAILOVER: Duration = Duration::from_secs(2);
 
-/// Whether the worker that finished `seen` was aborted after that and no
-/// later than [`FAILOVER`] after the first gateway kill that followed: the
-/// result it held (unsent, or sent to the gateway that was then killed
-/// before it reached Faktory) died with it, and the job stayed with the
-/// killed gateway.
+/// How long before a gateway kill a worker's abort can still leave that
+/// gateway holding the worker's jobs: they wait the reconnect grace (the
+/// gateway's default, 5 s) for the worker to come back, then the
+/// redelivery grace the run sets (2 s) for another worker, plus 1 s.
+const AWAY_AT_KILL: Duration = Duration::from_secs(8);
+
+/// Whether the worker that finished `seen` was aborted after that, no
+/// earlier than [`AWAY_AT_KILL`] before the first gateway kill that
+/// followed and no later than [`FAILOVER`] after it: the result it held
+/// (unsent, or sent to the gateway that was then killed before it reached
+/// Faktory) died with it, and the job stayed with the killed gateway.
 fn result_died_with_worker(seen: &JidRecord, record: &Record, log: &FaultLog) -> bool {
     let (Some(finished), Some(worker)) = (seen.finished_at, seen.finished_by) else {
         return false;
@@ -198,19 +213,22 @@ fn result_died_with_worker(seen: &JidRecord, record: &Record, log: &FaultLog) ->
     let kill = log
         .first_of_after(&[Fault::KillGateway], finished)
         .map(|(at, _)| at);
-    aborted > finished && kill.is_some_and(|kill| aborted <= kill + FAILOVER)
+    aborted >= finished
+        && kill.is_some_and(|kill| aborted + AWAY_AT_KILL >= kill && aborted <= kill + FAILOVER)
 }
 
-/// One problem jid's history for the report: its runs (when, on which
+/// One problem jid's history for the report: when `Push` last accepted it
+/// and last had to send it again (`pushes`), its runs (when, on which
 /// worker), when it was finished and by which worker (and when that worker
-/// was aborted), and the faults from its first run to [`FAILOVER`] after
-/// its last event; times are seconds since `started`.
+/// was aborted), and the faults from a second before its first event to
+/// [`FAILOVER`] after its last; times are seconds since `started`.
 fn timeline(
     jid: &str,
     seen: &JidRecord,
     record: &Record,
     log: &FaultLog,
     started: Instant,
+    pushes: &(Option<Instant>, Option<Instant>),
 ) -> String {
     let secs = |at: Instant| format!("{:.3}", at.duration_since(started).as_secs_f64());
     let runs: Vec<String> = seen
@@ -228,19 +246,27 @@ fn timeline(
         }
         _ => "not finished".to_owned(),
     };
-    let from = seen.run_starts.first().copied().unwrap_or(started);
-    let until = [seen.finished_at, seen.run_starts.last().copied()]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(from);
+    let (accepted, resent) = *pushes;
+    let pushed = format!(
+        "accepted {}, sent again {}",
+        accepted.map_or("never".to_owned(), secs),
+        resent.map_or("never".to_owned(), secs)
+    );
+    let events = || {
+        [accepted, resent, seen.finished_at]
+            .into_iter()
+            .chain(seen.run_starts.iter().copied().map(Some))
+            .flatten()
+    };
+    let from = events().min().unwrap_or(started);
+    let until = events().max().unwrap_or(from);
     let faults: Vec<String> = log
-        .between(from - Duration::from_millis(1), until + FAILOVER)
+        .between(from - Duration::from_secs(1), until + FAILOVER)
         .iter()
         .map(|(at, fault)| format!("{} {fault}", secs(*at)))
         .collect();
     format!(
-        "{jid}: runs [{}]; {finished}; faults [{}]",
+        "{jid}: {pushed}; runs [{}]; {finished}; faults [{}]",
         runs.join(", "),
         faults.join(", ")
     )
@@ -279,6 +305,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         clock_steps,
         final_expiry,
         handler_runs: record.runs(),
+        runs_after_abort: record.after_abort(),
         injected: 0,
         expected_acked: 0,
         acked_ok: 0,
@@ -294,6 +321,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         expired_stranded: 0,
         finished_stranded_by_kill: 0,
         finished_lost_with_worker: 0,
+        finished_second_copy: 0,
         expired_after_cuts: 0,
         blocked_fetches_cut,
         stranded: stranded.len() as u64,
@@ -315,6 +343,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         count_runs(
             &mut summary,
             &log,
+            record,
             &jid,
             &seen,
             class,
@@ -356,7 +385,11 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         let by_kill = left && cause == Some(Fault::KillGateway);
         let finished = by_kill && seen.finished_before_expiry();
         let with_worker = finished && result_died_with_worker(&seen, record, &log);
-        let finished_by_kill = finished && !with_worker;
+        // A job whose push was sent again may exist twice at Faktory; the
+        // copy a killed gateway fetched after the other was finished and
+        // acked is what stays reserved.
+        let second_copy = finished && !with_worker && resent_at.contains_key(&jid);
+        let finished_by_kill = finished && !with_worker && !second_copy;
         let after_cuts = left
             && matches!(
                 cause,
@@ -365,13 +398,19 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         summary.expired_stranded += u64::from(by_kill);
         summary.finished_stranded_by_kill += u64::from(finished_by_kill);
         summary.finished_lost_with_worker += u64::from(with_worker);
+        summary.finished_second_copy += u64::from(second_copy);
         summary.expired_after_cuts += u64::from(after_cuts);
         let excused = (by_kill && !finished_by_kill) || after_cuts;
+        let pushes = (accepted_at.get(&jid).copied(), resent_at.get(&jid).copied());
         let problem = errtypes.iter().any(|e| e != RESERVATION_EXPIRED) || (left && !excused);
-        if problem && summary.timelines.len() < EXAMPLES {
+        let rerun_not_allowed = summary
+            .reruns_not_allowed
+            .last()
+            .is_some_and(|(j, _)| *j == jid);
+        if (problem || rerun_not_allowed) && summary.timelines.len() < EXAMPLES {
             summary
                 .timelines
-                .push(timeline(&jid, &seen, record, &log, started));
+                .push(timeline(&jid, &seen, record, &log, started, &pushes));
         }
         // Only the expiry of a job a killed gateway had not delivered to a
         // handler, or a cut Faktory connection stranded, is beyond the
@@ -435,6 +474,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
 fn count_runs(
     summary: &mut Summary,
     log: &FaultLog,
+    record: &Record,
     jid: &str,
     seen: &JidRecord,
     class: Class,
@@ -454,7 +494,18 @@ fn count_runs(
     }
     for (k, &start) in seen.run_starts.iter().enumerate().skip(1) {
         if let Some(finished) = seen.finished_at.filter(|at| start > *at) {
-            let cause = log.first_between(finished, Some(start));
+            // The worker that finished the job aborted before this run: its
+            // result may have died with it (known exactly, unlike the
+            // window, whose abort may be logged a moment before the result).
+            let finisher_aborted = seen
+                .finished_by
+                .and_then(|w| record.aborted_at(w))
+                .is_some_and(|aborted| aborted >= finished && aborted <= start);
+            let cause = if finisher_aborted {
+                Some(Fault::AbortWorker)
+            } else {
+                log.first_between(finished, Some(start))
+            };
             summary
                 .by_cause
                 .entry(cause)
@@ -570,16 +621,19 @@ impl fmt::Display for Summary {
             self.faults.total().to_string(),
         )?;
         row(f, "handler failures injected", self.injected.to_string())?;
+        if !self.real_faktory {
+            row(
+                f,
+                "faktory clock steps (retry backoff)",
+                self.clock_steps.to_string(),
+            )?;
+        }
+        row(f, "handler runs", self.handler_runs.to_string())?;
         row(
             f,
-            if self.real_faktory {
-                "retry requeues (MUTATE)"
-            } else {
-                "faktory clock steps (retry backoff)"
-            },
-            self.clock_steps.to_string(),
+            "  ended after their worker was aborted (not results)",
+            self.runs_after_abort.to_string(),
         )?;
-        row(f, "handler runs", self.handler_runs.to_string())?;
         row(
             f,
             "expected acked / acked",
@@ -647,6 +701,11 @@ impl fmt::Display for Summary {
             f,
             "    finished, then their worker aborted (allowed)",
             self.finished_lost_with_worker.to_string(),
+        )?;
+        row(
+            f,
+            "    finished, pushed twice (a second copy; allowed)",
+            self.finished_second_copy.to_string(),
         )?;
         row(
             f,
@@ -740,6 +799,14 @@ mod tests {
             .lock()
             .insert(7, finished + Duration::from_secs(4));
         assert!(!result_died_with_worker(&seen, &record, &log));
+        // Aborted long before the kill: its jobs had gone to other workers.
+        let mut early = FaultLog::default();
+        early.push(finished + Duration::from_secs(20), Fault::KillGateway);
+        record
+            .aborted
+            .lock()
+            .insert(7, finished + Duration::from_secs(1));
+        assert!(!result_died_with_worker(&seen, &record, &early));
         // Aborted before it finished: another worker's abort.
         record
             .aborted
