@@ -54,13 +54,25 @@ pub async fn run_cpu_cost(
     let status = |message: &str| progress.status(&format!("{label} cpu cost: {message}"));
 
     phase("alone");
-    let (direct_alone, _) = measure_beside(env, timing, &status, direct, None).await?;
+    let (direct_alone, _) = measure_beside(env, timing, &status, (direct, "alone"), None).await?;
     phase("beside a second direct load");
-    let (direct_beside_direct, other_direct) =
-        measure_beside(env, timing, &status, direct, Some((direct, "other"))).await?;
+    let (direct_beside_direct, other_direct) = measure_beside(
+        env,
+        timing,
+        &status,
+        (direct, "beside-direct"),
+        Some((direct, "other")),
+    )
+    .await?;
     phase("beside a gateway relaying a load");
-    let (direct_with_gateway, gateway_relayed) =
-        measure_beside(env, timing, &status, direct, Some((relayed, "gateway"))).await?;
+    let (direct_with_gateway, gateway_relayed) = measure_beside(
+        env,
+        timing,
+        &status,
+        (direct, "beside-gateway"),
+        Some((relayed, "gateway")),
+    )
+    .await?;
 
     progress.line(&format!(
         "{label} cpu cost: {direct_alone:.0} jobs/s alone, {direct_beside_direct:.0} beside \
@@ -76,22 +88,27 @@ pub async fn run_cpu_cost(
     })
 }
 
-/// Runs `main` on its own queue, with `other` beside it on the queue named
-/// by its second part when given, and measures both over the same window;
-/// returns (main, other) jobs/s.
+/// Runs `main` on the queue named by its second part, with `other` beside
+/// it on the queue named by its second part when given, and measures both
+/// over the same window; returns (main, other) jobs/s. Every phase has
+/// queues of its own: a real Faktory hands a job pushed within 2 s of a
+/// stopped worker's last `FETCH` to that blocked `FETCH`, connection gone or
+/// not, so a queue reused by the next phase lost its first jobs to the
+/// previous phase's workers (reserved until the expiry).
 async fn measure_beside(
     env: &Env,
     timing: &Timing,
     status: &impl Fn(&str),
-    main: Scenario,
+    main: (Scenario, &str),
     other: Option<(Scenario, &str)>,
 ) -> Result<(f64, f64), Error> {
+    let (main, main_name) = main;
     let queue = |name: &str| format!("{}-cpu-{name}", env.queue_prefix);
     let mut other = match other {
         Some((scenario, name)) => Some(Load::start(env, scenario, &queue(name)).await?),
         None => None,
     };
-    let mut load = Load::start(env, main, &queue("direct")).await?;
+    let mut load = Load::start(env, main, &queue(main_name)).await?;
     if let Some(other) = &other {
         other.wait_ready(timing.settle_limit, status).await;
     }
