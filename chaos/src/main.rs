@@ -19,8 +19,9 @@
 //! end reservations nobody can settle are made to expire, so they show up
 //! as `ReservationExpired` retries). With `FAKTORY_URL` it is that Faktory,
 //! shared with others: the run uses a queue of its own (`chaos-<random>`,
-//! which also starts every jid), brings its retries back with
-//! `MUTATE requeue`, skips the test-server-only fault (Faktory listener
+//! which also starts every jid), lets Faktory's own scheduler bring its
+//! retries back (see `target.rs` for why not `MUTATE requeue`), skips the
+//! test-server-only fault (Faktory listener
 //! restart) with a note, does not wait for the 30-minute expiry but counts
 //! the jobs still reserved at the end, and removes everything it left
 //! (`inventory.rs`). Gateways are child processes (this binary re-executed),

@@ -2,10 +2,9 @@
 //! it is the project's test server, in process: its clock can be moved on
 //! (retries come back at once, reservations can be made to expire) and its
 //! tables read directly. With `FAKTORY_URL` it is that (real) Faktory,
-//! shared with others: the run touches only its own queue, brings its
-//! retries back early with `MUTATE requeue` (they keep their failure
-//! records, as after the backoff), and reads what is left at the end with
-//! [`inventory`](crate::inventory).
+//! shared with others: the run touches only its own queue, leaves its
+//! retries to Faktory's own schedule (see [`Target::bring_back_retries`]),
+//! and reads what is left at the end with [`inventory`](crate::inventory).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
