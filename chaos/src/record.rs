@@ -151,6 +151,14 @@ impl Record {
         self.aborted.lock().insert(worker, Instant::now());
     }
 
+    /// When the worker that finished `seen` was aborted, if it was at or
+    /// after the finish (its result may have died with it).
+    pub(crate) fn finisher_aborted_at(&self, seen: &JidRecord) -> Option<Instant> {
+        let finished = seen.finished_at?;
+        self.aborted_at(seen.finished_by?)
+            .filter(|aborted| *aborted >= finished)
+    }
+
     /// When `worker` was aborted, if it was.
     pub(crate) fn aborted_at(&self, worker: u64) -> Option<Instant> {
         self.aborted.lock().get(&worker).copied()

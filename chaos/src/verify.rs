@@ -204,21 +204,16 @@ const AWAY_AT_KILL: Duration = Duration::from_secs(8);
 /// (unsent, or sent to the gateway that was then killed before it reached
 /// Faktory) died with it, and the job stayed with the killed gateway.
 fn result_died_with_worker(seen: &JidRecord, record: &Record, log: &FaultLog) -> bool {
-    let (Some(finished), Some(worker)) = (seen.finished_at, seen.finished_by) else {
+    let (Some(finished), Some(aborted)) = (seen.finished_at, record.finisher_aborted_at(seen))
+    else {
         return false;
     };
-    let Some(aborted) = record.aborted_at(worker) else {
-        return false;
-    };
-    let kill = log
-        .first_of_after(&[Fault::KillGateway], finished)
-        .map(|(at, _)| at);
-    aborted >= finished
-        && kill.is_some_and(|kill| aborted + AWAY_AT_KILL >= kill && aborted <= kill + FAILOVER)
+    log.first_of_after(&[Fault::KillGateway], finished)
+        .is_some_and(|(kill, _)| aborted + AWAY_AT_KILL >= kill && aborted <= kill + FAILOVER)
 }
 
 /// One problem jid's history for the report: when `Push` last accepted it
-/// and last had to send it again (`pushes`), its runs (when, on which
+/// and last had to send it again, its runs (when, on which
 /// worker), when it was finished and by which worker (and when that worker
 /// was aborted), and the faults from a second before its first event to
 /// [`FAILOVER`] after its last; times are seconds since `started`.
@@ -228,7 +223,8 @@ fn timeline(
     record: &Record,
     log: &FaultLog,
     started: Instant,
-    pushes: &(Option<Instant>, Option<Instant>),
+    accepted: Option<Instant>,
+    resent: Option<Instant>,
 ) -> String {
     let secs = |at: Instant| format!("{:.3}", at.duration_since(started).as_secs_f64());
     let runs: Vec<String> = seen
@@ -246,7 +242,6 @@ fn timeline(
         }
         _ => "not finished".to_owned(),
     };
-    let (accepted, resent) = *pushes;
     let pushed = format!(
         "accepted {}, sent again {}",
         accepted.map_or("never".to_owned(), secs),
@@ -340,7 +335,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         if seen.runs > class.expected_runs() {
             summary.duplicate_jids += 1;
         }
-        count_runs(
+        let rerun_not_allowed = count_runs(
             &mut summary,
             &log,
             record,
@@ -401,16 +396,17 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
         summary.finished_second_copy += u64::from(second_copy);
         summary.expired_after_cuts += u64::from(after_cuts);
         let excused = (by_kill && !finished_by_kill) || after_cuts;
-        let pushes = (accepted_at.get(&jid).copied(), resent_at.get(&jid).copied());
         let problem = errtypes.iter().any(|e| e != RESERVATION_EXPIRED) || (left && !excused);
-        let rerun_not_allowed = summary
-            .reruns_not_allowed
-            .last()
-            .is_some_and(|(j, _)| *j == jid);
         if (problem || rerun_not_allowed) && summary.timelines.len() < EXAMPLES {
-            summary
-                .timelines
-                .push(timeline(&jid, &seen, record, &log, started, &pushes));
+            summary.timelines.push(timeline(
+                &jid,
+                &seen,
+                record,
+                &log,
+                started,
+                accepted_at.get(&jid).copied(),
+                resent_at.get(&jid).copied(),
+            ));
         }
         // Only the expiry of a job a killed gateway had not delivered to a
         // handler, or a cut Faktory connection stranded, is beyond the
@@ -470,7 +466,7 @@ pub(crate) fn verify(evidence: Evidence<'_>) -> Summary {
 /// whose push had to be sent again (`resent`: when its call failed or it
 /// was answered UNAVAILABLE) may have been pushed twice: its runs beyond
 /// what the class needs are counted apart, blamed on the fault just before
-/// that answer.
+/// that answer. Returns whether a re-run broke the rule.
 fn count_runs(
     summary: &mut Summary,
     log: &FaultLog,
@@ -479,7 +475,7 @@ fn count_runs(
     seen: &JidRecord,
     class: Class,
     resent: Option<Instant>,
-) {
+) -> bool {
     if let Some(resent) = resent {
         let extra = seen
             .run_starts
@@ -490,17 +486,17 @@ fn count_runs(
             .entry(log.last_before(resent))
             .or_default()
             .repushed_runs += extra as u64;
-        return;
+        return false;
     }
+    let mut not_allowed = false;
     for (k, &start) in seen.run_starts.iter().enumerate().skip(1) {
         if let Some(finished) = seen.finished_at.filter(|at| start > *at) {
             // The worker that finished the job aborted before this run: its
             // result may have died with it (known exactly, unlike the
             // window, whose abort may be logged a moment before the result).
-            let finisher_aborted = seen
-                .finished_by
-                .and_then(|w| record.aborted_at(w))
-                .is_some_and(|aborted| aborted >= finished && aborted <= start);
+            let finisher_aborted = record
+                .finisher_aborted_at(seen)
+                .is_some_and(|aborted| aborted <= start);
             let cause = if finisher_aborted {
                 Some(Fault::AbortWorker)
             } else {
@@ -513,12 +509,14 @@ fn count_runs(
                 .reruns_of_finished += 1;
             if cause != Some(Fault::AbortWorker) {
                 summary.reruns_not_allowed.push((jid.to_owned(), cause));
+                not_allowed = true;
             }
         } else if k >= class.expected_runs() as usize {
             let cause = log.first_between(seen.run_starts[k - 1], Some(start));
             summary.by_cause.entry(cause).or_default().extra_runs += 1;
         }
     }
+    not_allowed
 }
 
 fn examples<T: fmt::Debug>(items: &[T]) -> String {
