@@ -132,6 +132,9 @@ impl fmt::Display for Secret {
     name = "faktory-gateway",
     version,
     long_about = None,
+    // The last of a repeated option wins, so a wrapper's defaults (the bench's
+    // `--metrics-listen=off`) can be overridden after them.
+    args_override_self = true,
     about = "A gRPC gateway that runs beside Faktory and streams jobs in bulk to remote workers."
 )]
 pub struct Config {
@@ -575,6 +578,17 @@ mod tests {
         let matches = cmd
             .try_get_matches_from(std::iter::once("faktory-gateway").chain(args.iter().copied()))?;
         Config::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn a_repeated_option_takes_its_last_value() {
+        let c = parse(&["--metrics-listen=off", "--metrics-listen=127.0.0.1:9464"]).unwrap();
+        assert_eq!(
+            c.metrics_listen,
+            ListenAddr::Addr("127.0.0.1:9464".parse().unwrap())
+        );
+        let c = parse(&["--fetch-max-in-flight=8", "--fetch-max-in-flight=128"]).unwrap();
+        assert_eq!(c.fetch_max_in_flight, 128);
     }
 
     #[test]

@@ -53,7 +53,9 @@ struct Args {
     /// Skip the push comparisons and the CPU-cost comparison.
     #[arg(long)]
     throughput_only: bool,
-    /// Extra argument for every gateway (repeat), e.g. `--gateway-arg=--fetch-concurrency=8`.
+    /// Extra argument for every gateway (repeat), e.g. `--gateway-arg=--fetch-concurrency=8`;
+    /// the last of a repeated option wins, so this also overrides the bench's own options
+    /// (`--metrics-listen=off`).
     #[arg(long = "gateway-arg", allow_hyphen_values = true)]
     gateway_args: Vec<String>,
     /// Override the worker SDK's prefetch cap (default: the SDK's own).
