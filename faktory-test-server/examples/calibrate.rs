@@ -5,9 +5,14 @@
 //! ```text
 //! FAKTORY_URL=tcp://127.0.0.1:7419 cargo run --release -p faktory-test-server --example calibrate
 //! ```
-//! Each point pre-fills a queue of its own (`calibrate-<random>-<point>`) with PUSHB, measures
-//! for a fixed time, then removes that queue (`QUEUE REMOVE`, never `FLUSH`: others may share
-//! the server). Every fetched job is ACKed, so nothing stays reserved.
+//! Each point pre-fills a queue of its own (`calibrate-<random>-<point>-<round>`) with PUSHB,
+//! measures for a fixed time, then removes that queue (`QUEUE REMOVE`, never `FLUSH`: others
+//! may share the server). Every fetched job is ACKed, so nothing stays reserved.
+//!
+//! A real server's rate at one point moves by tens of percent between runs minutes apart, so
+//! every point is measured `CALIBRATE_ROUNDS` times (default 3), the model and the real server
+//! taking turns, and the table compares medians; the real server's lowest and highest rate are
+//! printed beside its median, so a spread wider than the model's miss is visible.
 
 mod raw;
 
@@ -21,6 +26,10 @@ const MEASURE: Duration = Duration::from_millis(2500);
 /// Connections that pre-fill a backlog.
 const FILLERS: usize = 4;
 const BATCH: usize = 100;
+/// Rounds per point when `CALIBRATE_ROUNDS` is not set.
+const DEFAULT_ROUNDS: usize = 3;
+/// How far the model may be from the real server at a point and still count as calibrated.
+const TOLERANCE: f64 = 0.25;
 
 /// One measured workload.
 #[derive(Debug, Clone, Copy)]
@@ -86,49 +95,115 @@ async fn main() {
     .expect("start the model server");
     let model_url = model.url();
     let real_url = std::env::var("FAKTORY_URL").ok();
+    let rounds = match std::env::var("CALIBRATE_ROUNDS") {
+        Ok(text) => match text.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("CALIBRATE_ROUNDS must be a positive whole number, not {text:?}"),
+        },
+        Err(_) => DEFAULT_ROUNDS,
+    };
     let run = format!("{:08x}", rand::random::<u32>());
     println!("model: {:?}", CostModel::faktory_1_10());
     if let Some(url) = &real_url {
         println!("real: {url}, {}", version(url).await);
     }
+    println!("{rounds} rounds per point, {MEASURE:?} each; medians (real: lowest-highest)");
     println!(
-        "{:<40} {:>12} {:>12} {:>11}",
+        "{:<40} {:>24} {:>12} {:>11}",
         "workload (jobs/s)", "real", "model", "model/real"
     );
+    let mut within = 0;
     for (n, point) in POINTS.into_iter().enumerate() {
-        let queue = format!("calibrate-{run}-{n}");
-        let modelled = measure(&model_url, point, &queue).await;
-        let real = match &real_url {
-            Some(url) => Some(measure(url, point, &queue).await),
-            None => None,
-        };
-        print_row(point, &modelled, real.as_ref());
+        let (mut modelled, mut real) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let queue = format!("calibrate-{run}-{n}-{round}");
+            modelled.push(measure(&model_url, point, &queue).await);
+            if let Some(url) = &real_url {
+                real.push(measure(url, point, &queue).await);
+            }
+        }
+        let row = Row::new(point, &modelled, &real);
+        within += usize::from(row.within_tolerance());
+        row.print();
     }
     if let Some(url) = &real_url {
+        println!(
+            "model within {:.0}% of the real server's median: {within} of {} points",
+            TOLERANCE * 100.0,
+            POINTS.len()
+        );
         check_nothing_left(url, &run).await;
     }
     model.shutdown().await;
 }
 
-fn print_row(point: Point, model: &Measured, real: Option<&Measured>) {
-    let cell = |m: &Measured| {
-        let dry = if m.ran_dry { "!" } else { "" };
-        format!("{:.0}{dry}", m.jobs_per_sec)
-    };
-    let (real_cell, ratio) = match real {
-        Some(real) => (
-            cell(real),
-            format!("{:.2}", model.jobs_per_sec / real.jobs_per_sec),
-        ),
-        None => ("-".to_owned(), "-".to_owned()),
-    };
-    println!(
-        "{:<40} {real_cell:>12} {:>12} {ratio:>11}",
-        point.label(),
-        cell(model)
-    );
-    if model.ran_dry || real.is_some_and(|r| r.ran_dry) {
-        println!("  ! a FETCH found the queue empty: that rate is too low");
+/// One line of the table: the medians of a point's rounds.
+struct Row {
+    point: Point,
+    model: f64,
+    /// Median, lowest and highest of the real server's rounds, if it was measured.
+    real: Option<(f64, f64, f64)>,
+    ran_dry: bool,
+}
+
+impl Row {
+    fn new(point: Point, model: &[Measured], real: &[Measured]) -> Row {
+        let rates = |rounds: &[Measured]| -> Vec<f64> {
+            let mut rates: Vec<f64> = rounds.iter().map(|m| m.jobs_per_sec).collect();
+            rates.sort_by(f64::total_cmp);
+            rates
+        };
+        let model_rates = rates(model);
+        let real_rates = rates(real);
+        Row {
+            point,
+            model: median(&model_rates),
+            real: (!real_rates.is_empty()).then(|| {
+                (
+                    median(&real_rates),
+                    real_rates[0],
+                    real_rates[real_rates.len() - 1],
+                )
+            }),
+            ran_dry: model.iter().chain(real).any(|m| m.ran_dry),
+        }
+    }
+
+    fn within_tolerance(&self) -> bool {
+        self.real
+            .is_some_and(|(real, _, _)| (self.model / real - 1.0).abs() <= TOLERANCE)
+    }
+
+    fn print(&self) {
+        let (real_cell, ratio) = match self.real {
+            Some((median, low, high)) => (
+                format!("{median:.0} ({low:.0}-{high:.0})"),
+                format!(
+                    "{:.2}{}",
+                    self.model / median,
+                    if self.within_tolerance() { "" } else { " *" }
+                ),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        println!(
+            "{:<40} {real_cell:>24} {:>12.0} {ratio:>11}",
+            self.point.label(),
+            self.model
+        );
+        if self.ran_dry {
+            println!("  ! a FETCH found the queue empty in some round: that rate is too low");
+        }
+    }
+}
+
+/// The median of sorted, non-empty `rates`.
+fn median(rates: &[f64]) -> f64 {
+    let mid = rates.len() / 2;
+    if rates.len() % 2 == 1 {
+        rates[mid]
+    } else {
+        (rates[mid - 1] + rates[mid]) / 2.0
     }
 }
 
