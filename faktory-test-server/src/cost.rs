@@ -59,17 +59,17 @@ impl CostModel {
     /// they are estimates from the Redis work each does.
     pub fn faktory_1_10() -> CostModel {
         CostModel {
-            fetch: Duration::from_micros(80),
-            ack: Duration::from_micros(60),
+            fetch: Duration::from_micros(95),
+            ack: Duration::from_micros(75),
             fail: Duration::from_micros(80),
-            push: Duration::from_micros(25),
+            push: Duration::from_micros(35),
             push_batch: Duration::from_micros(100),
-            push_batch_job: Duration::from_micros(22),
+            push_batch_job: Duration::from_micros(28),
             beat: Duration::from_micros(20),
             info: Duration::from_micros(200),
             other: Duration::from_micros(20),
             turnaround: Duration::from_micros(40),
-            capacity: 1.3,
+            capacity: 1.58,
         }
     }
 
