@@ -489,14 +489,13 @@ fn count_runs(
         return false;
     }
     let mut not_allowed = false;
+    let finisher_aborted_at = record.finisher_aborted_at(seen);
     for (k, &start) in seen.run_starts.iter().enumerate().skip(1) {
         if let Some(finished) = seen.finished_at.filter(|at| start > *at) {
             // The worker that finished the job aborted before this run: its
             // result may have died with it (known exactly, unlike the
             // window, whose abort may be logged a moment before the result).
-            let finisher_aborted = record
-                .finisher_aborted_at(seen)
-                .is_some_and(|aborted| aborted <= start);
+            let finisher_aborted = finisher_aborted_at.is_some_and(|aborted| aborted <= start);
             let cause = if finisher_aborted {
                 Some(Fault::AbortWorker)
             } else {
