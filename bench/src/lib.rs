@@ -20,6 +20,8 @@
 //!   worker paths, push modes, the full and short plans), [`runs::load`]
 //!   (one running scenario: feeder, gateway, link, workers),
 //!   [`runs::runner`] (a throughput scenario measured into a row),
+//!   [`runs::rounds`] (the rounds of `--rounds N` combined into one row per
+//!   scenario),
 //!   [`runs::push`] (direct `PUSHB` against the gateway's `Push`),
 //!   [`runs::cpu_cost`] (co-located direct throughput with and without a
 //!   gateway beside it).

@@ -33,7 +33,7 @@ async fn env(target: &FaktoryTarget) -> Env {
         gateway_exe: env!("CARGO_BIN_EXE_bench").into(),
         gateway_args: Vec::new(),
         sdk: Default::default(),
-        faktory_pid: None,
+        faktory_pids: Vec::new(),
         queue_prefix: "bench-test".to_owned(),
     }
 }

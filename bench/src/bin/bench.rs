@@ -22,6 +22,7 @@ use faktory_gateway_bench::output::report::{Report, fill_ratios};
 use faktory_gateway_bench::runs::cpu_cost::run_cpu_cost;
 use faktory_gateway_bench::runs::load::Env;
 use faktory_gateway_bench::runs::push::run_push;
+use faktory_gateway_bench::runs::rounds::combine;
 use faktory_gateway_bench::runs::runner::run_throughput;
 use faktory_gateway_bench::runs::scenario::{Plan, PushMode};
 use faktory_gateway_bench::setup::gateway_process::{CHILD_ARG, GatewayProcess, run_child};
@@ -50,6 +51,13 @@ struct Args {
     /// push comparisons (`push`, `push gateway batch 100`) and `cpu cost`.
     #[arg(long)]
     only: Option<String>,
+    /// Measure every throughput scenario this many times, the rounds taking
+    /// turns (all scenarios once, then all again, ...); each row shows the
+    /// median round and the table lists every round's jobs/s. On a noisy
+    /// machine single rows move by +-20% between runs. The push and CPU-cost
+    /// steps run once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
     /// Skip the push comparisons and the CPU-cost comparison.
     #[arg(long)]
     throughput_only: bool,
@@ -71,6 +79,12 @@ struct Args {
     /// Ignored when FAKTORY_URL is set.
     #[arg(long)]
     fast_test_server: bool,
+    /// A process whose CPU counts as Faktory's (repeat): with a local real
+    /// Faktory, its pid and its Redis's, e.g.
+    /// `--faktory-pid $(pgrep -x faktory) --faktory-pid $(pgrep -x redis-server)`;
+    /// the table then shows Faktory's CPU per job beside the gateway's and the bench's.
+    #[arg(long = "faktory-pid")]
+    faktory_pids: Vec<u32>,
     /// Override the worker SDK's ack batching delay, ms (default: the SDK's own).
     #[arg(long)]
     sdk_result_delay_ms: Option<u64>,
@@ -150,7 +164,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 .sdk_result_delay_ms
                 .map(std::time::Duration::from_millis),
         },
-        faktory_pid: target.child_pid(),
+        faktory_pids: target
+            .child_pid()
+            .into_iter()
+            .chain(args.faktory_pids.iter().copied())
+            .collect(),
         queue_prefix: run_prefix("bench"),
     };
     let selected = |name: &str| {
@@ -171,35 +189,52 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .filter(|p| !args.throughput_only && selected(&p.name()))
         .collect();
     let cpu_cost_step = plan.cpu_cost && !args.throughput_only && selected(CPU_COST_STEP);
-    let steps = scenarios.len() + pushes.len() + usize::from(cpu_cost_step);
+    let rounds = args.rounds as usize;
+    let throughput_steps = scenarios.len() * rounds;
+    let steps = throughput_steps + pushes.len() + usize::from(cpu_cost_step);
     progress.line(&format!(
-        "bench ({} mode): {steps} steps against {}, queues {}-*",
+        "bench ({} mode): {steps} steps against {}, queues {}-*{}",
         plan.mode,
         target.describe(),
-        env.queue_prefix
+        env.queue_prefix,
+        if rounds > 1 {
+            format!(", {rounds} rounds of the throughput scenarios")
+        } else {
+            String::new()
+        }
     ));
 
     let load_at_start = load_average();
     let mut all_ok = true;
-    let mut throughput = Vec::new();
-    for (index, scenario) in scenarios.iter().enumerate() {
-        let label = format!("[{}/{steps}]", index + 1);
-        match run_throughput(&env, *scenario, &plan.timing, &progress, &label).await {
-            Ok(row) => throughput.push(row),
-            Err(e) => {
-                all_ok = false;
-                progress.line(&format!(
-                    "{label} {} FAILED: {}",
-                    scenario.name(),
-                    chain(&e)
-                ));
+    let mut measured_rounds = Vec::new();
+    let mut step = 0;
+    for round in 1..=rounds {
+        let mut rows = Vec::new();
+        for scenario in &scenarios {
+            step += 1;
+            let label = if rounds > 1 {
+                format!("[{step}/{steps} round {round}/{rounds}]")
+            } else {
+                format!("[{step}/{steps}]")
+            };
+            match run_throughput(&env, *scenario, &plan.timing, &progress, &label).await {
+                Ok(row) => rows.push(row),
+                Err(e) => {
+                    all_ok = false;
+                    progress.line(&format!(
+                        "{label} {} FAILED: {}",
+                        scenario.name(),
+                        chain(&e)
+                    ));
+                }
             }
         }
+        measured_rounds.push(rows);
     }
+    let mut throughput = combine(measured_rounds);
 
     let mut push = Vec::new();
     let mut cpu_cost = None;
-    let mut step = scenarios.len();
     if !pushes.is_empty() {
         let gateway =
             GatewayProcess::start(&env.gateway_exe, &env.faktory_url, &env.gateway_args).await?;
@@ -246,6 +281,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let targets = evaluate(&throughput, &push, cpu_cost.as_ref());
     let report = Report {
         mode: plan.mode.to_owned(),
+        rounds,
         machine: format!(
             "{}; load average {load_at_start} at start, {} at end",
             machine(),

@@ -224,7 +224,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         gateway_exe: std::env::current_exe()?,
         gateway_args: Vec::new(),
         sdk: SdkTuning::default(),
-        faktory_pid: None,
+        faktory_pids: Vec::new(),
         queue_prefix: prefix.clone(),
     };
     let direct = Scenario {

@@ -128,6 +128,28 @@ pub fn sample_process(pid: Option<u32>) -> Option<ProcessSample> {
     })
 }
 
+/// The CPU time of several processes together, with the largest of their
+/// peak RSS. `None` when `pids` is empty or any of them cannot be read (a
+/// sum missing a process would understate the CPU).
+pub fn sample_processes(pids: &[u32]) -> Option<ProcessSample> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold(
+        ProcessSample {
+            cpu_seconds: 0.0,
+            peak_rss_bytes: 0,
+        },
+        |sum, pid| {
+            let sample = sample_process(Some(*pid))?;
+            Some(ProcessSample {
+                cpu_seconds: sum.cpu_seconds + sample.cpu_seconds,
+                peak_rss_bytes: sum.peak_rss_bytes.max(sample.peak_rss_bytes),
+            })
+        },
+    )
+}
+
 /// Resets the peak RSS (`VmHWM`) of process `pid` (`None`: this process) to
 /// its current RSS, so a later sample shows the peak of one scenario.
 /// Best effort: returns false when the kernel refuses.

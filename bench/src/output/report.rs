@@ -38,9 +38,14 @@ pub struct ThroughputRow {
     pub gateway_faktory_connections: Option<usize>,
     /// Gateway CPU seconds (user + system) per 100k jobs in the window.
     pub gateway_cpu_s_per_100k: Option<f64>,
-    /// Faktory CPU seconds per 100k jobs in the window (only when the test
-    /// server runs as a child process).
+    /// Faktory CPU seconds per 100k jobs in the window: the test server
+    /// when it runs as a child, or the processes `bench --faktory-pid`
+    /// names (a local real Faktory and its Redis).
     pub faktory_cpu_s_per_100k: Option<f64>,
+    /// The bench process's CPU seconds per 100k jobs in the window: the
+    /// workers (direct, or the SDK's), the feeder, the link emulator and,
+    /// unless it is a child or a real Faktory is used, the test server.
+    pub bench_cpu_s_per_100k: Option<f64>,
     /// Peak RSS of the gateway process during the scenario, MiB.
     pub gateway_peak_rss_mib: Option<f64>,
     /// Peak RSS of the bench process (workers, producer and, by default,
@@ -54,6 +59,9 @@ pub struct ThroughputRow {
     pub latency_rate: f64,
     /// Stamped jobs observed in the latency phase.
     pub latency_samples: u64,
+    /// Jobs/s at Faktory of every round in the order they ran (one entry
+    /// unless `bench --rounds`; see [`crate::runs::rounds`]).
+    pub rounds: Vec<f64>,
 }
 
 /// One push scenario's numbers.
@@ -133,6 +141,9 @@ pub struct Target {
 pub struct Report {
     /// `full` or `short`.
     pub mode: String,
+    /// How many times each throughput scenario ran (`--rounds`); its row
+    /// is the median round (see [`crate::runs::rounds`]).
+    pub rounds: usize,
     /// CPU model and core count.
     pub machine: String,
     /// What served as Faktory.
@@ -180,12 +191,21 @@ impl Report {
     /// The report as an aligned text table with the targets below it.
     pub fn to_table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "Faktory Gateway benchmark ({} mode)", self.mode);
+        let _ = writeln!(
+            out,
+            "Faktory Gateway benchmark ({} mode{})",
+            self.mode,
+            if self.rounds > 1 {
+                format!(", {} rounds: each row is its median round", self.rounds)
+            } else {
+                String::new()
+            }
+        );
         let _ = writeln!(out, "machine: {}; faktory: {}", self.machine, self.faktory);
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<40} {:>5} {:>10} {:>10} {:>7} {:>13} {:>7} {:>7} {:>7} {:>11} {:>9} {:>11} {:>8} {:>9} {:>9} {:>9}",
+            "{:<40} {:>5} {:>10} {:>10} {:>7} {:>13} {:>7} {:>7} {:>7} {:>11} {:>9} {:>9} {:>12} {:>8} {:>9} {:>9} {:>9}",
             "scenario",
             "conc",
             "jobs/s",
@@ -197,7 +217,8 @@ impl Report {
             "gw.fconn",
             "gw.cpu/100k",
             "gw.µs/job",
-            "fk.cpu/100k",
+            "fk.µs/job",
+            "bench.µs/job",
             "gw.rss",
             "bench.rss",
             "p50 ms",
@@ -206,7 +227,7 @@ impl Report {
         for row in &self.throughput {
             let _ = writeln!(
                 out,
-                "{:<40} {:>5} {:>10.0} {:>10.0} {:>7} {:>13} {:>7} {:>7} {:>7} {:>11} {:>9} {:>11} {:>8} {:>9} {:>9} {:>9}",
+                "{:<40} {:>5} {:>10.0} {:>10.0} {:>7} {:>13} {:>7} {:>7} {:>7} {:>11} {:>9} {:>9} {:>12} {:>8} {:>9} {:>9} {:>9}",
                 row.name,
                 row.concurrency,
                 row.jobs_per_s,
@@ -218,12 +239,37 @@ impl Report {
                 opt(row.gateway_faktory_connections, |c| c.to_string()),
                 opt(row.gateway_cpu_s_per_100k, |c| format!("{c:.2}s")),
                 opt(row.gateway_cpu_s_per_100k, |c| format!("{:.1}", c * 10.0)),
-                opt(row.faktory_cpu_s_per_100k, |c| format!("{c:.2}s")),
+                opt(row.faktory_cpu_s_per_100k, |c| format!("{:.1}", c * 10.0)),
+                opt(row.bench_cpu_s_per_100k, |c| format!("{:.1}", c * 10.0)),
                 opt(row.gateway_peak_rss_mib, |m| format!("{m:.0}M")),
                 opt(row.worker_peak_rss_mib, |m| format!("{m:.0}M")),
                 opt(row.p50_ms, |l| format!("{l:.1}")),
                 opt(row.p99_ms, |l| format!("{l:.1}")),
             );
+        }
+        if self.rounds > 1 {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "jobs/s at Faktory in each round, in the order they ran:"
+            );
+            for row in &self.throughput {
+                let rates: Vec<String> = row.rounds.iter().map(|r| format!("{r:.0}")).collect();
+                let (low, high) = row
+                    .rounds
+                    .iter()
+                    .fold((f64::INFINITY, 0.0_f64), |(lo, hi), r| {
+                        (lo.min(*r), hi.max(*r))
+                    });
+                let _ = writeln!(
+                    out,
+                    "  {:<40} {}  (median {:.0}, lowest-highest {:.0}%)",
+                    row.name,
+                    rates.join(" / "),
+                    row.jobs_per_s,
+                    (high - low) / row.jobs_per_s.max(f64::MIN_POSITIVE) * 100.0
+                );
+            }
         }
         if !self.push.is_empty() {
             let _ = writeln!(out);
@@ -284,10 +330,12 @@ impl Report {
             out,
             "columns: conc = handler concurrency (slots); jobs/s = jobs Faktory processed (acked) per second, from its INFO;\n\
              at worker = jobs the workers' handlers finished per second (ahead by what is not yet acked);\n\
-             ratio = jobs/s over co-located direct-50, same workload; reserved peak = peak of Faktory's reserved set\n\
+             ratio = jobs/s over co-located direct-50, same workload (with --rounds: of the median rounds); reserved peak = peak of Faktory's reserved set\n\
              (INFO tasks.Busy.size, server-wide); window = peak of the workers' window at the same instants (slots, or the\n\
              SDK's concurrency + prefetch); w.conns = worker TCP connections (to Faktory or the gateway); gw.fconn = gateway connections to Faktory;\n\
-             gw.cpu/100k = gateway CPU seconds per 100k jobs (gw.µs/job: the same in microseconds per job); fk.cpu/100k = the same for Faktory (--faktory-child only);\n\
+             gw.cpu/100k = gateway CPU seconds per 100k jobs (gw.µs/job: the same in microseconds per job);\n\
+             fk.µs/job = Faktory's CPU per job (the test server with --faktory-child, or the processes of --faktory-pid);\n\
+             bench.µs/job = the bench process's CPU per job: workers, feeder, link emulator (and the in-process test server);\n\
              gw.rss = the gateway process's peak RSS in the scenario;\n\
              bench.rss = the bench process's peak RSS: workers, producers, link emulator (and the test server unless\n\
              --faktory-child), plus what the allocator kept from earlier scenarios (not a clean per-worker figure);\n\

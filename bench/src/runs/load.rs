@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::measure::faktory_stats::{InfoPoller, InfoReading, Peaks};
-use crate::measure::process_stats::{ProcessSample, established_to_port, sample_process};
+use crate::measure::process_stats::{
+    ProcessSample, established_to_port, sample_process, sample_processes,
+};
 use crate::runs::scenario::{Scenario, WorkerPath};
 use crate::setup::gateway_process::GatewayProcess;
 use crate::setup::link::{Link, url_with_addr};
@@ -32,9 +34,10 @@ pub struct Env {
     pub gateway_args: Vec<String>,
     /// Overrides of the worker SDK's defaults.
     pub sdk: SdkTuning,
-    /// The test server's process id when it runs as a child (its CPU is
-    /// then sampled with each measurement).
-    pub faktory_pid: Option<u32>,
+    /// Processes whose CPU counts as Faktory's, sampled with each
+    /// measurement: the test server when it runs as a child, or what
+    /// `bench --faktory-pid` names (a local real Faktory and its Redis).
+    pub faktory_pids: Vec<u32>,
     /// What every queue of this run starts with (see
     /// [`crate::setup::run_queues`]).
     pub queue_prefix: String,
@@ -57,7 +60,7 @@ pub struct Load {
     workers: Workers,
     expected_worker_connections: usize,
     faktory_baseline: usize,
-    faktory_pid: Option<u32>,
+    faktory_pids: Vec<u32>,
 }
 
 /// One point of a measurement window.
@@ -72,8 +75,13 @@ pub struct Sample {
     pub info: InfoReading,
     /// The gateway child's CPU and peak RSS, gateway path only.
     pub gateway: Option<ProcessSample>,
-    /// The test-server child's CPU and peak RSS, when it is a child.
+    /// The CPU of the processes counted as Faktory (see
+    /// [`Env::faktory_pids`]; their peak RSS is the largest of them), when
+    /// there are any.
     pub faktory: Option<ProcessSample>,
+    /// The bench process's own CPU and peak RSS: the workers, the feeder,
+    /// the link emulator and, unless it is a child, the test server.
+    pub bench: Option<ProcessSample>,
 }
 
 impl Load {
@@ -136,7 +144,7 @@ impl Load {
             workers,
             expected_worker_connections,
             faktory_baseline,
-            faktory_pid: env.faktory_pid,
+            faktory_pids: env.faktory_pids.clone(),
         })
     }
 
@@ -198,7 +206,8 @@ impl Load {
             done: self.probe.done(),
             info: self.info.latest(),
             gateway: self.gateway.as_ref().and_then(GatewayProcess::sample),
-            faktory: self.faktory_pid.and_then(|pid| sample_process(Some(pid))),
+            faktory: sample_processes(&self.faktory_pids),
+            bench: sample_process(None),
         }
     }
 

@@ -81,6 +81,7 @@ pub async fn run_throughput(
 
     let gateway_cpu_s_per_100k = cpu_per_100k(&start, &end, |s| s.gateway);
     let faktory_cpu_s_per_100k = cpu_per_100k(&start, &end, |s| s.faktory);
+    let bench_cpu_s_per_100k = cpu_per_100k(&start, &end, |s| s.bench);
     let gateway_peak_rss_mib = load
         .gateway()
         .and_then(|gateway| gateway.sample())
@@ -111,12 +112,14 @@ pub async fn run_throughput(
         gateway_faktory_connections,
         gateway_cpu_s_per_100k,
         faktory_cpu_s_per_100k,
+        bench_cpu_s_per_100k,
         gateway_peak_rss_mib,
         worker_peak_rss_mib,
         p50_ms,
         p99_ms,
         latency_rate,
         latency_samples,
+        rounds: vec![jobs_per_s],
     })
 }
 
@@ -196,7 +199,7 @@ fn per_second(jobs: u64, elapsed: Duration) -> f64 {
 }
 
 /// CPU seconds per 100k jobs processed at Faktory of the process `which`
-/// picks (gateway or Faktory child) between two samples: its CPU per
+/// picks (gateway, Faktory or the bench itself) between two samples: its CPU per
 /// second over its jobs per second, each over its own interval (the `INFO`
 /// readings have their own times).
 pub fn cpu_per_100k(
