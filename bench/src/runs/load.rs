@@ -80,7 +80,8 @@ pub struct Sample {
     /// there are any.
     pub faktory: Option<ProcessSample>,
     /// The bench process's own CPU and peak RSS: the workers, the feeder,
-    /// the link emulator and, unless it is a child, the test server.
+    /// the link emulator and the test server when it runs in process (not
+    /// as a child, and no `FAKTORY_URL`).
     pub bench: Option<ProcessSample>,
 }
 
