@@ -63,7 +63,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use faktory_gateway_bench::setup::gateway_process::{CHILD_ARG, run_child};
+use faktory_gateway_bench::setup::gateway_process::{CHILD_ARG, child_main};
 use faktory_gateway_bench::setup::run_queues::run_prefix;
 
 /// Chaos run against the Faktory Gateway (gateway child processes, the
@@ -107,12 +107,27 @@ struct Cli {
     concurrency: usize,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(CHILD_ARG) {
-        return gateway_child(argv[2..].to_vec()).await;
+        // The gateway child (see `gateway.rs`), on the gateway's own runtime.
+        return child_main(argv[2..].to_vec());
     }
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(chaos_main()),
+        Err(e) => {
+            eprintln!("chaos: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The chaos run or the crash experiment, as the options say.
+async fn chaos_main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -155,24 +170,6 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("chaos run failed to run: {e:#}");
             ExitCode::from(2)
-        }
-    }
-}
-
-/// The gateway child (see `gateway.rs`): logs to stderr when `RUST_LOG` is
-/// set.
-async fn gateway_child(args: Vec<String>) -> ExitCode {
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
-    match run_child(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gateway child: {e}");
-            ExitCode::FAILURE
         }
     }
 }

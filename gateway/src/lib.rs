@@ -14,6 +14,9 @@
 //! - [`workers`]: [`WorkerSnapshot`], one open session in the workers
 //!   listing.
 //! - [`config`]: [`Config`], every option (clap, env fallbacks).
+//! - [`runtime`]: the tokio runtime the binary runs the gateway on (its
+//!   threads, and the wake coalescing that saves most of the CPU of
+//!   replies arriving one at a time).
 //! - [`delivery`]: the delivery path (sessions, windows, fetch engine,
 //!   leases, redelivery, relays, Faktory presence, drain).
 //! - [`submit`]: the submit path (validation, coalescing into PUSHB).
@@ -91,3 +94,6 @@ pub mod submit;
 
 /// TLS on the gRPC port.
 pub mod tls;
+
+/// The gateway's tokio runtime (threads, wake coalescing).
+pub mod runtime;

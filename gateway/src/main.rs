@@ -1,6 +1,7 @@
 //! The `faktory-gateway` binary: parses the configuration (flags with
 //! environment fallbacks), sets up `tracing` from `RUST_LOG` (text or JSON
-//! lines, `--log-format`), binds the gRPC port and runs
+//! lines, `--log-format`), starts the runtime `runtime::build` makes of it
+//! (threads, wake coalescing), binds the gRPC port and runs
 //! [`faktory_gateway::serve`] until SIGINT or SIGTERM; exits 0 after a clean
 //! drain.
 //!
@@ -50,9 +51,15 @@ enum Command {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        let runtime = faktory_gateway::runtime::build(&cli.config)
+            .context("cannot start the tokio runtime")?;
+        runtime.block_on(run_gateway(cli.config))?;
+        return Ok(ExitCode::SUCCESS);
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-    match cli.command {
-        Some(Command::Health(args)) => {
+    match command {
+        Command::Health(args) => {
             let serving = runtime.block_on(health_check::run(&args))?;
             Ok(if serving {
                 ExitCode::SUCCESS
@@ -60,12 +67,8 @@ fn main() -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Some(Command::Workers(args)) => {
+        Command::Workers(args) => {
             runtime.block_on(list_workers::run(&args))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            runtime.block_on(run_gateway(cli.config))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -25,7 +25,7 @@ use faktory_gateway_bench::runs::push::run_push;
 use faktory_gateway_bench::runs::rounds::combine;
 use faktory_gateway_bench::runs::runner::run_throughput;
 use faktory_gateway_bench::runs::scenario::{Plan, PushMode};
-use faktory_gateway_bench::setup::gateway_process::{CHILD_ARG, GatewayProcess, run_child};
+use faktory_gateway_bench::setup::gateway_process::{CHILD_ARG, GatewayProcess, child_main};
 use faktory_gateway_bench::setup::run_queues::{clean_up, run_prefix};
 use faktory_gateway_bench::setup::target::{
     FaktoryTarget, Pace, TEST_SERVER_CHILD_ARG, run_test_server_child,
@@ -92,6 +92,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(CHILD_ARG) {
+        return child_main(argv[2..].to_vec());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,20 +110,6 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("test server child: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if argv.get(1).map(String::as_str) == Some(CHILD_ARG) {
-        if std::env::var_os("RUST_LOG").is_some() {
-            tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .init();
-        }
-        return match runtime.block_on(run_child(argv[2..].to_vec())) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("gateway child: {e:#}");
                 ExitCode::FAILURE
             }
         };

@@ -3,12 +3,14 @@
 //!
 //! The child is the bench (or chaos) binary itself, re-executed with
 //! [`CHILD_ARG`] as its first argument: it runs the same
-//! `faktory_gateway::serve` the `faktory-gateway` binary runs, on
-//! `127.0.0.1:0` or on an address the parent names (to start a gateway
-//! again on the port of one that was killed).
+//! `faktory_gateway::serve` the `faktory-gateway` binary runs, on the same
+//! runtime (`faktory_gateway::runtime`), on `127.0.0.1:0` or on an address
+//! the parent names (to start a gateway again on the port of one that was
+//! killed).
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::ExitCode;
 
 use crate::Error;
 use crate::measure::process_stats::ProcessSample;
@@ -105,16 +107,40 @@ impl GatewayProcess {
     }
 }
 
-/// The child side: parses `args` as the gateway's configuration, serves on
-/// its `--listen` address, announces the address, and shuts down gracefully
-/// when stdin closes.
-///
-/// Fails when the configuration is invalid, binding fails, or the gateway
-/// fails.
-pub async fn run_child(args: Vec<String>) -> Result<(), Error> {
+/// The child side, the whole process (the binary's `main` hands over to it
+/// when its first argument is [`CHILD_ARG`]): logs to stderr when `RUST_LOG`
+/// is set, parses `args` as the gateway's options and runs the gateway on
+/// the runtime [`faktory_gateway::runtime::build`] makes of them, as the
+/// gateway binary does (see [`run_child`]).
+pub fn child_main(args: Vec<String>) -> ExitCode {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let argv = std::iter::once("faktory-gateway".to_owned()).chain(args);
-    let config = <faktory_gateway::Config as clap::Parser>::try_parse_from(argv)
-        .map_err(|e| Error::Setup(format!("gateway configuration: {e}")))?;
+    let result = <faktory_gateway::Config as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| Error::Setup(format!("gateway configuration: {e}")))
+        .and_then(|config| {
+            let runtime = faktory_gateway::runtime::build(&config)
+                .map_err(|e| Error::io("start the gateway's runtime", e))?;
+            runtime.block_on(run_child(config))
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway child: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves `config` on its `--listen` address, announces the address, and
+/// shuts down gracefully when stdin closes.
+///
+/// Fails when binding fails, or the gateway fails.
+async fn run_child(config: faktory_gateway::Config) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::io("bind gateway listener", e))?;
