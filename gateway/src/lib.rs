@@ -15,8 +15,8 @@
 //!   listing.
 //! - [`config`]: [`Config`], every option (clap, env fallbacks).
 //! - [`runtime`]: the tokio runtime the binary runs the gateway on (its
-//!   threads, and the wake coalescing that saves most of the CPU of
-//!   replies arriving one at a time).
+//!   threads, and the wake coalescing that handles replies arriving one at
+//!   a time in one wakeup while the gateway is busy).
 //! - [`delivery`]: the delivery path (sessions, windows, fetch engine,
 //!   leases, redelivery, relays, Faktory presence, drain).
 //! - [`submit`]: the submit path (validation, coalescing into PUSHB).
