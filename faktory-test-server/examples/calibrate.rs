@@ -1,6 +1,9 @@
 //! Calibrates [`CostModel::faktory_1_10`] against a real Faktory: runs the same workloads
 //! against an in-process test server with the model and, when `FAKTORY_URL` is set, against
-//! that server, and prints jobs/s side by side.
+//! that server, and prints jobs/s side by side. It then fits the model's constants to the real
+//! server's rates (`faktory_test_server::cost_fit`), prints them, and measures the fitted model
+//! the same way, so one run says how close the committed constants are on this machine and
+//! which constants would be closer.
 //!
 //! ```text
 //! FAKTORY_URL=tcp://127.0.0.1:7419 cargo run --release -p faktory-test-server --example calibrate
@@ -18,6 +21,7 @@ mod raw;
 
 use std::time::{Duration, Instant};
 
+use faktory_test_server::cost_fit::{self, Observed, fit};
 use faktory_test_server::{CostModel, ServerConfig, TestServer};
 use raw::Client;
 
@@ -25,34 +29,44 @@ use raw::Client;
 const MEASURE: Duration = Duration::from_millis(2500);
 /// Connections that pre-fill a backlog.
 const FILLERS: usize = 4;
-const BATCH: usize = 100;
+const BATCH: usize = cost_fit::BATCH;
 /// Rounds per point when `CALIBRATE_ROUNDS` is not set.
 const DEFAULT_ROUNDS: usize = 3;
 /// How far the model may be from the real server at a point and still count as calibrated.
 const TOLERANCE: f64 = 0.25;
 
 /// One measured workload.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Point {
     /// `conns` connections, each: FETCH, wait, ACK, wait.
     FetchAck { conns: usize },
-    /// One connection: FETCH x depth written at once, then ACK x depth.
-    Pipelined { depth: usize },
+    /// `conns` connections, each: FETCH x depth written at once, then ACK x depth.
+    Pipelined { conns: usize, depth: usize },
     /// `conns` connections, each: PUSHB of 100 jobs, wait.
     PushBatch { conns: usize },
     /// One connection: PUSH, wait.
     Push,
 }
 
-const POINTS: [Point; 11] = [
+const POINTS: [Point; 12] = [
     Point::FetchAck { conns: 1 },
     Point::FetchAck { conns: 10 },
     Point::FetchAck { conns: 50 },
     Point::FetchAck { conns: 200 },
-    Point::Pipelined { depth: 1 },
-    Point::Pipelined { depth: 8 },
-    Point::Pipelined { depth: 16 },
-    Point::Pipelined { depth: 32 },
+    Point::Pipelined { conns: 1, depth: 1 },
+    Point::Pipelined { conns: 1, depth: 8 },
+    Point::Pipelined {
+        conns: 1,
+        depth: 16,
+    },
+    Point::Pipelined {
+        conns: 1,
+        depth: 32,
+    },
+    Point::Pipelined {
+        conns: 32,
+        depth: 8,
+    },
     Point::PushBatch { conns: 1 },
     Point::PushBatch { conns: 4 },
     Point::Push,
@@ -62,7 +76,9 @@ impl Point {
     fn label(self) -> String {
         match self {
             Point::FetchAck { conns } => format!("FETCH+ACK one at a time, {conns} conns"),
-            Point::Pipelined { depth } => format!("FETCH x{depth} then ACK x{depth}, 1 conn"),
+            Point::Pipelined { conns, depth } => {
+                format!("FETCH x{depth} then ACK x{depth}, {conns} conns")
+            }
             Point::PushBatch { conns } => format!("PUSHB batch {BATCH}, {conns} conns"),
             Point::Push => "PUSH one at a time, 1 conn".to_owned(),
         }
@@ -71,8 +87,8 @@ impl Point {
     /// Jobs to queue before measuring: more than the fastest server seen does in `MEASURE`.
     fn backlog(self) -> usize {
         match self {
-            Point::FetchAck { conns: 1 } | Point::Pipelined { .. } => 30_000,
-            Point::FetchAck { .. } => 60_000,
+            Point::FetchAck { conns: 1 } | Point::Pipelined { conns: 1, .. } => 30_000,
+            Point::FetchAck { .. } | Point::Pipelined { .. } => 60_000,
             Point::PushBatch { .. } | Point::Push => 0,
         }
     }
@@ -87,13 +103,8 @@ struct Measured {
 
 #[tokio::main]
 async fn main() {
-    let model = TestServer::start_with(ServerConfig {
-        cost: Some(CostModel::faktory_1_10()),
-        ..ServerConfig::default()
-    })
-    .await
-    .expect("start the model server");
-    let model_url = model.url();
+    let base = CostModel::faktory_1_10();
+    let model = start_model(&base).await;
     let real_url = std::env::var("FAKTORY_URL").ok();
     let rounds = match std::env::var("CALIBRATE_ROUNDS") {
         Ok(text) => match text.parse::<usize>() {
@@ -103,41 +114,108 @@ async fn main() {
         Err(_) => DEFAULT_ROUNDS,
     };
     let run = format!("{:08x}", rand::random::<u32>());
-    println!("model: {:?}", CostModel::faktory_1_10());
+    println!("model: {base:?}");
     if let Some(url) = &real_url {
         println!("real: {url}, {}", version(url).await);
     }
     println!("{rounds} rounds per point, {MEASURE:?} each; medians (real: lowest-highest)");
-    println!(
-        "{:<40} {:>24} {:>12} {:>11}",
-        "workload (jobs/s)", "real", "model", "model/real"
-    );
-    let mut within = 0;
+    print_header("model");
+    let mut rows = Vec::new();
     for (n, point) in POINTS.into_iter().enumerate() {
         let (mut modelled, mut real) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let queue = format!("calibrate-{run}-{n}-{round}");
-            modelled.push(measure(&model_url, point, &queue).await);
+            modelled.push(measure(&model.url(), point, &queue).await);
             if let Some(url) = &real_url {
                 real.push(measure(url, point, &queue).await);
             }
         }
         let row = Row::new(point, &modelled, &real);
-        within += usize::from(row.within_tolerance());
         row.print();
-    }
-    if let Some(url) = &real_url {
-        println!(
-            "model within {:.0}% of the real server's median: {within} of {} points",
-            TOLERANCE * 100.0,
-            POINTS.len()
-        );
-        check_nothing_left(url, &run).await;
+        rows.push(row);
     }
     model.shutdown().await;
+    let Some(url) = &real_url else { return };
+    print_within(&rows);
+
+    // The constants that would have matched this server, and how close they come.
+    let fitted = fit(
+        &base,
+        &observed(&rows, |row| row.model),
+        &observed(&rows, Row::real_median),
+    );
+    println!("\nfitted to this server: {fitted:?}");
+    let fitted_server = start_model(&fitted).await;
+    print_header("fitted");
+    let mut fitted_rows = Vec::new();
+    for (n, (point, row)) in POINTS.into_iter().zip(&rows).enumerate() {
+        let mut modelled = Vec::new();
+        for round in 0..rounds {
+            let queue = format!("calibrate-{run}-fit-{n}-{round}");
+            modelled.push(measure(&fitted_server.url(), point, &queue).await);
+        }
+        let fitted_row = Row {
+            model: Row::new(point, &modelled, &[]).model,
+            ..row.clone()
+        };
+        fitted_row.print();
+        fitted_rows.push(fitted_row);
+    }
+    fitted_server.shutdown().await;
+    print_within(&fitted_rows);
+    check_nothing_left(url, &run).await;
+}
+
+async fn start_model(model: &CostModel) -> TestServer {
+    TestServer::start_with(ServerConfig {
+        cost: Some(model.clone()),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("start the model server")
+}
+
+fn print_header(model: &str) {
+    println!(
+        "{:<40} {:>24} {:>12} {:>11}",
+        "workload (jobs/s)",
+        "real",
+        model,
+        format!("{model}/real")
+    );
+}
+
+fn print_within(rows: &[Row]) {
+    let within = rows.iter().filter(|row| row.within_tolerance()).count();
+    println!(
+        "model within {:.0}% of the real server's median: {within} of {} points",
+        TOLERANCE * 100.0,
+        rows.len()
+    );
+}
+
+/// The fit's inputs, read from the rows by `rate`.
+fn observed(rows: &[Row], rate: impl Fn(&Row) -> f64) -> Observed {
+    let at = |wanted: Point| {
+        let row = rows
+            .iter()
+            .find(|row| row.point == wanted)
+            .unwrap_or_else(|| panic!("no calibration point {wanted:?}"));
+        rate(row)
+    };
+    let depth = cost_fit::DEPTH;
+    Observed {
+        one_at_a_time: at(Point::FetchAck { conns: 1 }),
+        pipelined: at(Point::Pipelined { conns: 1, depth }),
+        one_at_a_time_busy: at(Point::FetchAck { conns: 200 }),
+        pipelined_busy: at(Point::Pipelined { conns: 32, depth }),
+        push: at(Point::Push),
+        push_batch: at(Point::PushBatch { conns: 1 }),
+    }
 }
 
 /// One line of the table: the medians of a point's rounds.
+#[derive(Clone)]
 struct Row {
     point: Point,
     model: f64,
@@ -167,6 +245,11 @@ impl Row {
             }),
             ran_dry: model.iter().chain(real).any(|m| m.ran_dry),
         }
+    }
+
+    /// The real server's median (0 when it was not measured).
+    fn real_median(&self) -> f64 {
+        self.real.map_or(0.0, |(median, _, _)| median)
     }
 
     fn within_tolerance(&self) -> bool {
@@ -211,8 +294,10 @@ fn median(rates: &[f64]) -> f64 {
 async fn measure(url: &str, point: Point, queue: &str) -> Measured {
     fill(url, queue, point.backlog()).await;
     let clients = match point {
-        Point::FetchAck { conns } | Point::PushBatch { conns } => conns,
-        Point::Pipelined { .. } | Point::Push => 1,
+        Point::FetchAck { conns } | Point::PushBatch { conns } | Point::Pipelined { conns, .. } => {
+            conns
+        }
+        Point::Push => 1,
     };
     let mut connected = Vec::with_capacity(clients);
     for _ in 0..clients {
@@ -228,7 +313,7 @@ async fn measure(url: &str, point: Point, queue: &str) -> Measured {
             tokio::spawn(async move {
                 match point {
                     Point::FetchAck { .. } => fetch_ack(client, &queue, 1, until).await,
-                    Point::Pipelined { depth } => fetch_ack(client, &queue, depth, until).await,
+                    Point::Pipelined { depth, .. } => fetch_ack(client, &queue, depth, until).await,
                     Point::PushBatch { .. } => push(client, &queue, n, BATCH, until).await,
                     Point::Push => push(client, &queue, n, 1, until).await,
                 }

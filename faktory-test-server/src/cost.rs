@@ -6,10 +6,12 @@
 //! - **One connection is served serially.** Faktory handles a connection's commands one after
 //!   another, each waiting on its Redis round trips, so pipelining saves network round trips
 //!   but not service time.
-//! - **Turnaround.** A command that arrives after the connection sat waiting for its client
-//!   starts [`CostModel::turnaround`] later (waking the connection's goroutine, the read and
-//!   write system calls); pipelined commands already in the buffer do not. This is why depth 8
-//!   beats depth 1 by ~1.5x on one connection.
+//! - **Waking costs.** A command that arrives after the connection sat waiting for its client
+//!   starts [`CostModel::turnaround`] later and costs [`CostModel::wake`] more work (waking
+//!   the connection's goroutine, the read and write system calls, Redis woken for it);
+//!   pipelined commands already in the buffer pay neither. This is why pipelining beats one
+//!   command at a time on one connection, and why a busy server clears more pipelined work
+//!   than one-at-a-time work.
 //! - **A server-wide capacity.** Redis and Faktory share two cores among all connections: at
 //!   most [`CostModel::capacity`] commands' worth of work is done at once. Total throughput
 //!   grows with connections until the server is busy, then stays there (Faktory 1.10.0 did
@@ -47,29 +49,34 @@ pub struct CostModel {
     /// How much later the first command read after the connection waited for its client
     /// starts (latency only: it does not use the server's capacity).
     pub turnaround: Duration,
+    /// Work added to that first command's service time (it uses the server's capacity, so a
+    /// busy server serves fewer one-at-a-time commands than pipelined ones).
+    pub wake: Duration,
     /// How many commands' worth of work the server does at once (dimensionless, > 0): with
     /// every connection busy it serves `capacity / service time` commands per second.
     pub capacity: f64,
 }
 
 impl CostModel {
-    /// Faktory 1.10.0 with Redis 7 on a 2-core VM, calibrated with
+    /// Faktory 1.10.0 with Redis 7 on a 2-core VM, fitted by
     /// `cargo run --release -p faktory-test-server --example calibrate` (results in
-    /// `docs/test-server-model.md`). `FAIL`, `BEAT`, `INFO` and `other` were not measured:
-    /// they are estimates from the Redis work each does.
+    /// `docs/test-server-model.md`; machines of this kind differ by up to 4x, so recalibrate on
+    /// yours). `FAIL`, `BEAT`, `INFO` and `other` were not measured: they are estimates from
+    /// the Redis work each does, scaled with the FETCH+ACK pair.
     pub fn faktory_1_10() -> CostModel {
         CostModel {
-            fetch: Duration::from_micros(95),
-            ack: Duration::from_micros(75),
-            fail: Duration::from_micros(80),
-            push: Duration::from_micros(35),
+            fetch: Duration::from_micros(317),
+            ack: Duration::from_micros(250),
+            fail: Duration::from_micros(267),
+            push: Duration::from_micros(88),
             push_batch: Duration::from_micros(100),
-            push_batch_job: Duration::from_micros(28),
-            beat: Duration::from_micros(20),
-            info: Duration::from_micros(200),
-            other: Duration::from_micros(20),
-            turnaround: Duration::from_micros(40),
-            capacity: 1.58,
+            push_batch_job: Duration::from_micros(140),
+            beat: Duration::from_micros(67),
+            info: Duration::from_micros(668),
+            other: Duration::from_micros(67),
+            turnaround: Duration::from_micros(153),
+            wake: Duration::ZERO,
+            capacity: 3.82,
         }
     }
 

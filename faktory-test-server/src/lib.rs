@@ -7,7 +7,9 @@
 //!
 //! # Layout
 //! - `config.rs`: [`ServerConfig`], [`TlsIdentity`].
-//! - `cost.rs`: [`CostModel`]: Faktory's service times, turnaround and server-wide capacity.
+//! - `cost.rs`: [`CostModel`]: Faktory's service times, waking costs and server-wide capacity.
+//! - `cost_fit.rs`: [`cost_fit::fit`]: the model constants that reproduce a real server's
+//!   rates at the calibration points.
 //! - `pacer.rs`: one connection's service timeline under a cost model.
 //! - `server.rs`: [`TestServer`]: binding, accept loop, periodic ticker, stop/restart listener.
 //! - `handle.rs`: [`ServerHandle`]: inspection and control for tests (`advance_clock`, quiet...).
@@ -68,6 +70,7 @@ mod command;
 mod config;
 mod connection;
 mod cost;
+pub mod cost_fit;
 mod counters;
 mod execute;
 mod handle;

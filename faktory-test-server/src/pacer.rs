@@ -1,7 +1,8 @@
 //! [`Pacer`]: serves one connection's commands at the pace of a [`CostModel`].
 //!
 //! Each connection keeps a timeline: a command starts when the one before it is done (plus the
-//! turnaround if the connection waited for its client) and is done a service time later. The
+//! turnaround if the connection waited for its client) and is done a service time (plus the
+//! wake work after such a wait) later. The
 //! connection executes a command at its start and writes its reply at its end, so a pipelined
 //! client sees replies trickle in.
 //!
@@ -45,6 +46,8 @@ pub(crate) struct Pacer<'a> {
     arrived: Instant,
     /// The connection waited for its client since the last command started.
     waited: bool,
+    /// The command being started follows such a wait, so it pays the wake work.
+    woken: bool,
     /// How late the last replies went out (a timer fired after they were due).
     late: Duration,
 }
@@ -62,6 +65,7 @@ impl<'a> Pacer<'a> {
             start: now,
             arrived: now,
             waited: false,
+            woken: false,
             late: Duration::ZERO,
         }
     }
@@ -88,7 +92,8 @@ impl<'a> Pacer<'a> {
     pub(crate) fn next_command(&mut self) -> Option<Instant> {
         // From arrival, not from now: a late timer wake-up must not push the timeline back.
         self.start = self.busy_until.max(self.arrived);
-        if std::mem::take(&mut self.waited) {
+        self.woken = std::mem::take(&mut self.waited);
+        if self.woken {
             self.start += self.model.turnaround;
         }
         wake_for(self.start, Instant::now())
@@ -96,11 +101,18 @@ impl<'a> Pacer<'a> {
 
     /// The command scheduled by [`next_command`](Self::next_command) was executed as `work`.
     pub(crate) fn served(&mut self, work: Work) {
-        let service = self.model.service_time(work);
+        let mut service = self.model.service_time(work);
+        if std::mem::take(&mut self.woken) {
+            service += self.model.wake;
+        }
         let share = service.div_f64(self.model.capacity.max(f64::MIN_POSITIVE));
+        // The work reaches the shared clock when it is executed, or at its start if a timer
+        // fired late. A start still ahead (within the slack, e.g. after a turnaround) must not
+        // move the clock there: that idle gap would be capacity lost to every connection.
+        let entered = self.start.min(Instant::now());
         let free_at = {
             let mut free_at = self.capacity_free_at.lock();
-            let done = free_at.map_or(self.start, |at| at.max(self.start)) + share;
+            let done = free_at.map_or(entered, |at| at.max(entered)) + share;
             *free_at = Some(done);
             done
         };
@@ -124,4 +136,36 @@ impl<'a> Pacer<'a> {
 fn wake_for(due: Instant, now: Instant) -> Option<Instant> {
     let wake = due.checked_sub(TIMER_SLACK)?;
     (wake > now).then_some(wake)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FETCH 10 ms, capacity 1, and a turnaround short enough to fall within the timer slack
+    /// (the other commands are not used).
+    fn model() -> CostModel {
+        CostModel {
+            fetch: Duration::from_millis(10),
+            turnaround: Duration::from_micros(900),
+            wake: Duration::ZERO,
+            capacity: 1.0,
+            ..CostModel::faktory_1_10()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_shared_clock_takes_work_when_it_is_executed() {
+        let (model, clock) = (model(), Mutex::new(None));
+        let mut pacer = Pacer::new(&model, &clock);
+        let now = Instant::now();
+        pacer.read(true);
+        // The turnaround puts the start 0.9 ms ahead, within the slack: execute now.
+        assert_eq!(pacer.next_command(), None);
+        pacer.served(Work::Fetch);
+        // The server's capacity is busy from now, not from the start ahead of it...
+        assert_eq!(*clock.lock(), Some(now + Duration::from_millis(10)));
+        // ...while the command itself is done a service time after its start.
+        assert_eq!(pacer.busy_until, now + Duration::from_micros(10_900));
+    }
 }

@@ -19,6 +19,12 @@ const TOLERANCE: Duration = Duration::from_millis(2);
 /// FETCH costs 10 ms alone; everything else is free.
 fn model(capacity: f64) -> CostModel {
     let zero = Duration::ZERO;
+    model_waking(capacity, zero)
+}
+
+/// As [`model`], and a command that follows a wait for the client costs `wake` more.
+fn model_waking(capacity: f64, wake: Duration) -> CostModel {
+    let zero = Duration::ZERO;
     CostModel {
         fetch: FETCH,
         ack: zero,
@@ -30,13 +36,18 @@ fn model(capacity: f64) -> CostModel {
         info: zero,
         other: zero,
         turnaround: zero,
+        wake,
         capacity,
     }
 }
 
 async fn server(capacity: f64) -> Target {
+    server_with(model(capacity)).await
+}
+
+async fn server_with(model: CostModel) -> Target {
     Target::with_config(ServerConfig {
-        cost: Some(model(capacity)),
+        cost: Some(model),
         ..ServerConfig::default()
     })
     .await
@@ -60,21 +71,53 @@ async fn pipelined_commands_are_served_one_after_another() {
     let target = server(1.0).await;
     let queue = unique("paced");
     fill(&target, &queue, 8).await;
-    let mut raw = Raw::connect(&target, json!({})).await;
+    for (n, at) in (1..).zip(eight_pipelined_fetches(&target, &queue).await) {
+        assert!(close_to(at, FETCH * n), "reply {n} at {at:?}");
+    }
+}
+
+/// Writes eight FETCHes of `queue` at once; when each reply came, from the write.
+async fn eight_pipelined_fetches(target: &Target, queue: &str) -> Vec<Duration> {
+    let mut raw = Raw::connect(target, json!({})).await;
     raw.send_raw(format!("FETCH {queue}\r\n").repeat(8).as_bytes())
         .await;
     let started = Instant::now();
-    for n in 1..=8 {
+    let mut times = Vec::new();
+    for _ in 0..8 {
         assert!(matches!(raw.reply().await, common::Reply::Bulk(_)));
-        let at = started.elapsed();
-        assert!(close_to(at, FETCH * n), "reply {n} at {at:?}");
+        times.push(started.elapsed());
     }
+    times
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_command_after_a_wait_pays_the_wake_work() {
+    const WAKE: Duration = Duration::from_millis(5);
+    // Eight FETCHes written at once: the first follows the wait for the client, the other
+    // seven are already in the buffer when their turn comes.
+    let target = server_with(model_waking(1.0, WAKE)).await;
+    let queue = unique("woken");
+    fill(&target, &queue, 8).await;
+    for (n, at) in (1..).zip(eight_pipelined_fetches(&target, &queue).await) {
+        assert!(close_to(at, FETCH * n + WAKE), "reply {n} at {at:?}");
+    }
+    // One at a time, every FETCH follows a wait: 15 ms each, and with four connections on a
+    // capacity of 1 the wake work is the server's too: 1 / 15 ms = 66 a second, not 100.
+    let one = fetches_per_second_on(model_waking(1.0, WAKE), 1, Duration::ZERO).await;
+    let four = fetches_per_second_on(model_waking(1.0, WAKE), 4, Duration::ZERO).await;
+    assert!((64..=69).contains(&one), "1 connection: {one}");
+    assert!((64..=72).contains(&four), "4 connections: {four}");
 }
 
 /// FETCHes done in one virtual second by `connections` connections, each one at a time,
 /// each client waiting `think` after every reply before it sends the next FETCH.
 async fn fetches_per_second(connections: usize, capacity: f64, think: Duration) -> usize {
-    let target = server(capacity).await;
+    fetches_per_second_on(model(capacity), connections, think).await
+}
+
+/// [`fetches_per_second`] on a server with `model`.
+async fn fetches_per_second_on(model: CostModel, connections: usize, think: Duration) -> usize {
+    let target = server_with(model).await;
     let queue = unique("shared");
     fill(&target, &queue, 300 * connections).await;
     let mut clients = Vec::new();
