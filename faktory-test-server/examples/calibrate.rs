@@ -120,7 +120,7 @@ async fn main() {
     }
     println!("{rounds} rounds per point, {MEASURE:?} each; medians (real: lowest-highest)");
     print_header("model");
-    let mut rows = Vec::new();
+    let (mut rows, mut reals) = (Vec::new(), Vec::new());
     for (n, point) in POINTS.into_iter().enumerate() {
         let (mut modelled, mut real) = (Vec::new(), Vec::new());
         for round in 0..rounds {
@@ -133,6 +133,7 @@ async fn main() {
         let row = Row::new(point, &modelled, &real);
         row.print();
         rows.push(row);
+        reals.push(real);
     }
     model.shutdown().await;
     let Some(url) = &real_url else { return };
@@ -148,16 +149,13 @@ async fn main() {
     let fitted_server = start_model(&fitted).await;
     print_header("fitted");
     let mut fitted_rows = Vec::new();
-    for (n, (point, row)) in POINTS.into_iter().zip(&rows).enumerate() {
+    for (n, (point, real)) in POINTS.into_iter().zip(&reals).enumerate() {
         let mut modelled = Vec::new();
         for round in 0..rounds {
             let queue = format!("calibrate-{run}-fit-{n}-{round}");
             modelled.push(measure(&fitted_server.url(), point, &queue).await);
         }
-        let fitted_row = Row {
-            model: Row::new(point, &modelled, &[]).model,
-            ..row.clone()
-        };
+        let fitted_row = Row::new(point, &modelled, real);
         fitted_row.print();
         fitted_rows.push(fitted_row);
     }
@@ -215,7 +213,6 @@ fn observed(rows: &[Row], rate: impl Fn(&Row) -> f64) -> Observed {
 }
 
 /// One line of the table: the medians of a point's rounds.
-#[derive(Clone)]
 struct Row {
     point: Point,
     model: f64,

@@ -46,8 +46,7 @@ pub const BATCH: usize = 100;
 /// The model that would have done `real`, given that `base` did `base_observed` in the same
 /// run. See the module docs.
 pub fn fit(base: &CostModel, base_observed: &Observed, real: &Observed) -> CostModel {
-    const DEPTH: f64 = self::DEPTH as f64;
-    const BATCH: f64 = self::BATCH as f64;
+    let (depth, batch) = (DEPTH as f64, BATCH as f64);
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let per_job = |rate: f64| 1e6 / rate.max(f64::MIN_POSITIVE);
     let base_pair = us(base.fetch) + us(base.ack);
@@ -56,28 +55,28 @@ pub fn fit(base: &CostModel, base_observed: &Observed, real: &Observed) -> CostM
     let client_one =
         (per_job(base_observed.one_at_a_time) - base_pair - 2.0 * base_waking).max(0.0);
     let client_pipelined =
-        (per_job(base_observed.pipelined) - base_pair - 2.0 * base_waking / DEPTH).max(0.0);
+        (per_job(base_observed.pipelined) - base_pair - 2.0 * base_waking / depth).max(0.0);
     let client_push = (per_job(base_observed.push) - us(base.push) - base_waking).max(0.0);
-    let base_batch = us(base.push_batch) + BATCH * us(base.push_batch_job);
+    let base_batch = us(base.push_batch) + batch * us(base.push_batch_job);
     let client_batch =
-        (BATCH * per_job(base_observed.push_batch) - base_batch - base_waking).max(0.0);
+        (batch * per_job(base_observed.push_batch) - base_batch - base_waking).max(0.0);
 
-    // One connection: one at a time = pair + 2 waking; pipelined = pair + 2 waking / DEPTH.
+    // One connection: one at a time = pair + 2 waking; pipelined = pair + 2 waking / depth.
     let one = per_job(real.one_at_a_time) - client_one;
     let pipelined = per_job(real.pipelined) - client_pipelined;
-    let waking = ((one - pipelined) / (2.0 - 2.0 / DEPTH)).max(0.0);
-    let pair = (pipelined - 2.0 * waking / DEPTH).max(1.0);
+    let waking = ((one - pipelined) / (2.0 - 2.0 / depth)).max(0.0);
+    let pair = (pipelined - 2.0 * waking / depth).max(1.0);
     // Busy server: rate = capacity / work per job, work = pair + 2 wake (one at a time) or
-    // pair + 2 wake / DEPTH (pipelined); their ratio gives wake.
+    // pair + 2 wake / depth (pipelined); their ratio gives wake.
     let ratio = real.pipelined_busy / real.one_at_a_time_busy.max(f64::MIN_POSITIVE);
-    let wake = (pair * (ratio - 1.0) / (2.0 - 2.0 * ratio / DEPTH)).clamp(0.0, waking);
+    let wake = (pair * (ratio - 1.0) / (2.0 - 2.0 * ratio / depth)).clamp(0.0, waking);
     let capacity = (real.one_at_a_time_busy * (pair + 2.0 * wake) / 1e6
-        * (real.pipelined_busy * (pair + 2.0 * wake / DEPTH) / 1e6))
+        * (real.pipelined_busy * (pair + 2.0 * wake / depth) / 1e6))
         .sqrt();
 
     let push = (per_job(real.push) - client_push - waking).max(1.0);
     let batch_job =
-        ((BATCH * per_job(real.push_batch) - client_batch - waking - us(base.push_batch)) / BATCH)
+        ((batch * per_job(real.push_batch) - client_batch - waking - us(base.push_batch)) / batch)
             .max(0.0);
 
     let scale = pair / base_pair;
@@ -106,20 +105,19 @@ mod tests {
     /// What a server with `model` does at the fit's points, measured by a client that takes
     /// `client` µs per job of its own (the same in every workload).
     fn observe(model: &CostModel, client: f64) -> Observed {
-        const DEPTH: f64 = super::DEPTH as f64;
-        const BATCH: f64 = super::BATCH as f64;
+        let (depth, batch) = (DEPTH as f64, BATCH as f64);
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         let pair = us(model.fetch) + us(model.ack);
         let (turnaround, wake) = (us(model.turnaround), us(model.wake));
         let waking = turnaround + wake;
         Observed {
             one_at_a_time: 1e6 / (pair + 2.0 * waking + client),
-            pipelined: 1e6 / (pair + 2.0 * waking / DEPTH + client),
+            pipelined: 1e6 / (pair + 2.0 * waking / depth + client),
             one_at_a_time_busy: 1e6 * model.capacity / (pair + 2.0 * wake),
-            pipelined_busy: 1e6 * model.capacity / (pair + 2.0 * wake / DEPTH),
+            pipelined_busy: 1e6 * model.capacity / (pair + 2.0 * wake / depth),
             push: 1e6 / (us(model.push) + waking + client),
-            push_batch: 1e6 * BATCH
-                / (us(model.push_batch) + BATCH * us(model.push_batch_job) + waking + client),
+            push_batch: 1e6 * batch
+                / (us(model.push_batch) + batch * us(model.push_batch_job) + waking + client),
         }
     }
 
