@@ -118,10 +118,12 @@ else
 fi
 
 # start_py_worker NAME ARGS...: starts the package's example worker (log NAME-worker.log,
-# record $WORK/NAME-done.txt: "jid a" per job run); sets WORKER_PID.
+# record $WORK/NAME-done.txt: "jid a" per job run); sets WORKER_PID. `timeout --foreground`
+# hands a SIGTERM to the worker once; without it timeout also signals its whole process group,
+# so the worker could get a second SIGTERM ("stopping now", or killed once it had drained).
 start_py_worker() {
     local name="$1"; shift
-    start_bg "$name-worker" env GATEWAY_URL="$GATEWAY_URL" timeout 300 "$VPY" "$PY/worker.py" \
+    start_bg "$name-worker" env GATEWAY_URL="$GATEWAY_URL" timeout --foreground 300 "$VPY" "$PY/worker.py" \
         --record "$WORK/$name-done.txt" "$@"
     WORKER_PID="${BG_PIDS[-1]}"
 }
