@@ -121,11 +121,11 @@ impl ParkRhythm {
     }
 
     /// After a probe whose run lasted `probe_run`: the wait grows while the
-    /// work a wait gathers takes several times what a probe gathers (many
-    /// sources, steady load: each longer wait saves wakeups), up to
-    /// [`MAX_STRETCH`] windows, and falls back to the window as soon as it
-    /// does not (one caller answering each reply, whose every wait is pure
-    /// delay, or a lull).
+    /// work a wait gathers takes at least [`GATHERING`] times what a probe
+    /// gathers (many sources, steady load: each longer wait saves
+    /// wakeups), up to [`MAX_STRETCH`] windows, and falls back to the
+    /// window as soon as it does not (one caller answering each reply,
+    /// whose every wait is pure delay, or a lull).
     fn stretch(&mut self, probe_run: Duration, window: Duration) {
         let gathering = self
             .run_after_wait
