@@ -70,8 +70,8 @@ impl Stack {
     }
 }
 
-fn gateway_flags(real_faktory: bool) -> Vec<String> {
-    let mut flags: Vec<String> = [
+fn gateway_flags() -> Vec<String> {
+    [
         "--redelivery-grace-ms=2000",
         "--heartbeat-interval-ms=1000",
         "--heartbeat-timeout-ms=5000",
@@ -79,13 +79,7 @@ fn gateway_flags(real_faktory: bool) -> Vec<String> {
     ]
     .into_iter()
     .map(str::to_owned)
-    .collect();
-    if real_faktory {
-        // Real Faktory blocks each FETCH 2 s on an empty queue, and a
-        // graceful stop waits for the pipelined ones.
-        flags.push("--fetch-max-depth=4".to_owned());
-    }
-    flags
+    .collect()
 }
 
 /// Runs the whole thing and checks the outcome.
@@ -113,8 +107,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<Summary> {
     let mut gateways = Vec::with_capacity(options.gateways);
     let mut worker_links = Vec::with_capacity(options.gateways);
     for _ in 0..options.gateways {
-        let gateway =
-            Gateway::start(target.url_via(faktory_link.addr()), gateway_flags(real)).await?;
+        let gateway = Gateway::start(target.url_via(faktory_link.addr()), gateway_flags()).await?;
         worker_links.push(LinkEmulator::start(gateway.addr(), Duration::from_millis(1)).await?);
         gateways.push(gateway);
     }

@@ -203,7 +203,7 @@ pub struct Config {
     /// CPU per job (fewer writes and wakeups). When the queues run dry
     /// Faktory blocks each queued FETCH ~2 s in turn, so a shutdown can wait
     /// up to depth × 2 s for them (overlapping the shutdown grace).
-    #[arg(long, env = "GATEWAY_FETCH_MAX_DEPTH", value_name = "GATEWAY_FETCH_MAX_DEPTH", default_value_t = 2,
+    #[arg(long, env = "GATEWAY_FETCH_MAX_DEPTH", value_name = "GATEWAY_FETCH_MAX_DEPTH", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub fetch_max_depth: u32,
 
@@ -622,7 +622,7 @@ mod tests {
         assert_eq!(c.faktory_url.port(), 7419);
         assert_eq!(c.listen, "0.0.0.0:7421".parse().unwrap());
         assert_eq!(c.fetch_concurrency, 32);
-        assert_eq!(c.fetch_max_depth, 2);
+        assert_eq!(c.fetch_max_depth, 4);
         assert_eq!(c.fetch_max_in_flight, 64);
         assert_eq!(c.batch_max_size, 100);
         assert_eq!(c.batch_max_delay(), Duration::from_millis(5));

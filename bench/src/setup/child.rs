@@ -21,8 +21,8 @@ use crate::measure::process_stats::{ProcessSample, reset_peak_rss, sample_proces
 
 /// How long a child may take to drain and exit before it is killed. A
 /// gateway stopped just as its queue ran dry waits for its pipelined
-/// FETCHes, ~2 s each in turn (`--fetch-max-depth` × 2 s: 4 s at the
-/// default 2, 32 s at depth 16).
+/// FETCHes, ~2 s each in turn (`--fetch-max-depth` × 2 s: 8 s at the
+/// default 4, 32 s at depth 16).
 const STOP_LIMIT: Duration = Duration::from_secs(40);
 
 /// A running helper process.

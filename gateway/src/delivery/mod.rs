@@ -45,7 +45,7 @@
 //! FETCH in flight has been answered. On empty queues Faktory blocks each
 //! pipelined FETCH ~2 s in turn, so a pipeline written just as the queues
 //! ran dry (a full one took the last jobs) holds the shutdown up to
-//! `GATEWAY_FETCH_MAX_DEPTH` × 2 s (4 s at the default depth 2, under the
+//! `GATEWAY_FETCH_MAX_DEPTH` × 2 s (8 s at the default depth 4, under the
 //! default 25 s grace); the wait overlaps the drain grace, so it only adds
 //! time when the workers finish early or the depth is set beyond half the
 //! grace in seconds. The wait is bounded by each pipeline's own deadline
