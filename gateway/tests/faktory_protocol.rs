@@ -687,6 +687,60 @@ async fn paced_reads_take_replies_trickling_in_one_by_one() {
 }
 
 #[tokio::test]
+async fn a_job_whose_crlf_comes_alone_is_handed_over_while_the_next_fetch_blocks() {
+    // Faktory 1.10 writes a job's length line, the job and its CRLF with three writes, and a
+    // FETCH behind it may then block on an empty queue. The first job must reach the caller
+    // as soon as its CRLF is in: this server answers the second FETCH only once it has.
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = FaktoryUrl::parse(&format!("tcp://{}", listener.local_addr().unwrap())).unwrap();
+    let (handed_tx, handed_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"+HI {\"v\":2}\r\n").await.unwrap();
+        let _hello = lines.next_line().await.unwrap().unwrap();
+        write.write_all(b"+OK\r\n").await.unwrap();
+        for _ in 0..2 {
+            let fetch = lines.next_line().await.unwrap().unwrap();
+            assert!(fetch.starts_with("FETCH"), "{fetch}");
+        }
+        write.write_all(b"$12\r\n{\"jid\":\"j1\"}").await.unwrap();
+        // Long enough for the client to read the job without its CRLF.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        write.write_all(b"\r\n").await.unwrap();
+        // The second FETCH "blocks" until the first job was handed over.
+        if handed_rx.await.is_ok() {
+            write.write_all(b"$-1\r\n").await.unwrap();
+        }
+        let _ = lines.next_line().await;
+    });
+    let options = ConnectOptions {
+        pace_reads: true,
+        io_timeout: Duration::from_secs(10),
+        fetch_block: Duration::ZERO,
+        ..ConnectOptions::default()
+    };
+    let mut conn = Connection::connect_with(&url, None, &options)
+        .await
+        .unwrap();
+    let mut handed = Some(handed_tx);
+    let mut jobs = Vec::new();
+    let got = conn
+        .fetch_each(&["q".to_owned()], 2, |job| {
+            jobs.push(job);
+            if let Some(tx) = handed.take() {
+                let _ = tx.send(());
+            }
+        })
+        .await
+        .expect("the first job is handed over before the second FETCH answers");
+    assert_eq!(got, 1);
+    assert_eq!(jobs, vec![Bytes::from_static(b"{\"jid\":\"j1\"}")]);
+}
+
+#[tokio::test]
 async fn paced_huge_batches_do_not_deadlock() {
     // As `huge_batches_do_not_deadlock`, on a connection that paces its reads.
     against_all(|t| async move {

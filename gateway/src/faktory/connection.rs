@@ -71,6 +71,14 @@ const HOLD_READS: usize = 32 * 1024;
 /// many bytes each, so waiting for that many is never waiting for bytes that cannot come.
 const MIN_REPLY_BYTES: usize = 3;
 
+/// Whether a batch's replies come as soon as Faktory gets to their commands, or may each wait
+/// on the queues (FETCH blocks up to [`ConnectOptions::fetch_block`] on empty ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answers {
+    Prompt,
+    MayBlock,
+}
+
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
@@ -291,19 +299,25 @@ impl Connection {
         let mut received = 0;
         let mut first_error = None;
         let limit = fetch_limit(self.io_timeout, self.fetch_block, depth);
-        self.exchange("FETCH", depth, limit, |reply| match reply {
-            Reply::Bulk(Some(job)) => {
-                received += 1;
-                on_job(job);
-            }
-            Reply::Bulk(None) => {}
-            Reply::Error(line) => {
-                first_error.get_or_insert(Error::Server(ServerError::from_line(&line)));
-            }
-            other => {
-                first_error.get_or_insert(unexpected("FETCH", &other));
-            }
-        })
+        self.exchange(
+            "FETCH",
+            depth,
+            limit,
+            Answers::MayBlock,
+            |reply| match reply {
+                Reply::Bulk(Some(job)) => {
+                    received += 1;
+                    on_job(job);
+                }
+                Reply::Bulk(None) => {}
+                Reply::Error(line) => {
+                    first_error.get_or_insert(Error::Server(ServerError::from_line(&line)));
+                }
+                other => {
+                    first_error.get_or_insert(unexpected("FETCH", &other));
+                }
+            },
+        )
         .await?;
         match first_error {
             Some(e) if received == 0 => Err(e),
@@ -458,8 +472,10 @@ impl Connection {
     /// Sends one buffered command and reads its reply.
     async fn exchange_one(&mut self, command: &'static str) -> Result<Reply, Error> {
         let mut reply = None;
-        self.exchange(command, 1, self.io_timeout, |r| reply = Some(r))
-            .await?;
+        self.exchange(command, 1, self.io_timeout, Answers::Prompt, |r| {
+            reply = Some(r);
+        })
+        .await?;
         // exchange read exactly one reply.
         reply.ok_or(Error::Closed)
     }
@@ -472,13 +488,19 @@ impl Connection {
     ) -> Result<Vec<Result<(), ServerError>>, Error> {
         let mut results = Vec::with_capacity(count);
         let mut odd = None;
-        self.exchange(command, count, self.io_timeout, |reply| match reply {
-            Reply::Simple(ref ok) if ok.as_ref() == b"OK" => results.push(Ok(())),
-            Reply::Error(line) => results.push(Err(ServerError::from_line(&line))),
-            other => {
-                odd.get_or_insert(unexpected(command, &other));
-            }
-        })
+        self.exchange(
+            command,
+            count,
+            self.io_timeout,
+            Answers::Prompt,
+            |reply| match reply {
+                Reply::Simple(ref ok) if ok.as_ref() == b"OK" => results.push(Ok(())),
+                Reply::Error(line) => results.push(Err(ServerError::from_line(&line))),
+                other => {
+                    odd.get_or_insert(unexpected(command, &other));
+                }
+            },
+        )
         .await?;
         match odd {
             Some(e) => Err(e),
@@ -493,6 +515,7 @@ impl Connection {
         command: &'static str,
         count: usize,
         limit: Duration,
+        answers: Answers,
         mut on_reply: impl FnMut(Reply),
     ) -> Result<(), Error> {
         if count == 0 {
@@ -515,8 +538,12 @@ impl Connection {
                 self.set_low_water(HOLD_READS)?;
                 tokio::time::sleep(pace).await;
             }
-            for read in 0..count {
-                on_reply(self.read_reply_of(count - read).await?);
+            for read in 1..=count {
+                let sure_to_follow = match answers {
+                    Answers::Prompt => count - read,
+                    Answers::MayBlock => 0,
+                };
+                on_reply(self.read_reply_then(sure_to_follow).await?);
             }
             Ok(())
         })
@@ -565,21 +592,26 @@ impl Connection {
 
     /// Reads until one complete reply is buffered and takes it off.
     async fn read_reply(&mut self) -> Result<Reply, Error> {
-        self.read_reply_of(1).await
+        self.read_reply_then(0).await
     }
 
-    /// Like [`Connection::read_reply`], with `replies` (at least 1) still to be read in this
-    /// exchange, this one included: with the low-water mark on, the socket is waited on until
-    /// the bytes those replies must still bring at least have arrived (the first of them is
-    /// incomplete, so at least one byte; each later one at least [`MIN_REPLY_BYTES`]), so that
-    /// a batch of replies arriving one by one wakes the reader once for several of them, and
-    /// never for fewer bytes than can come.
-    async fn read_reply_of(&mut self, replies: usize) -> Result<Reply, Error> {
+    /// Like [`Connection::read_reply`], with `later` more replies of this exchange that come
+    /// without waiting on anything but Faktory's turn. With the low-water mark on, the socket
+    /// is waited on until the bytes this reply still needs (see [`ReplyParser::missing`]) and
+    /// [`MIN_REPLY_BYTES`] for each of those later ones have arrived, so that replies arriving
+    /// one by one wake the reader once for several of them, and a reply arriving in pieces
+    /// (Faktory 1.10 writes a job's length line, the job and its CRLF separately) once.
+    ///
+    /// Replies that may block are never counted: a job whose closing CRLF came on its own
+    /// would otherwise wait in the socket while the FETCHes behind it block on an empty queue
+    /// (2 s each in Faktory).
+    async fn read_reply_then(&mut self, later: usize) -> Result<Reply, Error> {
         loop {
             if let Some(reply) = self.parser.parse(&mut self.read_buf)? {
                 return Ok(reply);
             }
-            self.set_low_water(1 + MIN_REPLY_BYTES * replies.saturating_sub(1))?;
+            let due = self.parser.missing(&self.read_buf) + MIN_REPLY_BYTES * later;
+            self.set_low_water(due.min(HOLD_READS))?;
             if self.read_buf.capacity() - self.read_buf.len() < BUFFER_CHUNK / 4 {
                 self.read_buf.reserve(BUFFER_CHUNK);
             }

@@ -170,6 +170,27 @@ impl ReplyParser {
         }
     }
 
+    /// After [`ReplyParser::parse`] asked for more: how many more bytes the reply at the front
+    /// of `buf` needs at least. Once a bulk string's length line is in, the rest of its payload
+    /// and the CRLF after it; otherwise 1. Never more than the reply can still bring, so a
+    /// reader may wait for that many without waiting on any later reply.
+    pub fn missing(&self, buf: &[u8]) -> usize {
+        if buf.first() != Some(&b'$') {
+            return 1;
+        }
+        let Ok(Some(end)) = find_line(buf, MAX_LENGTH_LINE) else {
+            return 1;
+        };
+        match parse_u64(&buf[1..end]) {
+            Some(len) if len <= self.max_reply as u64 => {
+                // fits: len <= max_reply, a usize
+                let whole = end + 2 + len as usize + 2;
+                whole.saturating_sub(buf.len()).max(1)
+            }
+            _ => 1,
+        }
+    }
+
     fn parse_bulk(&self, buf: &mut BytesMut) -> Result<Option<Reply>, ParseError> {
         let Some(end) = find_line(buf, MAX_LENGTH_LINE)? else {
             return Ok(None);
@@ -378,6 +399,31 @@ mod tests {
     }
 
     #[test]
+    fn missing_counts_a_bulk_payload_once_its_length_is_in() {
+        let parser = ReplyParser::default();
+        for (input, missing) in [
+            (&b""[..], 1),
+            (b"+OK", 1),
+            (b"$", 1),
+            (b"$12", 1),
+            (b"$-1\r", 1),
+            (b"$12\r\n", 14),
+            (b"$12\r\n{\"jid\"", 8),
+            (b"$12\r\n{\"jid\":\"ab\"}", 2),
+            (b"$12\r\n{\"jid\":\"ab\"}\r", 1),
+        ] {
+            assert_eq!(
+                parser.missing(input),
+                missing,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // A length over the limit is refused by `parse`, never waited for.
+        assert_eq!(ReplyParser::new(4).missing(b"$12\r\n"), 1);
+    }
+
+    #[test]
     fn truncated_input_waits() {
         for input in [
             &b""[..],
@@ -485,6 +531,11 @@ mod tests {
                 let mut buf = BytesMut::from(&wire[..len]);
                 prop_assert_eq!(parser.parse(&mut buf), Ok(None));
                 prop_assert_eq!(buf.len(), len);
+                let missing = parser.missing(&buf);
+                prop_assert!(
+                    (1..=wire.len() - len).contains(&missing),
+                    "{} missing of {} bytes after {}", missing, wire.len(), len
+                );
             }
             let mut buf = BytesMut::from(&wire[..]);
             prop_assert_eq!(parser.parse(&mut buf), Ok(Some(reply)));
