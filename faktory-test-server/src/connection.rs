@@ -6,7 +6,7 @@
 //! until its command is done, as Faktory serves a connection. A FETCH that finds
 //! nothing first flushes the replies before it, then blocks (real time) until a job is handed
 //! to it (see `waiters.rs`) or the fetch timeout passes; commands pipelined behind it wait, as
-//! in Faktory.
+//! in Faktory. A job's reply then goes out in three writes, as Faktory 1.10 writes it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -137,12 +137,14 @@ where
         .cost
         .as_ref()
         .map(|model| Pacer::new(model, &shared.capacity_free_at));
+    // With a cost model a bulk reply goes out in Faktory's three writes (see `flush`).
+    let pieces = pacer.is_some();
     loop {
         while let Some(line) = input.take_line() {
             if let Some(wake) = pacer.as_mut().and_then(Pacer::next_command) {
                 // The previous command is done at `wake`: its reply is due then.
                 sleep_until(wake, close).await?;
-                flush(stream, &mut out).await?;
+                flush(stream, &mut out, pieces).await?;
             }
             let (step, work) = execute::execute(shared, wid, &line, &mut out);
             if let Some(pacer) = pacer.as_mut() {
@@ -151,18 +153,18 @@ where
             match step {
                 Step::Continue => {}
                 Step::Close => {
-                    flush(stream, &mut out).await?;
+                    flush(stream, &mut out, pieces).await?;
                     return Err(Closed);
                 }
                 Step::WaitForJob { id, receive } => {
-                    flush(stream, &mut out).await?;
+                    flush(stream, &mut out, pieces).await?;
                     wait_for_job(shared, id, receive, &mut out, close).await?;
                     if let Some(pacer) = pacer.as_mut() {
                         pacer.resume();
                     }
                 }
                 Step::SleepThenNothing => {
-                    flush(stream, &mut out).await?;
+                    flush(stream, &mut out, pieces).await?;
                     tokio::select! {
                         _ = close.cancelled() => return Err(Closed),
                         _ = tokio::time::sleep(shared.config.fetch_block) => resp::null(&mut out),
@@ -178,13 +180,13 @@ where
                 &mut out,
                 &format!("command line longer than {} bytes", shared.config.max_line),
             );
-            let _ = flush(stream, &mut out).await;
+            let _ = flush(stream, &mut out, pieces).await;
             return Err(Closed);
         }
         if let Some(wake) = pacer.as_ref().and_then(Pacer::all_done) {
             sleep_until(wake, close).await?;
         }
-        flush(stream, &mut out).await?;
+        flush(stream, &mut out, pieces).await?;
         if let Some(pacer) = pacer.as_mut() {
             pacer.replied();
         }
@@ -276,20 +278,54 @@ async fn wait_for_job(
     Ok(())
 }
 
-async fn flush<S>(stream: &mut S, out: &mut Vec<u8>) -> Result<(), Closed>
+/// Writes and flushes `out`. With `pieces`, a lone bulk reply is written as Faktory 1.10 writes
+/// one, its length line, payload and CRLF with a write each (so a client may read a job
+/// without its CRLF); anything else goes out in one write.
+async fn flush<S>(stream: &mut S, out: &mut Vec<u8>, pieces: bool) -> Result<(), Closed>
 where
     S: AsyncWrite + Unpin,
 {
     if out.is_empty() {
         return Ok(());
     }
-    let result = stream.write_all(out).await;
+    let result = match lone_bulk_payload(out).filter(|_| pieces) {
+        Some(payload) => write_pieces(stream, out, payload).await,
+        None => stream.write_all(out).await,
+    };
     out.clear();
     if out.capacity() > 4 * 1024 * 1024 {
         out.shrink_to(READ_CHUNK);
     }
     result.map_err(|_| Closed)?;
     stream.flush().await.map_err(|_| Closed)
+}
+
+/// Where the payload of `out` lies when `out` is exactly one non-null bulk reply.
+fn lone_bulk_payload(out: &[u8]) -> Option<std::ops::Range<usize>> {
+    let rest = out.strip_prefix(b"$")?;
+    let line = rest.iter().position(|&b| b == b'\r')?;
+    let len: usize = std::str::from_utf8(&rest[..line]).ok()?.parse().ok()?;
+    let start = 1 + line + 2;
+    (start + len + 2 == out.len()).then_some(start..start + len)
+}
+
+async fn write_pieces<S>(
+    stream: &mut S,
+    out: &[u8],
+    payload: std::ops::Range<usize>,
+) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    for piece in [
+        &out[..payload.start],
+        &out[payload.clone()],
+        &out[payload.end..],
+    ] {
+        stream.write_all(piece).await?;
+        stream.flush().await?;
+    }
+    Ok(())
 }
 
 /// Bytes read from the socket, remembering how far a partial line has been scanned so a huge
@@ -356,5 +392,25 @@ mod tests {
         assert_eq!(&take_line(&mut input, 0).unwrap()[..], b"END");
         assert!(take_line(&mut input, 0).is_none());
         assert_eq!(&input[..], b"partial");
+    }
+
+    #[test]
+    fn only_a_lone_bulk_reply_is_split() {
+        assert_eq!(lone_bulk_payload(b"$3\r\nabc\r\n"), Some(4..7));
+        assert_eq!(lone_bulk_payload(b"$0\r\n\r\n"), Some(4..4));
+        for other in [
+            &b"$-1\r\n"[..],
+            b"+OK\r\n",
+            b"$3\r\nabc\r\n+OK\r\n",
+            b"$3\r\nabc\r\n$1\r\nx\r\n",
+            b"$x\r\n",
+        ] {
+            assert_eq!(
+                lone_bulk_payload(other),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 }
