@@ -288,7 +288,7 @@ where
     if out.is_empty() {
         return Ok(());
     }
-    let result = match lone_bulk_payload(out).filter(|_| pieces) {
+    let result = match pieces.then(|| lone_bulk_payload(out)).flatten() {
         Some(payload) => write_pieces(stream, out, payload).await,
         None => stream.write_all(out).await,
     };

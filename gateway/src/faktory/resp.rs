@@ -178,27 +178,21 @@ impl ReplyParser {
         if buf.first() != Some(&b'$') {
             return 1;
         }
-        let Ok(Some(end)) = find_line(buf, MAX_LENGTH_LINE) else {
-            return 1;
-        };
-        match parse_u64(&buf[1..end]) {
-            Some(len) if len <= self.max_reply as u64 => {
-                // fits: len <= max_reply, a usize
-                let whole = end + 2 + len as usize + 2;
-                whole.saturating_sub(buf.len()).max(1)
-            }
+        match self.bulk_header(buf) {
+            Ok(Some((end, Some(len)))) => (end + 2 + len + 2).saturating_sub(buf.len()).max(1),
             _ => 1,
         }
     }
 
-    fn parse_bulk(&self, buf: &mut BytesMut) -> Result<Option<Reply>, ParseError> {
+    /// The length line of the bulk string at the front of `buf`: where its `\r` is and the
+    /// payload's length (`None` for the null string); `Ok(None)` while the line is incomplete.
+    fn bulk_header(&self, buf: &[u8]) -> Result<Option<(usize, Option<usize>)>, ParseError> {
         let Some(end) = find_line(buf, MAX_LENGTH_LINE)? else {
             return Ok(None);
         };
         let digits = &buf[1..end];
         if digits == b"-1" {
-            buf.advance(end + 2);
-            return Ok(Some(Reply::Bulk(None)));
+            return Ok(Some((end, None)));
         }
         if digits.first() == Some(&b'-') {
             return Err(match parse_i64(digits) {
@@ -213,7 +207,18 @@ impl ReplyParser {
                 max: self.max_reply,
             });
         }
-        let len = len as usize; // fits: len <= max_reply, a usize
+        // fits: len <= max_reply, a usize
+        Ok(Some((end, Some(len as usize))))
+    }
+
+    fn parse_bulk(&self, buf: &mut BytesMut) -> Result<Option<Reply>, ParseError> {
+        let Some((end, len)) = self.bulk_header(buf)? else {
+            return Ok(None);
+        };
+        let Some(len) = len else {
+            buf.advance(end + 2);
+            return Ok(Some(Reply::Bulk(None)));
+        };
         let start = end + 2;
         let payload_end = start + len;
         // Check the terminator bytes that have arrived so garbage is refused early.
